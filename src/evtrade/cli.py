@@ -1,0 +1,226 @@
+"""The ``evtrade`` command line. Commands only: the work lives in the library.
+
+Domain errors (a broken market file, a bad option) become one line on stderr and exit code 1.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from evtrade.errors import EvtradeError
+from evtrade.market import clear as clear_market
+from evtrade.market import expected_gains_exact, expected_outcome
+from evtrade.model import load_market
+
+app = typer.Typer(
+    help="Peer-to-peer electricity trading between electric vehicles.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+reproduce_app = typer.Typer(help="Regenerate a paper's figures from the project's own runs.")
+app.add_typer(reproduce_app, name="reproduce")
+
+
+class MechanismName(StrEnum):
+    eta = "eta"
+    complete_info = "complete-info"
+    single_price = "single-price"
+
+
+class VolumeRule(StrEnum):
+    p1 = "p1"
+    theorem2 = "theorem2"
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    json = "json"
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code=1)
+
+
+@app.command()
+def clear(
+    market_file: Annotated[Path, typer.Argument(help="Market file (.json or .toml).")],
+    mechanism: Annotated[
+        MechanismName, typer.Option(help="Pricing mechanism.")
+    ] = MechanismName.eta,
+    price: Annotated[float | None, typer.Option(help="Posted price (single-price only).")] = None,
+    volumes: Annotated[
+        VolumeRule, typer.Option(help="p1: welfare optimum; theorem2: ETA eq. 18 projected.")
+    ] = VolumeRule.p1,
+    output: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = (
+        OutputFormat.table
+    ),
+) -> None:
+    """Clear one round: tradable pairs, rejected bids, unmatched participants, totals."""
+    try:
+        market = load_market(market_file)
+        result = clear_market(market, mechanism.value, price=price, volumes=volumes.value)
+    except EvtradeError as exc:
+        _fail(str(exc))
+        return
+    if output is OutputFormat.json:
+        typer.echo(json.dumps(result.to_dict(), indent=2, allow_nan=False))
+        return
+    _print_table(result.to_dict())
+
+
+def _fmt(x: Any, digits: int = 4) -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, float):
+        return f"{x:.{digits}f}"
+    return str(x)
+
+
+def _print_table(d: dict[str, Any]) -> None:
+    console = Console()
+    title = f"Trades ({d['mechanism']}, volumes {d['volumes']})"
+    table = Table(title=title)
+    for col in ("buyer", "seller", "P", "R", "T", "volume (kWh)", "distance (km)"):
+        table.add_column(col, justify="right" if col not in ("buyer", "seller") else "left")
+    for p in d["pairs"]:
+        table.add_row(
+            p["buyer"],
+            p["seller"],
+            _fmt(p["P"]),
+            _fmt(p["R"]),
+            _fmt(p["T"]),
+            _fmt(p["volume"], 3),
+            _fmt(p["distance_km"], 2),
+        )
+    console.print(table)
+    for key, label in (("rejected", "Rejected bids"), ("unmatched", "Unmatched")):
+        if d[key]:
+            t = Table(title=label)
+            t.add_column("id")
+            t.add_column("role")
+            t.add_column("reason")
+            for r in d[key]:
+                t.add_row(r["id"], r["role"], r["reason"])
+            console.print(t)
+    sat = d["satisfaction"]["mean"]
+    console.print(
+        f"total volume {d['total_volume']:.3f} kWh   welfare {d['welfare']:.6f}   "
+        f"gains from trade {d['gains_from_trade']:.4f}   payments {d['total_payment']:.4f}   "
+        f"satisfaction {_fmt(sat)}"
+    )
+
+
+@app.command()
+def montecarlo(
+    mechanism: Annotated[MechanismName, typer.Option(help="Mechanism.")] = MechanismName.eta,
+    price: Annotated[float | None, typer.Option(help="Posted price (single-price).")] = None,
+    v_lo: Annotated[float, typer.Option(help="Buyer values ~ U[v_lo, v_hi].")] = 0.0,
+    v_hi: Annotated[float, typer.Option()] = 1.0,
+    c_lo: Annotated[float, typer.Option(help="Seller costs ~ U[c_lo, c_hi].")] = 0.0,
+    c_hi: Annotated[float, typer.Option()] = 1.0,
+    samples: Annotated[int, typer.Option(help="Number of buyer-seller draws.")] = 1_000_000,
+    seed: Annotated[int, typer.Option(help="Seed of the generator.")] = 0,
+    output: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.table,
+) -> None:
+    """Expected gains from trade of one unit trade (9/64 for ETA with U[0,1] types)."""
+    try:
+        out = expected_outcome(
+            mechanism.value,
+            v_range=(v_lo, v_hi),
+            c_range=(c_lo, c_hi),
+            price=price,
+            samples=samples,
+            rng=np.random.default_rng(seed),
+        )
+        exact = None
+        if (v_lo, v_hi, c_lo, c_hi) == (0.0, 1.0, 0.0, 1.0):
+            exact = expected_gains_exact(mechanism.value, price=0.5 if price is None else price)
+    except EvtradeError as exc:
+        _fail(str(exc))
+        return
+    record = {
+        "mechanism": mechanism.value,
+        "samples": samples,
+        "gains_from_trade": out.gains.mean,
+        "stderr": out.gains.stderr,
+        "exact": exact,
+        "trade_probability": out.trade_probability,
+        "satisfaction": out.satisfaction,
+    }
+    if output is OutputFormat.json:
+        typer.echo(json.dumps(record, indent=2))
+        return
+    for k, v in record.items():
+        typer.echo(f"{k:18s} {_fmt(v, 6)}")
+
+
+@reproduce_app.command("eta")
+def reproduce_eta(
+    out: Annotated[Path, typer.Option("--out", help="Output folder for PNG and CSV files.")] = Path(
+        "out/eta"
+    ),
+    seed: Annotated[int, typer.Option(help="Seed of every experiment's generator.")] = 2024,
+    quick: Annotated[bool, typer.Option(help="Fewer samples (smoke test).")] = False,
+) -> None:
+    """Regenerate ETA's Fig. 4, 5, 6, 7/8, 9, 10, 13, 14 (PNG + CSV) from the project's own runs."""
+    from rich.progress import Progress
+
+    from evtrade.sim.eta_figures import FIGURES, run_figure
+
+    out.mkdir(parents=True, exist_ok=True)
+    with Progress(console=Console(stderr=True)) as progress:
+        task = progress.add_task("ETA figures", total=len(FIGURES))
+        for name in FIGURES:
+            progress.update(task, description=f"ETA {name}")
+            run_figure(name, out, seed=seed, quick=quick)
+            progress.advance(task)
+    typer.echo(f"wrote {len(FIGURES)} figures (PNG + CSV) to {out}")
+
+
+@app.command()
+def demo(
+    seed: Annotated[int, typer.Option(help="Seed of the demo market.")] = 7,
+) -> None:
+    """Clear a paper-scale market (35 buyers x 40 sellers) under the three mechanisms."""
+    from evtrade.sim import ScenarioSpec, random_market
+
+    market = random_market(ScenarioSpec(), np.random.default_rng(seed))
+    console = Console()
+    table = Table(
+        title=f"Paper-scale market: {market.n_buyers} buyers x {market.n_sellers} sellers"
+    )
+    for col in ("mechanism", "pairs", "traded pairs", "volume kWh", "welfare", "gains", "satisf."):
+        table.add_column(col, justify="right")
+    for mech, price in (("eta", None), ("complete-info", None), ("single-price", 0.75)):
+        r = clear_market(market, mech, price=price)
+        traded = sum(1 for p in r.pairs if p.volume > 0)
+        label = mech if price is None else f"{mech} {price}"
+        table.add_row(
+            label,
+            str(len(r.pairs)),
+            str(traded),
+            f"{r.total_volume:.2f}",
+            f"{r.welfare:.4f}",
+            f"{r.gains_from_trade:.3f}",
+            _fmt(r.satisfaction["mean"]),
+        )
+    console.print(table)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    try:
+        app()
+    except EvtradeError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)

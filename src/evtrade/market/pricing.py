@@ -1,0 +1,87 @@
+"""Prices of the three mechanisms ETA compares, vectorised over every buyer x seller pair.
+
+All functions take 1-D arrays (buyers of length N, sellers of length M) and return (N, M) arrays;
+nothing loops over pairs in Python.
+
+References
+----------
+.. [ETA] Xia et al., "Bayesian-game-based V2V electricity trading in the blockchain-enabled
+   Internet of Vehicles", Theorem 1, eqs. (5)-(6).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+FloatArray = NDArray[np.float64]
+BoolArray = NDArray[np.bool_]
+
+#: Relative slack of the trade test ``P >= R``: Theorem 1 trades on equality, and ``P - R`` of an
+#: exact tie (v - c = (v^max - c^min)/4) rounds to +-1 ulp.
+TIE_RTOL = 1e-12
+
+
+def _col(x: ArrayLike) -> FloatArray:
+    return np.asarray(x, dtype=float).reshape(-1, 1)
+
+
+def _row(x: ArrayLike) -> FloatArray:
+    return np.asarray(x, dtype=float).reshape(1, -1)
+
+
+def buyer_bid(v: ArrayLike, v_max: ArrayLike, c_min: ArrayLike) -> FloatArray:
+    """Equilibrium bid P*_ij of buyer i to seller j (ETA Theorem 1, eq. 5).
+
+    ``P*_ij = v_i^max / 12 + c_j^min / 4 + 2 v_i / 3``. Algorithm 2 of the paper prints
+    ``v_i^min / 12``; Theorem 1 and its proof use v_i^max, which is what is implemented.
+    """
+    return _col(v_max) / 12.0 + _row(c_min) / 4.0 + 2.0 * _col(v) / 3.0
+
+
+def seller_ask(c: ArrayLike, c_min: ArrayLike, v_max: ArrayLike) -> FloatArray:
+    """Equilibrium ask R*_ji of seller j to buyer i, returned as an (N, M) array (eq. 6).
+
+    ``R*_ji = c_j^min / 12 + v_i^max / 4 + 2 c_j / 3``.
+    """
+    return _row(c_min) / 12.0 + _col(v_max) / 4.0 + 2.0 * _row(c) / 3.0
+
+
+def transaction_price(bid: FloatArray, ask: FloatArray) -> FloatArray:
+    """Transaction price T_ij = (P*_ij + R*_ji) / 2 (ETA, after Theorem 1)."""
+    return 0.5 * (bid + ask)
+
+
+def bid_covers_ask(bid: FloatArray, ask: FloatArray) -> BoolArray:
+    """Theorem 1's trade condition ``P*_ij >= R*_ji``; ties (to rounding) count as trades."""
+    scale = np.maximum(1.0, np.maximum(np.abs(bid), np.abs(ask)))
+    return np.asarray(bid - ask >= -TIE_RTOL * scale)
+
+
+def complete_information(v: ArrayLike, c: ArrayLike) -> tuple[FloatArray, FloatArray, BoolArray]:
+    """Complete-information benchmark: bids are the true values, ``T = (v + c) / 2`` iff v >= c.
+
+    Returns ``(P, R, trade)`` with P_ij = v_i and R_ji = c_j broadcast to (N, M).
+    """
+    P, R = np.broadcast_arrays(_col(v), _row(c))
+    P, R = P.copy(), R.copy()
+    return P, R, bid_covers_ask(P, R)
+
+
+def single_price(
+    v: ArrayLike, c: ArrayLike, price: float
+) -> tuple[FloatArray, FloatArray, FloatArray, BoolArray]:
+    """Single posted price p: trade iff ``c_j <= p <= v_i``, at price p.
+
+    Returns ``(P, R, T, trade)`` with P_ij = v_i, R_ji = c_j (what each side would accept) and
+    T_ij = p.
+    """
+    P, R = complete_information(v, c)[:2]
+    T = np.full_like(P, float(price))
+    trade = bid_covers_ask(P, T) & bid_covers_ask(T, R)
+    return P, R, T, trade
+
+
+def trade_threshold(v_max: ArrayLike, c_min: ArrayLike) -> FloatArray:
+    """Smallest gap v_i - c_j that trades under Theorem 1: ``(v_i^max - c_j^min) / 4``."""
+    return (_col(v_max) - _row(c_min)) / 4.0
