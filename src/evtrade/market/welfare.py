@@ -282,7 +282,11 @@ def solve_p1(problem: P1Problem, *, tol: float = 1e-12, max_iter: int = 200) -> 
             # No capacity (13) binds at mu = 0: every buyer's water-filling is the exact optimum.
             xs, mus = free_market.x, np.zeros(sub.cap.shape)
         else:
-            xs, mus, iterations = _interior_point(sub, tol=tol, max_iter=max_iter)
+            try:
+                with np.errstate(all="ignore"):
+                    xs, mus, iterations = _interior_point(sub, tol=tol, max_iter=max_iter)
+            except (ValueError, np.linalg.LinAlgError) as exc:
+                raise SolverError(f"P1 interior point broke down ({exc}); infeasible?") from exc
             xs, mus = _polish(sub, xs, mus, tol=tol)
         x[np.ix_(rows, cols)] = xs
         mu[cols] = mus
@@ -486,12 +490,19 @@ def _polish(
 ) -> tuple[FloatArray, FloatArray]:
     """Semismooth Newton on the dual from the interior point's prices; keep it if it is better."""
     scale = max(1.0, float(np.max(p.cap)), float(np.max(p.b_max)))
+    # Interior-point prices of sellers with spare energy are noise-level positives: zero them.
+    mu = np.where(mu > 1e-8 * max(float(np.max(mu, initial=0.0)), 1e-300), mu, 0.0)
     cur = _inner(p, mu)
+
+    def residual(state: _Inner, prices: FloatArray) -> float:
+        free = (prices > 0) | (state.grad < 0)
+        return float(np.max(np.abs(state.grad[free]), initial=0.0))
+
+    best = (residual(cur, mu), cur, mu)
     for _ in range(30):
-        free = (mu > 0) | (cur.grad < 0)
-        res = float(np.max(np.abs(cur.grad[free]), initial=0.0))
-        if res <= tol * scale:
+        if best[0] <= tol * scale:
             break
+        free = (mu > 0) | (cur.grad < 0)
         fidx = np.flatnonzero(free)
         H = _hessian(p, cur, free)
         H[np.diag_indices_from(H)] += 1e-13 * max(1.0, float(np.max(np.diag(H), initial=0.0)))
@@ -501,12 +512,13 @@ def _polish(
             break
         trial = mu.copy()
         trial[fidx] = np.maximum(mu[fidx] + step, 0.0)
-        new = _inner(p, trial)
-        new_free = (trial > 0) | (new.grad < 0)
-        if float(np.max(np.abs(new.grad[new_free]), initial=0.0)) >= res:
+        if np.array_equal(trial, mu):
             break
-        cur, mu = new, trial
-    free = (mu > 0) | (cur.grad < 0)
+        cur, mu = _inner(p, trial), trial
+        res = residual(cur, mu)
+        if res < best[0]:
+            best = (res, cur, mu)
+    res, cur, mu = best
     feasible = float(np.max(-cur.grad, initial=0.0)) <= tol * scale * 10
     if feasible and welfare_value(p, cur.x) >= welfare_value(p, x_ip) - tol * scale:
         return cur.x, mu

@@ -1,0 +1,68 @@
+"""Theorem 1 prices, the trade condition and the two benchmarks."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+from numpy.testing import assert_allclose
+
+from evtrade.market import pricing
+
+finite = st.floats(min_value=0.0, max_value=10.0, allow_nan=False)
+
+
+def test_theorem1_reference_values() -> None:
+    # v = 0.9, v^max = 1.2, c^min = 0.3: P* = 0.1 + 0.075 + 0.6; c = 0.6: R* = 0.025 + 0.3 + 0.4
+    P = pricing.buyer_bid([0.9], [1.2], [0.3])
+    R = pricing.seller_ask([0.6], [0.3], [1.2])
+    assert_allclose(P, [[0.775]], rtol=0, atol=1e-15)
+    assert_allclose(R, [[0.725]], rtol=0, atol=1e-15)
+    assert_allclose(pricing.transaction_price(P, R), [[0.75]], atol=1e-15)
+
+
+def test_uses_vmax_not_vmin_of_algorithm2() -> None:
+    # Algorithm 2 prints v^min / 12; Theorem 1 uses v^max: the bid must move with v^max only.
+    a = pricing.buyer_bid([0.7], [1.0], [0.2])
+    b = pricing.buyer_bid([0.7], [1.6], [0.2])
+    assert_allclose(b - a, [[0.05]], atol=1e-15)
+
+
+def test_shapes_are_buyers_by_sellers() -> None:
+    P = pricing.buyer_bid(np.ones(3), np.ones(3), np.zeros(5))
+    R = pricing.seller_ask(np.ones(5), np.zeros(5), np.ones(3))
+    assert P.shape == R.shape == (3, 5)
+
+
+@given(v=finite, c=finite, vmax=finite, cmin=finite)
+def test_trade_iff_gap_exceeds_quarter_range(v: float, c: float, vmax: float, cmin: float) -> None:
+    P = pricing.buyer_bid([v], [vmax], [cmin])
+    R = pricing.seller_ask([c], [cmin], [vmax])
+    trade = bool(pricing.bid_covers_ask(P, R)[0, 0])
+    gap = v - c - (vmax - cmin) / 4
+    if abs(gap) > 1e-9:
+        assert trade == (gap > 0)
+
+
+def test_exact_tie_trades() -> None:
+    # v - c = (v^max - c^min)/4 exactly: Theorem 1 trades on equality.
+    P = pricing.buyer_bid([1.0], [2.0], [0.0])
+    R = pricing.seller_ask([0.5], [0.0], [2.0])
+    assert pricing.bid_covers_ask(P, R)[0, 0]
+
+
+def test_uniform_half_one_trade_region_is_one_eighth() -> None:
+    # ETA Sec. V.B.3: with v, c ~ U[0.5, 1] trade iff v >= c + 1/8.
+    c = np.array([0.5, 0.6, 0.8])
+    v = c + 1 / 8
+    P = pricing.buyer_bid(v, np.ones(3), [0.5, 0.5, 0.5])
+    R = pricing.seller_ask(c, [0.5, 0.5, 0.5], np.ones(3))
+    assert_allclose(np.diag(P), np.diag(R), atol=1e-12)
+
+
+def test_benchmarks() -> None:
+    _, _, ok = pricing.complete_information([0.8, 0.3], [0.5])
+    assert ok[:, 0].tolist() == [True, False]
+    _P, _R, T, ok = pricing.single_price([0.8, 0.6], [0.5, 0.7], 0.65)
+    assert ok.tolist() == [[True, False], [False, False]]
+    assert np.all(T == 0.65)

@@ -1,0 +1,188 @@
+"""P1 solver: cross-checked against cvxpy, KKT conditions, feasibility, and edge cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from evtrade.errors import SolverError
+from evtrade.market.welfare import P1Problem, solve_p1, welfare_value
+
+from .conftest import cvxpy_p1, random_problem
+
+
+def assert_feasible(p: P1Problem, x: np.ndarray, tol: float = 1e-9) -> None:
+    assert np.all(x >= 0)
+    assert np.all(x[~p.mask] == 0)
+    X = x.sum(axis=1)
+    scale = max(1.0, float(p.b_max.max()), float(p.cap.max()))
+    assert np.all(p.b_min - tol * scale <= X), "(12) lower"
+    assert np.all(p.b_max + tol * scale >= X), "(12) upper"
+    assert np.all(p.g * x.sum(axis=0) <= p.cap + tol * scale), "(13)"
+
+
+def assert_kkt(p: P1Problem, x: np.ndarray, mu: np.ndarray, tol: float = 1e-6) -> None:
+    """KKT of P1 from the volumes and seller prices alone (independent of the solver's internals).
+
+    Reduced gain r_ij = U_i'(X_i) - (2 a_j x_ij + e_j + g_j mu_j). Optimality: for each buyer a
+    multiplier nu_i with r_ij + nu_i = 0 where x_ij > 0 and <= 0 where x_ij = 0; nu_i > 0 only at
+    X_i = b_min, nu_i < 0 only at X_i = b_max. Sellers: mu_j >= 0 and mu_j = 0 unless full.
+    """
+    X = x.sum(axis=1)
+    scale = max(1.0, float(p.b_max.max()))
+    assert np.all(mu >= 0)
+    load = p.g * x.sum(axis=0)
+    slack = p.cap - load
+    assert np.all(mu * np.maximum(slack, 0) <= tol * max(1.0, float(p.cap.max()))), "mu on slack"
+    for i in range(p.mask.shape[0]):
+        if X[i] <= 0 and p.b_min[i] == 0:
+            # A buyer taking nothing: its marginal utility w_i must not beat any partner's price.
+            r = p.w[i] - (p.e + p.g * mu)
+            assert np.all(r[p.mask[i]] <= tol), f"buyer {i} should buy"
+            continue
+        r = p.w[i] / (X[i] - p.b_min[i] + 1) - (2 * p.a * x[i] + p.e + p.g * mu)
+        pos = x[i] > 1e-9 * scale
+        if not np.any(pos):
+            continue
+        nu = -float(np.mean(r[pos]))
+        assert np.allclose(r[pos] + nu, 0, atol=tol), f"buyer {i}: unequal marginal on active"
+        assert np.all(r[p.mask[i] & ~pos] + nu <= tol), f"buyer {i}: a cheaper seller is idle"
+        at_min = X[i] <= p.b_min[i] + 1e-7 * scale
+        at_max = X[i] >= p.b_max[i] - 1e-7 * scale
+        if nu > tol:
+            assert at_min, f"buyer {i}: nu > 0 off the lower bound"
+        if nu < -tol:
+            assert at_max, f"buyer {i}: nu < 0 off the upper bound"
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("supply", [1.0, 0.25])
+def test_matches_cvxpy(seed: int, supply: float) -> None:
+    rng = np.random.default_rng(seed)
+    p = random_problem(rng, 7, 6, supply=supply)
+    try:
+        sol = solve_p1(p)
+    except SolverError:
+        pytest.skip("random draw infeasible")
+    ref, _ = cvxpy_p1(p)
+    assert_feasible(p, sol.x)
+    # Never worse than the generic solver, and equal to within its accuracy.
+    assert sol.welfare >= ref - 1e-7 * abs(ref)
+    assert abs(sol.welfare - ref) <= 1e-6 * max(1.0, abs(ref))
+    assert abs(sol.duality_gap) <= 1e-7 * max(1.0, abs(sol.welfare))
+    assert_kkt(p, sol.x, sol.mu)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 10_000),
+    n=st.integers(1, 9),
+    m=st.integers(1, 9),
+    supply=st.sampled_from([0.2, 0.5, 1.0, 3.0]),
+)
+def test_kkt_and_feasibility_property(seed: int, n: int, m: int, supply: float) -> None:
+    p = random_problem(np.random.default_rng(seed), n, m, supply=supply)
+    try:
+        sol = solve_p1(p)
+    except SolverError:
+        # Infeasible draws must really be infeasible: total minimum above total deliverable.
+        assert p.b_min.sum() > 0
+        return
+    assert_feasible(p, sol.x)
+    assert_kkt(p, sol.x, sol.mu)
+    assert sol.duality_gap >= -1e-8 * max(1.0, abs(sol.welfare))
+    assert sol.duality_gap <= 1e-7 * max(1.0, abs(sol.welfare))
+
+
+def test_larger_market_against_cvxpy() -> None:
+    p = random_problem(np.random.default_rng(99), 40, 35, supply=0.3)
+    sol = solve_p1(p)
+    ref, _ = cvxpy_p1(p)
+    assert_feasible(p, sol.x)
+    assert abs(sol.welfare - ref) <= 1e-6 * abs(ref)
+
+
+def test_binding_capacity_shares_seller() -> None:
+    # Two identical buyers, one seller with 10 kWh deliverable at rho = 0.25: each gets half.
+    p = P1Problem.from_arrays(
+        mask=np.ones((2, 1), bool),
+        w=np.array([3.0, 3.0]),
+        b_min=np.zeros(2),
+        b_max=np.array([20.0, 20.0]),
+        rho=np.array([0.25]),
+        spare=np.array([12.5]),
+        l1=0.0025,
+        l2=0.005,
+    )
+    sol = solve_p1(p)
+    np.testing.assert_allclose(sol.x[:, 0], [5.0, 5.0], atol=1e-9)
+    assert sol.mu[0] > 0
+
+
+def test_unconstrained_closed_form() -> None:
+    # One buyer, one seller, no binding bounds: w/(x+1) = 2 a x + e (a quadratic).
+    w, rho, l1, l2 = 2.0, 0.1, 0.05, 0.1
+    a, e = l1 * rho, l2 * rho
+    x_star = (-(2 * a + e) + np.sqrt((2 * a + e) ** 2 + 8 * a * (w - e))) / (4 * a)
+    p = P1Problem.from_arrays(
+        mask=np.ones((1, 1), bool),
+        w=np.array([w]),
+        b_min=np.zeros(1),
+        b_max=np.array([1e3]),
+        rho=np.array([rho]),
+        spare=np.array([1e4]),
+        l1=l1,
+        l2=l2,
+    )
+    sol = solve_p1(p)
+    np.testing.assert_allclose(sol.x[0, 0], x_star, rtol=1e-12)
+    assert welfare_value(p, sol.x) == pytest.approx(sol.welfare)
+
+
+def test_equal_bounds_and_zero_willingness() -> None:
+    p = P1Problem.from_arrays(
+        mask=np.ones((2, 2), bool),
+        w=np.array([0.0, 4.0]),
+        b_min=np.array([3.0, 5.0]),
+        b_max=np.array([3.0, 9.0]),
+        rho=np.array([0.1, 0.2]),
+        spare=np.array([6.0, 6.0]),
+        l1=0.0025,
+        l2=0.005,
+    )
+    sol = solve_p1(p)
+    assert sol.x[0].sum() == pytest.approx(3.0, abs=1e-9)
+    assert_feasible(p, sol.x)
+    ref, _ = cvxpy_p1(p)
+    assert sol.welfare == pytest.approx(ref, rel=1e-6)
+
+
+def test_infeasible_problem_raises() -> None:
+    p = P1Problem.from_arrays(
+        mask=np.ones((1, 1), bool),
+        w=np.ones(1),
+        b_min=np.array([10.0]),
+        b_max=np.array([12.0]),
+        rho=np.array([0.1]),
+        spare=np.array([5.0]),
+        l1=0.0025,
+        l2=0.005,
+    )
+    with pytest.raises(SolverError):
+        solve_p1(p)
+
+
+def test_bad_problem_shapes() -> None:
+    with pytest.raises(ValueError, match="b_min"):
+        P1Problem(
+            mask=np.ones((2, 1), bool),
+            w=np.ones(2),
+            b_min=np.ones(3),
+            b_max=np.ones(2),
+            a=np.ones(1),
+            e=np.ones(1),
+            g=np.ones(1),
+            cap=np.ones(1),
+        )
