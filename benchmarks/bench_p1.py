@@ -12,29 +12,12 @@ import time
 
 import numpy as np
 
+from evtrade.market.reference import solve_p1_cvxpy
 from evtrade.market.welfare import P1Problem, solve_p1
 
 
 def cvxpy_solve(p: P1Problem) -> float:
-    import cvxpy as cp
-
-    n, m = p.mask.shape
-    x = cp.Variable((n, m), nonneg=True)
-    X = cp.sum(x, axis=1)
-    obj = (
-        cp.sum(cp.multiply(p.w, cp.log(X - p.b_min + 1)))
-        - cp.sum(cp.multiply(p.a, cp.sum(cp.square(x), axis=0)))
-        - cp.sum(cp.multiply(p.e, cp.sum(x, axis=0)))
-    )
-    cons = [
-        p.b_min <= X,
-        p.b_max >= X,
-        cp.multiply(p.g, cp.sum(x, axis=0)) <= p.cap,
-        cp.multiply(x, (~p.mask).astype(float)) == 0,
-    ]
-    prob = cp.Problem(cp.Maximize(obj), cons)
-    prob.solve(solver=cp.CLARABEL)
-    return float(prob.value)
+    return solve_p1_cvxpy(p)[0]
 
 
 def tight_problem(n: int, m: int, seed: int) -> P1Problem:

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from evtrade.market.reference import solve_p1_cvxpy
 from evtrade.market.welfare import P1Problem
 
 
@@ -72,19 +73,5 @@ def random_problem(
 
 def cvxpy_p1(p: P1Problem) -> tuple[float, np.ndarray]:
     """P1 by a generic conic solver: the independent reference."""
-    cp = pytest.importorskip("cvxpy")
-    n, m = p.mask.shape
-    x = cp.Variable((n, m), nonneg=True)
-    X = cp.sum(x, axis=1)
-    objective = (
-        cp.sum(cp.multiply(p.w, cp.log(X - p.b_min + 1)))
-        - cp.sum(cp.multiply(p.a, cp.sum(cp.square(x), axis=0)))
-        - cp.sum(cp.multiply(p.e, cp.sum(x, axis=0)))
-    )
-    cons = [p.b_min <= X, p.b_max >= X, cp.multiply(p.g, cp.sum(x, axis=0)) <= p.cap]
-    if (~p.mask).any():
-        cons.append(cp.multiply(x, (~p.mask).astype(float)) == 0)
-    prob = cp.Problem(cp.Maximize(objective), cons)
-    prob.solve(solver=cp.CLARABEL)
-    assert prob.status in ("optimal", "optimal_inaccurate"), prob.status
-    return float(prob.value), np.asarray(x.value)
+    pytest.importorskip("cvxpy")
+    return solve_p1_cvxpy(p)
