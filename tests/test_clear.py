@@ -63,8 +63,7 @@ def test_welfare_matches_generic_solver(seed: int) -> None:
     market = market_from_dict(d)
     res = clear(market)
     B, S = market.buyer_arrays, market.seller_arrays
-    mask = res.volume_matrix >= 0
-    in_pairs = np.zeros_like(mask)
+    in_pairs = np.zeros(res.volume_matrix.shape, dtype=bool)
     ids_b = [b.id for b in market.buyers]
     ids_s = [s.id for s in market.sellers]
     for p in res.pairs:

@@ -350,12 +350,9 @@ def _interior_point(
         du = np.where(hu, 1.0 / (p.w / (u + 1.0) ** 2 + zu / np.where(hu, u, 1.0)), 0.0)
         dt = np.where(hu, 1.0 / (zt / np.where(hu, t, 1.0)), 0.0)
         ds = s / zs
-        if not (np.all(np.isfinite(ds)) and np.all(np.isfinite(dx)) and np.all(np.isfinite(du))):
-            raise SolverError("P1 interior point broke down (is the market feasible?)")
-        try:
-            system = _NormalEquations(dx, du, dt, ds, p.g)
-        except ValueError as exc:
-            raise SolverError("P1 interior point broke down (is the market feasible?)") from exc
+        # Non-finite entries (an infeasible market) make cho_factor raise ValueError; solve_p1
+        # turns that into a SolverError in one place.
+        system = _NormalEquations(dx, du, dt, ds, p.g)
 
         def direction(
             cx: FloatArray, cu: FloatArray, ct: FloatArray, cs: FloatArray
