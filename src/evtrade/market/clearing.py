@@ -6,6 +6,7 @@ This is Algorithm 1 of ETA end to end, as one pure function of a :class:`~evtrad
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
@@ -56,6 +57,44 @@ class Pair:
 
 
 @dataclass(frozen=True)
+class PairTable:
+    """Every pair that may trade, as arrays in input order (buyers, then sellers)."""
+
+    buyer_ids: tuple[str, ...]
+    seller_ids: tuple[str, ...]
+    i: NDArray[np.intp]
+    j: NDArray[np.intp]
+    P: FloatArray
+    R: FloatArray
+    T: FloatArray
+    volume: FloatArray
+    distance_km: FloatArray  # NaN where a participant has no location
+
+    def pairs(self) -> tuple[Pair, ...]:
+        return tuple(
+            Pair(
+                buyer=self.buyer_ids[i],
+                seller=self.seller_ids[j],
+                P=P,
+                R=R,
+                T=T,
+                volume=v,
+                distance_km=None if d != d else d,  # NaN: no location
+            )
+            for i, j, P, R, T, v, d in zip(
+                self.i.tolist(),
+                self.j.tolist(),
+                self.P.tolist(),
+                self.R.tolist(),
+                self.T.tolist(),
+                self.volume.tolist(),
+                self.distance_km.tolist(),
+                strict=True,
+            )
+        )
+
+
+@dataclass(frozen=True)
 class ClearingResult:
     """Outcome of :func:`clear`. ``to_dict()`` is exactly the CLI's ``--format json`` output.
 
@@ -63,7 +102,7 @@ class ClearingResult:
     ----------
     pairs : every pair that may trade (bid covers ask under the mechanism, within distance,
         both bids admitted), in input order of buyers then sellers, volume 0 where the optimum
-        gives none.
+        gives none. Built on first use from ``pair_table`` (the same data as arrays).
     rejected : bids refused by Algorithm 1 (``{"id", "role", "reason"}``).
     unmatched : admitted participants that trade nothing, with the reason.
     welfare : P1 objective (eq. 11) at the allocation.
@@ -72,7 +111,7 @@ class ClearingResult:
     mechanism: str
     volumes_rule: str
     price: float | None
-    pairs: tuple[Pair, ...]
+    pair_table: PairTable = field(repr=False, compare=False)
     rejected: tuple[dict[str, str], ...]
     unmatched: tuple[dict[str, str], ...]
     welfare: float
@@ -82,6 +121,11 @@ class ClearingResult:
     satisfaction: dict[str, float | None]
     solver: dict[str, Any]
     volume_matrix: FloatArray = field(repr=False, compare=False)
+
+    @cached_property
+    def pairs(self) -> tuple[Pair, ...]:
+        """The pairs as objects, built on first use (a city-scale round has millions)."""
+        return self.pair_table.pairs()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -165,17 +209,17 @@ def clear(
     x, solver_info = _volumes(volumes, market, solve_mask, in_round, T, deliverable, spare)
     x = np.where(x > _ZERO_KWH, x, 0.0)
 
-    pair_list = tuple(
-        Pair(
-            buyer=market.buyers[i].id,
-            seller=market.sellers[j].id,
-            P=float(P[i, j]),
-            R=float(R[i, j]),
-            T=float(T[i, j]),
-            volume=float(x[i, j]),
-            distance_km=None if np.isnan(dist[i, j]) else float(dist[i, j]),
-        )
-        for i, j in zip(*np.nonzero(pairs_mask), strict=True)
+    pi, pj = np.nonzero(pairs_mask)
+    table = PairTable(
+        buyer_ids=tuple(b.id for b in market.buyers),
+        seller_ids=tuple(s.id for s in market.sellers),
+        i=pi,
+        j=pj,
+        P=P[pi, pj],
+        R=R[pi, pj],
+        T=T[pi, pj],
+        volume=x[pi, pj],
+        distance_km=np.broadcast_to(dist, pairs_mask.shape)[pi, pj],
     )
     rejected = tuple(
         {"id": p.id, "role": role, "reason": adm.reasons[p.id]}
@@ -203,7 +247,7 @@ def clear(
         mechanism=mechanism,
         volumes_rule=volumes,
         price=None if price is None else float(price),
-        pairs=pair_list,
+        pair_table=table,
         rejected=rejected,
         unmatched=unmatched,
         welfare=welfare,
@@ -270,7 +314,7 @@ def _volumes(
     )
     sol = solve_p1(problem)
     return sol.x, {
-        "method": "p1-interior-point+dual-newton",
+        "method": sol.method,
         "duality_gap": sol.duality_gap,
         "iterations": sol.iterations,
     }
