@@ -44,6 +44,8 @@ def exclude_unservable_buyers(
             "excluded: no seller can trade with this buyer (price, distance or energy)"
         )
     active = np.array([i not in excluded and b_min[i] > 0 for i in range(n)], dtype=bool)
+    if np.any(active) and _proportional_fits(mask, b_min, deliverable, active):
+        return excluded
     while np.any(active):
         blamed = _hall_violators(mask, b_min, deliverable, active)
         if blamed is None:
@@ -57,6 +59,22 @@ def exclude_unservable_buyers(
         )
         active[worst] = False
     return excluded
+
+
+def _proportional_fits(
+    mask: BoolArray, b_min: FloatArray, deliverable: FloatArray, active: BoolArray
+) -> bool:
+    """A certificate of feasibility in O(N M): every buyer's b_min spread over its partners in
+    proportion to their deliverable energy fits every seller. When it does, the minimums can all
+    be met and the maximum flow is not needed; when it does not, the flow decides."""
+    supply = np.maximum(deliverable, 0.0)
+    rows = np.flatnonzero(active)
+    sub = mask[rows].astype(float)
+    reach = sub @ supply
+    if np.any(reach <= 0):
+        return False
+    load = (b_min[rows] / reach) @ sub * supply
+    return bool(np.all(load <= supply * (1.0 - 1e-12)))
 
 
 def _hall_violators(

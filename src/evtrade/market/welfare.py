@@ -186,43 +186,62 @@ def _demand(w: FloatArray, b_min: FloatArray, b_max: FloatArray, c: FloatArray) 
     return np.asarray(np.where(c > 0, xt, b_max))
 
 
+def _active_sums(p: P1Problem, c: FloatArray, k: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """``A_i = sum k_j`` and ``B_i = sum k_j c_j`` over the sellers buyer i buys from at prices c.
+
+    Sellers sorted by c are cut into blocks of about 2 sqrt(M). One matrix product gives every
+    buyer's sums of k and k c per block; h at the block ends locates the block where h changes
+    sign, and prefix sums inside that block only (N x block) locate the segment. The cost is one
+    pass over the mask in BLAS instead of a sort-ordered copy and two prefix sums over N x M.
+    """
+    n, m = p.mask.shape
+    rows = np.arange(n)
+    order = np.argsort(c, kind="stable")
+    cs, ks = c[order], k[order]
+    size = max(32, int(2 * np.sqrt(m)))
+    nb = -(-m // size)
+    blk = np.arange(m) // size
+    weights = np.zeros((m, 2 * nb))
+    weights[order, blk] = ks
+    weights[order, nb + blk] = ks * cs
+    sums = p.mask_float @ weights
+    cumA = np.cumsum(sums[:, :nb], axis=1)
+    cumB = np.cumsum(sums[:, nb:], axis=1)
+    ends = np.minimum((np.arange(nb) + 1) * size, m) - 1
+    w, lo, hi = p.w[:, None], p.b_min[:, None], p.b_max[:, None]
+    h_end = cumA * cs[ends] - cumB - _demand(w, lo, hi, cs[ends][None, :])
+    q = np.count_nonzero(h_end < 0, axis=1)  # h is nondecreasing: blocks wholly below the root
+    qc = np.minimum(q, nb - 1)
+    start = qc * size
+    pos = start[:, None] + np.arange(size)[None, :]
+    valid = pos < m
+    pos = np.minimum(pos, m - 1)
+    kin = p.mask_float[rows[:, None], order[pos]] * ks[pos] * valid
+    offA = np.where(qc > 0, cumA[rows, qc - 1], 0.0)
+    offB = np.where(qc > 0, cumB[rows, qc - 1], 0.0)
+    inA = offA[:, None] + np.cumsum(kin, axis=1)
+    inB = offB[:, None] + np.cumsum(kin * cs[pos], axis=1)
+    h_in = np.where(valid, inA * cs[pos] - inB - _demand(w, lo, hi, cs[pos]), np.inf)
+    last = np.count_nonzero(h_in < 0, axis=1) - 1  # in-block index of the last seller below
+    whole = q >= nb
+    A = np.where(whole, cumA[:, -1], np.where(last >= 0, inA[rows, np.maximum(last, 0)], offA))
+    B = np.where(whole, cumB[:, -1], np.where(last >= 0, inB[rows, np.maximum(last, 0)], offB))
+    return np.asarray(A), np.asarray(B)
+
+
 def _inner(problem: P1Problem, mu: FloatArray, need_t: bool = True) -> _Inner:
     """Solve every buyer's water-filling for seller prices ``mu`` (vectorised over buyers).
 
     Buyer i buys ``x_ij = k_j (lambda_i - c_j)^+`` from its partners (k_j = 1 / (2 a_j)). With the
     sellers sorted by c, ``h_i(r) = sum_{s <= r} k_s (c_r - c_s) - Xt_i(c_r)`` is nondecreasing in
-    r, so the segment holding lambda_i is found by bisection on r (O(N log M) after two prefix
-    sums), and lambda_i in closed form on that segment.
+    r, so the segment holding lambda_i is where h changes sign (:func:`_active_sums`), and
+    lambda_i is in closed form on that segment.
     """
     p = problem
-    n, m = p.mask.shape
+    n = p.mask.shape[0]
     c = p.e + p.g * mu
     k = 0.5 / p.a
-    order = np.argsort(c, kind="stable")
-    cs, ks = c[order], k[order]
-    km = p.mask_float[:, order]
-    km *= ks
-    cumA = np.cumsum(km, axis=1)
-    km *= cs
-    cumB = np.cumsum(km, axis=1, out=km)
-    rows = np.arange(n)
-    # Bisection for seg_i = #{r : h_i(r) < 0}; lambda_i lies in [c_{seg-1}, c_seg].
-    lo = np.zeros(n, dtype=np.intp)
-    hi = np.full(n, m, dtype=np.intp)
-    while True:
-        open_ = lo < hi
-        if not np.any(open_):
-            break
-        mid = (lo + hi) // 2
-        r = np.minimum(mid, m - 1)
-        h = cumA[rows, r] * cs[r] - cumB[rows, r] - _demand(p.w, p.b_min, p.b_max, cs[r])
-        below = open_ & (h < 0)
-        lo = np.where(below, mid + 1, lo)
-        hi = np.where(open_ & ~below, mid, hi)
-    seg = lo
-    idx = np.maximum(seg - 1, 0)
-    A = np.where(seg > 0, cumA[rows, idx], 0.0)
-    B = np.where(seg > 0, cumB[rows, idx], 0.0)
+    A, B = _active_sums(p, c, k)
     buys = A > 0
     lam = np.zeros(n)
     if np.any(buys):
@@ -492,31 +511,34 @@ def solve_p1(problem: P1Problem, *, tol: float = 1e-12, max_iter: int = 200) -> 
         raise SolverError("P1 infeasible: a buyer with b_min > 0 has only sellers with no energy")
     iterations = 0
     method = "free-market"
+    sub: P1Problem | None = None
     if np.any(rows) and np.any(cols):
         sub = p if bool(np.all(rows) and np.all(cols)) else p.restrict(rows, cols)
         scale = max(1.0, float(np.max(sub.cap)), float(np.max(sub.b_max)))
-        free_market = _inner(sub, np.zeros(sub.cap.shape), need_t=False)
-        if float(np.min(free_market.grad)) >= -tol * scale:
+        state = _inner(sub, np.zeros(sub.cap.shape), need_t=False)
+        if float(np.min(state.grad)) >= -tol * scale:
             # No capacity (13) binds at mu = 0: every buyer's water-filling is the exact optimum.
-            xs, mus = free_market.x, np.zeros(sub.cap.shape)
+            xs, mus = state.x, np.zeros(sub.cap.shape)
         else:
             with np.errstate(all="ignore"):
-                xs, mus, iterations, method = _solve_binding(sub, tol=tol, max_iter=max_iter)
+                xs, mus, state, iterations, method = _solve_binding(sub, tol=tol, max_iter=max_iter)
         if sub is p:
             x, mu = xs, mus
+            lam, dual = state.lam, state.dual
         else:
             x[np.ix_(rows, cols)] = xs
             mu[cols] = mus
-    # Sellers left out have spare capacity or none to price; their price mu_j is 0 unless unused.
-    final = _inner(p, mu, need_t=False)
-    welfare = welfare_value(p, x)
+    if sub is not p:
+        # Sellers left out have spare capacity or none to price; their mu_j is 0.
+        final = _inner(p, mu, need_t=False)
+        lam, dual = final.lam, final.dual
     # Weak duality: D(mu) bounds the optimum from above for any mu >= 0, so the gap certifies x.
     return P1Solution(
         x=x,
         mu=mu,
-        lam=final.lam,
-        welfare=welfare,
-        dual_value=final.dual,
+        lam=lam,
+        welfare=welfare_value(p, x),
+        dual_value=dual,
         iterations=iterations,
         method=method,
     )
@@ -524,22 +546,26 @@ def solve_p1(problem: P1Problem, *, tol: float = 1e-12, max_iter: int = 200) -> 
 
 def _solve_binding(
     p: P1Problem, *, tol: float, max_iter: int
-) -> tuple[FloatArray, FloatArray, int, str]:
-    """Binding capacities: dual Newton, certified; the interior point only as a safeguard."""
+) -> tuple[FloatArray, FloatArray, _Inner, int, str]:
+    """Binding capacities: dual Newton, certified; the interior point only as a safeguard.
+
+    Returns volumes, seller prices, the water-filling state at those prices, iterations, method.
+    """
     newton = _dual_newton(p, _aggregate_start(p), tol=tol, max_iter=60)
     x = _repair(p, newton.inner.x)
-    if _certified(p, x, newton.mu):
-        return x, newton.mu, newton.iterations, "p1-dual-newton"
+    if _certified(p, x, newton.inner.dual):
+        return x, newton.mu, newton.inner, newton.iterations, "p1-dual-newton"
     try:
         x_ip, mu_ip, its = interior_point(p, tol=tol, max_iter=max_iter)
     except (ValueError, np.linalg.LinAlgError) as exc:
         # Non-finite entries (an infeasible market) make the factorisation fail.
         raise SolverError(f"P1 interior point broke down ({exc}); infeasible?") from exc
     x_ip, mu_ip = _polish(p, _repair(p, x_ip), mu_ip, tol=tol)
-    return x_ip, mu_ip, newton.iterations + its, "p1-interior-point+dual-newton"
+    state = _inner(p, mu_ip, need_t=False)
+    return x_ip, mu_ip, state, newton.iterations + its, "p1-interior-point+dual-newton"
 
 
-def _certified(p: P1Problem, x: FloatArray, mu: FloatArray) -> bool:
+def _certified(p: P1Problem, x: FloatArray, dual: float) -> bool:
     """Feasible (12)-(13) to rounding and duality gap within GAP_RTOL of the welfare."""
     scale = max(1.0, float(np.max(p.cap)), float(np.max(p.b_max)))
     X = x.sum(axis=1)
@@ -549,7 +575,6 @@ def _certified(p: P1Problem, x: FloatArray, mu: FloatArray) -> bool:
     if np.any(p.g * x.sum(axis=0) > p.cap + 1e-9 * scale):
         return False
     welfare = welfare_value(p, x)
-    dual = _inner(p, mu, need_t=False).dual
     return dual - welfare <= GAP_RTOL * max(1.0, abs(welfare))
 
 
