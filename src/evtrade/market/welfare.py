@@ -44,6 +44,8 @@ BoolArray = NDArray[np.bool_]
 #: A solution is accepted when its duality gap is at most this fraction of max(1, |welfare|).
 GAP_RTOL = 1e-9
 EPS = float(np.finfo(float).eps)
+#: Weight of the Levenberg-Marquardt term of the dual Newton step (see _dual_newton).
+LM_WEIGHT = 1e-2
 _TRACE: list[tuple[float, float, int]] | None = None
 
 
@@ -272,8 +274,11 @@ def _inner(problem: P1Problem, mu: FloatArray, need_t: bool = True) -> _Inner:
     return _Inner(x=x, lam=lam, t=t, dual=dual, grad=grad)
 
 
-def _hessian(problem: P1Problem, inner: _Inner, free: BoolArray) -> FloatArray:
+def _hessian(problem: P1Problem, inner: _Inner, free: BoolArray) -> tuple[FloatArray, BoolArray]:
     """Generalised Hessian of D on the free sellers (upper triangle is exact, lower unused).
+
+    Also returns the diagonal before the rank-one terms, ``g^2 sum_i k`` over active pairs: zero
+    for a seller nobody buys from, and the yardstick for a curvature that cancelled to ~0.
 
     ``H = diag(g) (diag(sum_i k) - K^T diag(t) K) diag(g)``, K the active k_j per buyer.
 
@@ -295,7 +300,7 @@ def _hessian(problem: P1Problem, inner: _Inner, free: BoolArray) -> FloatArray:
     g = problem.g[free]
     H *= g[:, None]
     H *= g[None, :]
-    return H
+    return H, diag * g * g
 
 
 def _aggregate_start(p: P1Problem) -> FloatArray:
@@ -397,19 +402,20 @@ def _dual_newton(p: P1Problem, mu: FloatArray, *, tol: float, max_iter: int) -> 
     best = _NewtonResult(cur, mu, 0, res)
     stall = 0
     it = 0
+    damping = 0.0
     floor = 0.0  # the residual rounding allows: eps * (curvature) * (price), from the Hessian
     for it in range(1, max_iter + 1):
         if res <= max(tol * scale, floor) or (stall >= 2 and res <= 1e-7 * scale):
             break
         free = (mu > 0) | (cur.grad < 0)
         fidx = np.flatnonzero(free)
-        H = _hessian(p, cur, free)
+        H, raw = _hessian(p, cur, free)
         d = np.zeros_like(mu)
         diag = H.diagonal().copy()
         floor = 64 * EPS * float(diag.max(initial=0.0)) * float(np.max(mu, initial=0.0))
-        idle = diag <= 1e-14 * max(float(diag.max(initial=0.0)), 1e-300)
+        idle = raw == 0  # nobody buys from these sellers
         if np.any(idle):
-            # Zero curvature: jump to the entry price max_i lambda_i over partners (c_j = lambda).
+            # No buyer: D is linear in mu_j; jump to the entry price (c_j = best partner's lambda).
             cols = fidx[idle]
             best_lam = np.max(np.where(p.mask[:, cols], cur.lam[:, None], 0.0), axis=0)
             d[cols] = np.maximum((best_lam - p.e[cols]) / p.g[cols], 0.0) - mu[cols]
@@ -419,16 +425,30 @@ def _dual_newton(p: P1Problem, mu: FloatArray, *, tol: float, max_iter: int) -> 
         else:
             Hk = H
         if fidx.size:
-            Hk[np.diag_indices_from(Hk)] += 1e-14 * max(float(diag.max(initial=0.0)), 1.0)
+            # Levenberg-Marquardt term, proportional to the residual, on flat sellers: when all
+            # of a seller's buyers are held at b_min or b_max its curvature cancels and D is
+            # linear along mu_j; there the step is a scaled gradient step, and the term vanishes
+            # as the residual does (local convergence kept).
+            rk, dk = raw[~idle], diag[~idle]
+            flat = dk <= 1e-8 * rk
+            # Adaptive part (Levenberg's rule): grows while full steps fail, shrinks when they
+            # pass, so pure Newton steps are kept wherever they work.
+            lm = (damping + np.where(flat, LM_WEIGHT * (res / scale), 0.0)) * rk
+            Hk[np.diag_indices_from(Hk)] += lm + 1e-14 * max(float(diag.max(initial=0.0)), 1.0)
             try:
                 factor = cho_factor(Hk, lower=False, check_finite=False)
                 d[fidx] = cho_solve(factor, -cur.grad[fidx])
             except np.linalg.LinAlgError:
                 d[fidx] = np.linalg.lstsq(np.triu(Hk) + np.triu(Hk, 1).T, -cur.grad[fidx])[0]
-        step = _line_search(p, cur, mu, d)
+        step = _line_search(p, cur, mu, d, near=res <= 1e-6 * scale)
         if step is None:
-            break  # no descent left: rounding level (or a dead end the caller's check catches)
-        mu, cur = step
+            if damping >= 1e4 or res <= 1e-7 * scale:
+                break  # no descent left: rounding level (or a dead end the caller's check catches)
+            damping = max(100 * damping, 1e-2)  # fall back towards a scaled gradient step
+            continue
+        mu, cur, alpha = step
+        damping = damping / 10 if alpha == 1.0 else max(10 * damping, 1e-6)
+        damping = 0.0 if damping < 1e-9 else damping
         res = _projected_residual(cur, mu)
         if _TRACE is not None:
             _TRACE.append((res, float(np.max(np.abs(d))), int(fidx.size)))
@@ -439,13 +459,13 @@ def _dual_newton(p: P1Problem, mu: FloatArray, *, tol: float, max_iter: int) -> 
 
 
 def _line_search(
-    p: P1Problem, cur: _Inner, mu: FloatArray, d: FloatArray
-) -> tuple[FloatArray, _Inner] | None:
+    p: P1Problem, cur: _Inner, mu: FloatArray, d: FloatArray, *, near: bool
+) -> tuple[FloatArray, _Inner, float] | None:
     """Backtracking along the projection arc ``max(mu + alpha d, 0)``; None if it fails.
 
-    A step is taken when it passes Armijo's test on D, or when it halves the projected gradient:
-    near the optimum the decrease of D is below the rounding of D itself (a sum of N M terms), and
-    only the residual still measures progress.
+    A step is taken when it passes Armijo's test on D, or, ``near`` the optimum, when it halves
+    the projected gradient: there the decrease of D is below the rounding of D itself (a sum of
+    N M terms), and only the residual still measures progress.
     """
     res = _projected_residual(cur, mu)
     alpha = 1.0
@@ -455,9 +475,9 @@ def _line_search(
         nxt = _inner(p, trial)
         decrease = float(np.dot(cur.grad, mu - trial))
         if nxt.dual <= cur.dual - 1e-4 * decrease + slack:
-            return trial, nxt
-        if _projected_residual(nxt, trial) <= 0.5 * res:
-            return trial, nxt
+            return trial, nxt, alpha
+        if near and _projected_residual(nxt, trial) <= 0.5 * res:
+            return trial, nxt, alpha
         alpha *= 0.5
     return None
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from evtrade.model import Auctioneer, Buyer, Market, Seller
+from evtrade.model.batch import MarketBatch
 
 #: Jinhua city centre (ETA Fig. 3).
 JINHUA = (29.0790, 119.6474)
@@ -109,3 +110,55 @@ def _positions(rng: np.random.Generator, k: int, radius_km: float) -> tuple[np.n
     lat = JINHUA[0] + (r * np.sin(theta)) / 111.32
     lon = JINHUA[1] + (r * np.cos(theta)) / (111.32 * np.cos(np.radians(JINHUA[0])))
     return lat, lon
+
+
+def random_batch(spec: ScenarioSpec, rounds: int, rng: np.random.Generator) -> MarketBatch:
+    """``rounds`` independent markets drawn from ``spec``, as one :class:`MarketBatch`.
+
+    The same distributions as :func:`random_market` (values rounded alike), drawn in one go.
+    """
+    n, m = spec.n_buyers, spec.n_sellers
+
+    def u(bounds: tuple[float, float], size: int) -> np.ndarray:
+        return rng.uniform(bounds[0], bounds[1], (rounds, size))
+
+    v_lo, v_hi = np.round(u(spec.v_min, n), 4), np.round(u(spec.v_max, n), 4)
+    c_lo, c_hi = np.round(u(spec.c_min, m), 4), np.round(u(spec.c_max, m), 4)
+    b_min = np.round(u(spec.b_min, n), 4)
+    b_max = np.round(u(spec.b_max, n), 4)
+    buyers = {
+        "v": np.clip(np.round(rng.uniform(v_lo, v_hi), 4), v_lo, v_hi),
+        "v_min": v_lo,
+        "v_max": v_hi,
+        "b_min": np.minimum(b_min, b_max),
+        "b_max": b_max,
+        "w": np.round(u(spec.w, n), 4),
+    }
+    sellers = {
+        "c": np.clip(np.round(rng.uniform(c_lo, c_hi), 4), c_lo, c_hi),
+        "c_min": c_lo,
+        "c_max": c_hi,
+        "s_t": np.round(u(spec.s_t, m), 4),
+        "s_r": np.round(u(spec.s_r, m), 4),
+        "rho": np.round(u(spec.rho, m), 4),
+    }
+    for group, k in ((buyers, n), (sellers, m)):
+        lat, lon = _positions(rng, rounds * k, spec.radius_km)
+        group["lat"] = np.round(lat, 6).reshape(rounds, k)
+        group["lon"] = np.round(lon, 6).reshape(rounds, k)
+    ones = np.ones(rounds)
+    auctioneer = {
+        "v_min": spec.auctioneer_v_min * ones,
+        "c_max": spec.auctioneer_c_max * ones,
+        "l1": spec.l1 * ones,
+        "l2": spec.l2 * ones,
+        "max_distance_km": (np.nan if spec.max_distance_km is None else spec.max_distance_km)
+        * ones,
+    }
+    return MarketBatch(
+        buyers=buyers,
+        sellers=sellers,
+        auctioneer=auctioneer,
+        buyer_valid=np.ones((rounds, n), dtype=bool),
+        seller_valid=np.ones((rounds, m), dtype=bool),
+    )
