@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose
@@ -66,3 +67,23 @@ def test_benchmarks() -> None:
     _P, _R, T, ok = pricing.single_price([0.8, 0.6], [0.5, 0.7], 0.65)
     assert ok.tolist() == [[True, False], [False, False]]
     assert np.all(T == 0.65)
+
+
+@pytest.mark.parametrize(
+    ("n", "m", "rows", "workers"), [(37, 23, 5, 2), (10, 4, 64, 1), (1, 1, 1, 2)]
+)
+def test_chunked_pair_prices_are_bit_identical(n: int, m: int, rows: int, workers: int) -> None:
+    rng = np.random.default_rng(n * m)
+    v_max = rng.uniform(0.9, 1.2, n)
+    v = v_max - rng.uniform(0, 0.4, n)
+    c_min = rng.uniform(0.3, 0.45, m)
+    c = c_min + rng.uniform(0, 0.4, m)
+    # an exact tie on the first pair: v - c = (v^max - c^min) / 4
+    v[0], c[0] = 1.0, 0.5
+    v_max[0], c_min[0] = 1.2, 0.2
+    T, trade = pricing.eta_pair_prices(v, v_max, c, c_min, rows_per_chunk=rows, workers=workers)
+    P = pricing.buyer_bid(v, v_max, c_min)
+    R = pricing.seller_ask(c, c_min, v_max)
+    assert np.array_equal(T, pricing.transaction_price(P, R))
+    assert np.array_equal(trade, pricing.bid_covers_ask(P, R))
+    assert trade[0, 0]

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from evtrade.errors import SolverError
-from evtrade.market.welfare import P1Problem, solve_p1, welfare_value
+from evtrade.market.welfare import P1Problem, kkt_residual, solve_p1, welfare_value
 
 from .conftest import cvxpy_p1, random_problem
 
@@ -186,3 +186,88 @@ def test_bad_problem_shapes() -> None:
             g=np.ones(1),
             cap=np.ones(1),
         )
+
+
+def tight_problem(n: int, m: int, seed: int) -> P1Problem:
+    """Dense market where every seller's capacity binds (the benchmark's hard case)."""
+    rng = np.random.default_rng(seed)
+    b_min = rng.uniform(0, 2, n)
+    return P1Problem.from_arrays(
+        mask=rng.random((n, m)) < 0.6,
+        w=rng.uniform(1, 5, n),
+        b_min=b_min,
+        b_max=b_min + rng.uniform(6, 12, n),
+        rho=rng.uniform(0.05, 0.15, m),
+        spare=rng.uniform(5, 20, m) * 0.5 * n / m,
+        l1=0.0025,
+        l2=0.005,
+    )
+
+
+@pytest.mark.parametrize(("n", "m"), [(60, 50), (150, 200)])
+def test_dual_newton_certifies_binding_markets(n: int, m: int) -> None:
+    p = tight_problem(n, m, seed=n + m)
+    sol = solve_p1(p)
+    assert sol.method == "p1-dual-newton"
+    assert np.all(sol.mu > 0)  # every capacity binds: the Newton path, not the free market
+    assert_feasible(p, sol.x)
+    assert sol.duality_gap <= 1e-9 * abs(sol.welfare)
+    assert kkt_residual(p, sol.x, sol.mu) <= 1e-8
+    if n <= 60:
+        ref, _ = cvxpy_p1(p)
+        assert sol.welfare >= ref - 1e-7 * abs(ref)
+
+
+def test_flat_dual_exclusive_buyers_at_bounds() -> None:
+    # Buyers whose only partner is seller 0 sit at b_max while its price rises: D is linear in
+    # mu_0 over a long stretch (zero curvature), which once stalled the Newton method.
+    mask = np.zeros((5, 3), bool)
+    mask[:3, 0] = True
+    mask[3, [0, 1]] = True
+    mask[4, [1, 2]] = True
+    p = P1Problem.from_arrays(
+        mask=mask,
+        w=np.array([2.5, 2.6, 2.4, 1.0, 1.5]),
+        b_min=np.array([8.3, 6.7, 6.2, 8.0, 7.0]),
+        b_max=np.array([15.4, 15.6, 17.0, 14.0, 17.0]),
+        rho=np.array([0.1, 0.08, 0.12]),
+        spare=np.array([26.0, 60.0, 60.0]),
+        l1=0.0025,
+        l2=0.005,
+    )
+    sol = solve_p1(p)
+    assert sol.method == "p1-dual-newton"
+    ref, _ = cvxpy_p1(p)
+    assert sol.welfare == pytest.approx(ref, rel=1e-6)
+    assert kkt_residual(p, sol.x, sol.mu) <= 1e-8
+
+
+def test_interior_point_safeguard(monkeypatch: pytest.MonkeyPatch) -> None:
+    # If the Newton method returns an uncertified point, the interior point takes over.
+    import evtrade.market.welfare as wmod
+
+    p = tight_problem(30, 25, seed=3)
+    good = solve_p1(p)
+    real = wmod._dual_newton
+
+    def crippled(prob: P1Problem, mu: np.ndarray, *, tol: float, max_iter: int) -> object:
+        return real(prob, mu, tol=tol, max_iter=1 if max_iter == 60 else max_iter)
+
+    monkeypatch.setattr(wmod, "_dual_newton", crippled)
+    sol = solve_p1(p)
+    assert sol.method == "p1-interior-point+dual-newton"
+    assert sol.welfare == pytest.approx(good.welfare, rel=1e-9)
+    assert_feasible(p, sol.x)
+
+
+def test_kkt_residual_detects_suboptimal_volumes() -> None:
+    p = tight_problem(40, 30, seed=8)
+    sol = solve_p1(p)
+    assert kkt_residual(p, sol.x, sol.mu) <= 1e-9
+    shifted = sol.x.copy()
+    i = int(np.argmax(sol.x.sum(axis=1)))
+    j, k = np.flatnonzero(sol.x[i] > 0)[:2]
+    shifted[i, j] += 0.5  # move energy between two of the buyer's sellers: still feasible-ish
+    shifted[i, k] -= min(0.5, shifted[i, k])
+    assert kkt_residual(p, shifted, sol.mu) > 1e-4
+    assert kkt_residual(p, sol.x, sol.mu * 1.5) > 1e-4  # wrong prices

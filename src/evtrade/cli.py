@@ -87,6 +87,10 @@ def _fmt(x: Any, digits: int = 4) -> str:
     return str(x)
 
 
+def _sci(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1e}"
+
+
 def _print_table(d: dict[str, Any]) -> None:
     console = Console()
     title = f"Trades ({d['mechanism']}, volumes {d['volumes']})"
@@ -216,6 +220,46 @@ def demo(
             _fmt(r.satisfaction["mean"]),
         )
     console.print(table)
+
+
+@app.command()
+def bench(
+    quick: Annotated[
+        bool, typer.Option(help="Small cases only (seconds; the smoke run of make test).")
+    ] = False,
+    output: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = (
+        OutputFormat.table
+    ),
+    repeats: Annotated[int, typer.Option(min=1, help="Timed repeats per case (median).")] = 3,
+) -> None:
+    """Time the clearing engine against cvxpy + Clarabel on the same markets (one process)."""
+    from evtrade.bench import suite
+
+    records = []
+    for rec in suite(quick=quick, repeats=repeats):
+        records.append(rec.to_dict())
+        typer.echo(f"{rec.case}: {rec.seconds:.4f} s", err=True)
+    if output is OutputFormat.json:
+        typer.echo(json.dumps(records, indent=2))
+        return
+    table = Table(title="evtrade bench (seconds: median; ratio: reference / project)")
+    cols = ("case", "seconds", "reference_seconds", "ratio", "welfare_gap", "certificate", "kkt")
+    for col in (*cols, "peak_mb"):
+        table.add_column(col, justify="right")
+    for r in records:
+        table.add_row(
+            str(r["case"]),
+            _fmt(r["seconds"], 4),
+            _fmt(r["reference_seconds"], 4),
+            _fmt(r["ratio"], 3),
+            _sci(r["welfare_gap"]),
+            _sci(r["certificate"]),
+            _sci(r["kkt"]),
+            f"{r['peak_mb']:.0f}",
+        )
+    Console(width=150).print(table)
+    for r in records:
+        typer.echo(f"{r['case']}: {r['note']}")
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -14,7 +14,7 @@ from numpy.typing import NDArray
 
 from evtrade.errors import MechanismError
 from evtrade.market import pricing
-from evtrade.market.admission import admit
+from evtrade.market.admission import Admission, admit
 from evtrade.market.feasibility import exclude_unservable_buyers
 from evtrade.market.geo import haversine_km
 from evtrade.market.metrics import pair_satisfaction
@@ -176,37 +176,13 @@ def clear(
         On an unknown mechanism or volume rule, or a missing / invalid price.
     """
     _check_options(mechanism, price, volumes)
-    adm = admit(market)
-    bi = np.flatnonzero(adm.buyers_ok)
-    sj = np.flatnonzero(adm.sellers_ok)
+    rnd = prepare_round(market, mechanism, price)
+    adm, P, R, T, dist = rnd.admission, rnd.P, rnd.R, rnd.T, rnd.dist
+    pairs_mask, in_round = rnd.pairs_mask, rnd.in_round
+    excluded, spare = rnd.excluded, rnd.spare
     B, S = market.buyer_arrays, market.seller_arrays
-    a = market.auctioneer
-    n, m = market.n_buyers, market.n_sellers
 
-    P, R, T, tradable = _prices(mechanism, price, B, S)
-    dist = haversine_km(B["lat"], B["lon"], S["lat"], S["lon"])
-    admitted = np.zeros((n, m), dtype=bool)
-    admitted[np.ix_(bi, sj)] = True
-    pairs_mask = admitted & tradable
-    if a.max_distance_km is not None:
-        pairs_mask &= dist <= a.max_distance_km
-
-    spare = np.maximum(S["s_t"] - S["s_r"], 0.0)
-    deliverable = spare / (1.0 + S["rho"])
-    solve_mask = pairs_mask & (spare > 0)[None, :] & adm.buyers_ok[:, None]
-    buyer_ids = [b.id for b in market.buyers]
-    excluded = exclude_unservable_buyers(
-        solve_mask & adm.buyers_ok[:, None],
-        np.where(adm.buyers_ok, B["b_min"], 0.0),
-        deliverable,
-        B["w"],
-        buyer_ids,
-    )
-    in_round = adm.buyers_ok.copy()
-    in_round[list(excluded)] = False
-    solve_mask &= in_round[:, None]
-
-    x, solver_info = _volumes(volumes, market, solve_mask, in_round, T, deliverable, spare)
+    x, solver_info = _volumes(volumes, market, rnd)
     x = np.where(x > _ZERO_KWH, x, 0.0)
 
     pi, pj = np.nonzero(pairs_mask)
@@ -292,32 +268,98 @@ def _prices(
     return pricing.single_price(B["v"], S["c"], float(price))
 
 
-def _volumes(
-    rule: str,
-    market: Market,
-    mask: NDArray[np.bool_],
-    in_round: NDArray[np.bool_],
-    T: FloatArray,
-    deliverable: FloatArray,
-    spare: FloatArray,
-) -> tuple[FloatArray, dict[str, Any]]:
-    B, S = market.buyer_arrays, market.seller_arrays
-    a = market.auctioneer
-    b_min = np.where(in_round, B["b_min"], 0.0)
-    b_max = np.where(in_round, B["b_max"], 0.0)
+def _volumes(rule: str, market: Market, rnd: RoundSetup) -> tuple[FloatArray, dict[str, Any]]:
     if rule == "theorem2":
-        raw = theorem2_volumes(T, S["rho"], l1=a.l1, l2=a.l2, mask=mask)
-        x = project_feasible(raw, mask, b_min, b_max, deliverable)
+        S, a = market.seller_arrays, market.auctioneer
+        b_min = np.where(rnd.in_round, market.buyer_arrays["b_min"], 0.0)
+        b_max = np.where(rnd.in_round, market.buyer_arrays["b_max"], 0.0)
+        raw = theorem2_volumes(rnd.T, S["rho"], l1=a.l1, l2=a.l2, mask=rnd.solve_mask)
+        x = project_feasible(raw, rnd.solve_mask, b_min, b_max, rnd.deliverable)
         return x, {"method": "theorem2-projected", "duality_gap": None, "iterations": None}
-    problem = P1Problem.from_arrays(
-        mask=mask, w=B["w"], b_min=b_min, b_max=b_max, rho=S["rho"], spare=spare, l1=a.l1, l2=a.l2
-    )
-    sol = solve_p1(problem)
+    sol = solve_p1(_p1_of(market, rnd))
     return sol.x, {
         "method": sol.method,
         "duality_gap": sol.duality_gap,
         "iterations": sol.iterations,
     }
+
+
+def _p1_of(market: Market, rnd: RoundSetup) -> P1Problem:
+    B, S, a = market.buyer_arrays, market.seller_arrays, market.auctioneer
+    return P1Problem.from_arrays(
+        mask=rnd.solve_mask,
+        w=B["w"],
+        b_min=np.where(rnd.in_round, B["b_min"], 0.0),
+        b_max=np.where(rnd.in_round, B["b_max"], 0.0),
+        rho=S["rho"],
+        spare=rnd.spare,
+        l1=a.l1,
+        l2=a.l2,
+    )
+
+
+def p1_problem(market: Market, mechanism: str = "eta", *, price: float | None = None) -> P1Problem:
+    """The problem P1 that :func:`clear` solves for ``market`` (for references and audits)."""
+    _check_options(mechanism, price, "p1")
+    return _p1_of(market, prepare_round(market, mechanism, price))
+
+
+@dataclass(frozen=True)
+class RoundSetup:
+    """Everything before the volumes: admission, prices, pair masks, the exclusion rule."""
+
+    admission: Admission
+    P: FloatArray
+    R: FloatArray
+    T: FloatArray
+    dist: FloatArray
+    pairs_mask: NDArray[np.bool_]  # may trade: admitted, bid covers ask, within distance
+    solve_mask: NDArray[np.bool_]  # ... and the seller has spare energy, the buyer is in round
+    in_round: NDArray[np.bool_]
+    excluded: dict[int, str]
+    spare: FloatArray
+    deliverable: FloatArray
+
+
+def prepare_round(market: Market, mechanism: str, price: float | None) -> RoundSetup:
+    """Algorithm 1 up to the volumes, for ``clear`` and ``p1_problem``."""
+    adm = admit(market)
+    B, S = market.buyer_arrays, market.seller_arrays
+    a = market.auctioneer
+    n, m = market.n_buyers, market.n_sellers
+    P, R, T, tradable = _prices(mechanism, price, B, S)
+    dist = haversine_km(B["lat"], B["lon"], S["lat"], S["lon"])
+    admitted = np.zeros((n, m), dtype=bool)
+    admitted[np.ix_(np.flatnonzero(adm.buyers_ok), np.flatnonzero(adm.sellers_ok))] = True
+    pairs_mask = admitted & tradable
+    if a.max_distance_km is not None:
+        pairs_mask &= dist <= a.max_distance_km
+    spare = np.maximum(S["s_t"] - S["s_r"], 0.0)
+    deliverable = spare / (1.0 + S["rho"])
+    solve_mask = pairs_mask & (spare > 0)[None, :] & adm.buyers_ok[:, None]
+    excluded = exclude_unservable_buyers(
+        solve_mask,
+        np.where(adm.buyers_ok, B["b_min"], 0.0),
+        deliverable,
+        B["w"],
+        [b.id for b in market.buyers],
+    )
+    in_round = adm.buyers_ok.copy()
+    in_round[list(excluded)] = False
+    solve_mask &= in_round[:, None]
+    return RoundSetup(
+        admission=adm,
+        P=P,
+        R=R,
+        T=T,
+        dist=dist,
+        pairs_mask=pairs_mask,
+        solve_mask=solve_mask,
+        in_round=in_round,
+        excluded=excluded,
+        spare=spare,
+        deliverable=deliverable,
+    )
 
 
 def _welfare(market: Market, x: FloatArray, in_round: NDArray[np.bool_]) -> float:

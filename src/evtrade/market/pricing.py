@@ -85,3 +85,47 @@ def single_price(
 def trade_threshold(v_max: ArrayLike, c_min: ArrayLike) -> FloatArray:
     """Smallest gap v_i - c_j that trades under Theorem 1: ``(v_i^max - c_j^min) / 4``."""
     return (_col(v_max) - _row(c_min)) / 4.0
+
+
+def eta_pair_prices(
+    v: ArrayLike,
+    v_max: ArrayLike,
+    c: ArrayLike,
+    c_min: ArrayLike,
+    *,
+    rows_per_chunk: int = 64,
+    workers: int = 2,
+) -> tuple[FloatArray, BoolArray]:
+    """Theorem 1 for every pair of a city-scale round: ``(T, trade)`` as (N, M) arrays.
+
+    The same arithmetic as :func:`buyer_bid`, :func:`seller_ask`, :func:`bid_covers_ask` and
+    :func:`transaction_price` (bit for bit), computed ``rows_per_chunk`` buyers at a time so that
+    the temporaries stay in cache and the peak memory is the two outputs (9 bytes per pair) plus
+    a few chunks; chunks run on ``workers`` threads (numpy releases the GIL in its loops).
+    """
+    vb = np.asarray(v, dtype=float).ravel()
+    vmax = np.asarray(v_max, dtype=float).ravel()
+    cs = np.asarray(c, dtype=float).ravel()
+    cmin = np.asarray(c_min, dtype=float).ravel()
+    n, m = vb.size, cs.size
+    T = np.empty((n, m))
+    trade = np.empty((n, m), dtype=bool)
+
+    def run(lo: int) -> None:
+        hi = min(n, lo + rows_per_chunk)
+        P = buyer_bid(vb[lo:hi], vmax[lo:hi], cmin)
+        R = seller_ask(cs, cmin, vmax[lo:hi])
+        trade[lo:hi] = bid_covers_ask(P, R)
+        np.add(P, R, out=P)
+        np.multiply(P, 0.5, out=T[lo:hi])
+
+    starts = range(0, n, max(1, rows_per_chunk))
+    if workers > 1 and n > rows_per_chunk:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(run, starts))
+    else:
+        for lo in starts:
+            run(lo)
+    return T, trade

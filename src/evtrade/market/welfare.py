@@ -403,9 +403,10 @@ def _dual_newton(p: P1Problem, mu: FloatArray, *, tol: float, max_iter: int) -> 
     stall = 0
     it = 0
     damping = 0.0
+    failures = 0
     floor = 0.0  # the residual rounding allows: eps * (curvature) * (price), from the Hessian
     for it in range(1, max_iter + 1):
-        if res <= max(tol * scale, floor) or (stall >= 2 and res <= 1e-7 * scale):
+        if res <= max(tol * scale, floor) or (stall >= 3 and res <= 1e-7 * scale):
             break
         free = (mu > 0) | (cur.grad < 0)
         fidx = np.flatnonzero(free)
@@ -431,8 +432,8 @@ def _dual_newton(p: P1Problem, mu: FloatArray, *, tol: float, max_iter: int) -> 
             # as the residual does (local convergence kept).
             rk, dk = raw[~idle], diag[~idle]
             flat = dk <= 1e-8 * rk
-            # Adaptive part (Levenberg's rule): grows while full steps fail, shrinks when they
-            # pass, so pure Newton steps are kept wherever they work.
+            # Adaptive part, on every seller: set when a line search fails, shrunk after each
+            # full step, so pure Newton steps are kept wherever they work.
             lm = (damping + np.where(flat, LM_WEIGHT * (res / scale), 0.0)) * rk
             Hk[np.diag_indices_from(Hk)] += lm + 1e-14 * max(float(diag.max(initial=0.0)), 1.0)
             try:
@@ -442,17 +443,18 @@ def _dual_newton(p: P1Problem, mu: FloatArray, *, tol: float, max_iter: int) -> 
                 d[fidx] = np.linalg.lstsq(np.triu(Hk) + np.triu(Hk, 1).T, -cur.grad[fidx])[0]
         step = _line_search(p, cur, mu, d, near=res <= 1e-6 * scale)
         if step is None:
-            if damping >= 1e4 or res <= 1e-7 * scale:
+            failures += 1
+            if damping >= 1e4 or (res <= 1e-7 * scale and failures > 2):
                 break  # no descent left: rounding level (or a dead end the caller's check catches)
             damping = max(100 * damping, 1e-2)  # fall back towards a scaled gradient step
             continue
         mu, cur, alpha = step
-        damping = damping / 10 if alpha == 1.0 else max(10 * damping, 1e-6)
-        damping = 0.0 if damping < 1e-9 else damping
+        if alpha == 1.0:
+            damping = 0.0 if damping < 1e-8 else damping / 10
         res = _projected_residual(cur, mu)
         if _TRACE is not None:
             _TRACE.append((res, float(np.max(np.abs(d))), int(fidx.size)))
-        stall = 0 if res < 0.5 * best.residual else stall + 1
+        stall = 0 if res < 0.9 * best.residual else stall + 1  # no progress at all
         if res < best.residual:
             best = _NewtonResult(cur, mu, it, res)
     return _NewtonResult(best.inner, best.mu, it, best.residual)
@@ -601,16 +603,16 @@ def _certified(p: P1Problem, x: FloatArray, dual: float) -> bool:
 def _polish(
     p: P1Problem, x_ip: FloatArray, mu: FloatArray, *, tol: float
 ) -> tuple[FloatArray, FloatArray]:
-    """Dual Newton from the interior point's prices; keep its point if feasible and no worse."""
-    scale = max(1.0, float(np.max(p.cap)), float(np.max(p.b_max)))
+    """Dual Newton from the interior point's prices; of the two points, keep the one with the
+    smaller KKT residual (welfare cannot tell them apart: it is flat to second order)."""
     # Interior-point prices of sellers with spare energy are noise-level positives: zero them.
     mu = np.where(mu > 1e-8 * max(float(np.max(mu, initial=0.0)), 1e-300), mu, 0.0)
     newton = _dual_newton(p, mu, tol=tol, max_iter=30)
     x = _repair(p, newton.inner.x)
-    feasible = float(np.max(-newton.inner.grad, initial=0.0)) <= tol * scale * 10
-    if feasible and welfare_value(p, x) >= welfare_value(p, x_ip) - tol * scale:
+    x_ip = _clean(p, x_ip)
+    if kkt_residual(p, x, newton.mu) <= kkt_residual(p, x_ip, mu):
         return x, newton.mu
-    return _clean(p, x_ip), mu
+    return x_ip, mu
 
 
 def _clean(p: P1Problem, x: FloatArray) -> FloatArray:
@@ -624,13 +626,78 @@ def _clean(p: P1Problem, x: FloatArray) -> FloatArray:
 
 
 def _repair(p: P1Problem, x: FloatArray) -> FloatArray:
-    """Remove rounding-level breaches of (12) upper bounds and (13) by scaling down."""
-    load = p.g * x.sum(axis=0)
-    over = load > p.cap
-    if np.any(over):
-        x = x * np.where(over, p.cap / np.where(over, load, 1.0), 1.0)[None, :]
-    X = x.sum(axis=1)
-    high = p.b_max < X
+    """Remove rounding-level breaches of (13) and of (12)'s upper bounds (see repair_volumes)."""
+    return repair_volumes(x, p.b_min, p.b_max, p.g, p.cap)
+
+
+def repair_volumes(
+    x: FloatArray, b_min: FloatArray, b_max: FloatArray, g: FloatArray, cap: FloatArray
+) -> FloatArray:
+    """Make a nearly feasible x feasible: cut a seller's excess load from the buyers that are above
+    their b_min (in proportion to what they take from it, never below b_min), scale down whatever
+    excess is left, then scale down buyers above b_max. Works on (..., N, M) stacks.
+    """
+    load = g * x.sum(axis=-2)
+    excess = np.maximum(load - cap, 0.0) / g  # kWh to remove per seller
+    if np.any(excess > 0):
+        room = np.maximum(x.sum(axis=-1) - b_min, 0.0)
+        wgt = x * (room > 0)[..., None]
+        avail = wgt.sum(axis=-2)
+        frac = np.where(avail > 0, np.minimum(excess / np.where(avail > 0, avail, 1.0), 1.0), 0.0)
+        cut = wgt * frac[..., None, :]
+        per_buyer = cut.sum(axis=-1)
+        limit = np.where(per_buyer > room, room / np.where(per_buyer > 0, per_buyer, 1.0), 1.0)
+        x = x - cut * limit[..., None]
+        load = g * x.sum(axis=-2)
+        over = load > cap
+        x = x * np.where(over, cap / np.where(over, load, 1.0), 1.0)[..., None, :]
+    X = x.sum(axis=-1)
+    high = b_max < X
     if np.any(high):
-        x = x * np.where(high, p.b_max / np.where(high, X, 1.0), 1.0)[:, None]
-    return x
+        x = x * np.where(high, b_max / np.where(high, X, 1.0), 1.0)[..., None]
+    return np.asarray(np.maximum(x, 0.0))
+
+
+def kkt_residual(problem: P1Problem, x: FloatArray, mu: FloatArray) -> float:
+    """Largest violation of P1's KKT conditions by volumes ``x`` and seller prices ``mu``.
+
+    Independent of how x was found. Per buyer, the reduced gains
+    ``r_ij = U_i'(X_i) - (2 a_j x_ij + e_j + g_j mu_j)`` must be equal (to -nu_i) on the pairs it
+    buys and no larger on its other partners, with nu_i > 0 only at b_min and nu_i < 0 only at
+    b_max; sellers need mu_j >= 0, mu_j = 0 unless full; and (12)-(13) must hold. Prices are
+    measured against max(1, max U'), energies against max(1, b_max, cap), and the larger of the
+    two relative figures is returned.
+    """
+    p = problem
+    X = x.sum(axis=1)
+    escale = max(1.0, float(np.max(p.b_max, initial=0.0)), float(np.max(p.cap, initial=0.0)))
+    slack = p.cap - p.g * x.sum(axis=0)
+    primal = max(
+        float(np.max(p.b_min - X, initial=0.0)),
+        float(np.max(X - p.b_max, initial=0.0)),
+        float(np.max(-slack, initial=0.0)),
+        float(np.max(-x, initial=0.0)),
+        float(np.max(np.abs(x[~p.mask]), initial=0.0)),
+    )
+    with np.errstate(divide="ignore"):
+        marginal = p.w / np.maximum(X - p.b_min + 1.0, 1e-300)
+    r = marginal[:, None] - (2 * p.a * x + p.e + p.g * mu)
+    pscale = max(1.0, float(np.max(marginal, initial=0.0)))
+    pos = x > 1e-9 * escale
+    has = pos.any(axis=1)
+    nu = -np.where(has, np.where(pos, r, 0.0).sum(axis=1) / np.maximum(pos.sum(axis=1), 1), 0.0)
+    # A buyer buying nothing (b_min = 0): nu_i = -U'(0) bounds its partners' gains instead.
+    nu = np.where(has, nu, np.minimum(0.0, -marginal))
+    station = np.abs(np.where(pos, r + nu[:, None], 0.0)).max(initial=0.0)
+    idle = np.where(p.mask & ~pos, r + nu[:, None], -np.inf).max(initial=0.0)
+    tol_e = 1e-7 * escale
+    off_min, off_max = X - p.b_min > tol_e, p.b_max - X > tol_e
+    wrong_sign = np.where(
+        ((nu > 0) & off_min) | ((nu < 0) & off_max & has),
+        np.abs(nu),
+        0.0,
+    ).max(initial=0.0)
+    dual = max(float(np.max(-mu, initial=0.0)), 0.0)
+    comp = float(np.max(mu * np.maximum(slack, 0.0), initial=0.0)) / escale
+    price_viol = max(float(station), float(max(idle, 0.0)), float(wrong_sign), dual) / pscale
+    return max(primal / escale, price_viol, comp)

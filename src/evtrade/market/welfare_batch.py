@@ -25,6 +25,7 @@ from evtrade.market.welfare import (
     LM_WEIGHT,
     P1Problem,
     _buyer_totals,
+    repair_volumes,
     solve_p1,
 )
 
@@ -248,10 +249,11 @@ def _newton(
     its = np.zeros(nb, dtype=np.int64)
     stall = np.zeros(nb, dtype=np.int64)
     floor = np.zeros(nb)
+    failures = np.zeros(nb, dtype=np.int64)
     damping = np.zeros(nb)  # Levenberg's adaptive term, per market (see welfare._dual_newton)
     run = np.ones(nb, dtype=bool)
     for _ in range(max_iter):
-        run &= ~((res <= np.maximum(tol * scale, floor)) | ((stall >= 2) & (res <= 1e-7 * scale)))
+        run &= ~((res <= np.maximum(tol * scale, floor)) | ((stall >= 3) & (res <= 1e-7 * scale)))
         idx = np.flatnonzero(run)
         if idx.size == 0:
             break
@@ -262,12 +264,16 @@ def _newton(
         Hdiag_proxy = (sub.g**2 * ((cur.x > 0) * (0.5 / sub.a)[:, None, :]).sum(axis=1)).max(axis=1)
         floor[idx] = 64 * EPS * Hdiag_proxy * mu_i.max(axis=1)
         new_mu, new_s, ok, alpha = _line_search(sub, cur, mu_i, d, res[idx])
-        damp = np.where(alpha == 1.0, damping[idx] / 10, np.maximum(10 * damping[idx], 1e-6))
-        damping[idx] = np.where(ok, np.where(damp < 1e-9, 0.0, damp), damping[idx])
+        full = ok & (alpha == 1.0)
+        damp = np.where(damping[idx] < 1e-8, 0.0, damping[idx] / 10)
+        damping[idx] = np.where(full, damp, damping[idx])
         its[idx] += 1
         # A failed search retries with a heavier damping (towards a scaled gradient step).
         stuck = idx[~ok]
-        give_up = (damping[stuck] >= 1e4) | (res[stuck] <= 1e-7 * scale[stuck])
+        failures[stuck] += 1
+        give_up = (damping[stuck] >= 1e4) | (
+            (res[stuck] <= 1e-7 * scale[stuck]) & (failures[stuck] > 2)
+        )
         run[stuck[give_up]] = False
         damping[stuck] = np.maximum(100 * damping[stuck], 1e-2)
         acc = idx[ok]
@@ -276,7 +282,7 @@ def _newton(
             for f in ("x", "lam", "t", "dual", "grad"):
                 getattr(s, f)[acc] = getattr(new_s, f)[ok]
             new_res = _residual(new_s, new_mu)[ok]
-            stall[acc] = np.where(new_res < 0.5 * res[acc], 0, stall[acc] + 1)
+            stall[acc] = np.where(new_res < 0.9 * res[acc], 0, stall[acc] + 1)
             res[acc] = new_res
     return mu, s, its
 
@@ -310,16 +316,6 @@ def _line_search(
         pending = pending[~good]
         alpha[pending] *= 0.5
     return out_mu, out, ok, alpha
-
-
-def _repair(p: P1Batch, x: FloatArray) -> FloatArray:
-    """Scale away rounding-level breaches of (13) and of the upper bound of (12)."""
-    load = p.g * x.sum(axis=1)
-    over = load > p.cap
-    x = x * np.where(over, p.cap / np.where(over, load, 1.0), 1.0)[:, None, :]
-    X = x.sum(axis=2)
-    high = p.b_max < X
-    return np.asarray(x * np.where(high, p.b_max / np.where(high, X, 1.0), 1.0)[..., None])
 
 
 def welfare_values(p: P1Batch, x: FloatArray) -> FloatArray:
@@ -377,7 +373,7 @@ def _solve_chunk(
         if idx.size:
             sub = p.take(idx)
             mu_b, s, its_b = _newton(sub, _start(sub), tol=tol, max_iter=max_iter)
-            xb = _repair(sub, s.x)
+            xb = repair_volumes(s.x, sub.b_min, sub.b_max, sub.g, sub.cap)
             X = xb.sum(axis=2)
             sc = _scale(sub)[:, None]
             feas = (

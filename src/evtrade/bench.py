@@ -1,0 +1,199 @@
+"""The benchmark suite behind ``evtrade bench``: the project against a generic solver, in-process.
+
+Every record has ``case``, ``n_buyers``, ``n_sellers``, ``seconds`` (median of repeats),
+``reference_seconds``, ``ratio`` (reference / project), ``welfare_gap`` (relative, reference
+minus project: > 0 means the project is worse), ``peak_mb`` (the project run's peak of traced
+Python/numpy allocations, tracemalloc), plus ``certificate`` (the relative duality gap, the
+project's own proof of optimality), ``kkt`` (the largest KKT violation computed from the returned
+volumes, independent of the solver) and ``note``. The reference is cvxpy with Clarabel on the
+same P1 problem, where it can still solve it in reasonable time; cvxpy is a development
+dependency, and without it the reference fields are null.
+
+Timings are measured, never asserted: benchmarks are not tests.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import statistics
+import time
+import tracemalloc
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from evtrade.market.batch import clear_batch
+from evtrade.market.clearing import clear, p1_problem
+from evtrade.market.pricing import eta_pair_prices
+from evtrade.market.welfare import P1Problem, kkt_residual, solve_p1
+from evtrade.sim.scenarios import ScenarioSpec, random_batch, random_market
+
+
+@dataclass(frozen=True)
+class Record:
+    case: str
+    n_buyers: int
+    n_sellers: int
+    seconds: float
+    reference_seconds: float | None
+    ratio: float | None
+    welfare_gap: float | None
+    peak_mb: float
+    certificate: float | None
+    kkt: float | None
+    note: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _median_time(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
+    times, out = [], None
+    for _ in range(max(1, repeats)):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), out
+
+
+def _peak_mb(fn: Callable[[], Any]) -> float:
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1] / 2**20
+    finally:
+        tracemalloc.stop()
+
+
+def has_reference() -> bool:
+    return importlib.util.find_spec("cvxpy") is not None
+
+
+def _reference(problem: P1Problem) -> tuple[float, float | None, str]:
+    """cvxpy + Clarabel on ``problem``: (seconds, welfare or None if it failed, note)."""
+    from evtrade.market.reference import solve_p1_cvxpy
+
+    t0 = time.perf_counter()
+    try:
+        value: float | None = solve_p1_cvxpy(problem)[0]
+        note = ""
+    except Exception as exc:  # the reference's own failure is a result, reported as such
+        value, note = None, f"; cvxpy+Clarabel failed: {type(exc).__name__}"
+    return time.perf_counter() - t0, value, note
+
+
+def p1_case(n: int, m: int, *, repeats: int, reference: bool, seed: int = 1) -> Record:
+    """ETA clearing (``evtrade.clear``) of a random market against cvxpy on its P1."""
+    market = random_market(ScenarioSpec().scaled(n, m), np.random.default_rng(seed))
+    clear(market)  # warm caches (BLAS threads, imports) outside the timing
+    seconds, result = _median_time(lambda: clear(market), repeats)
+    problem = p1_problem(market)
+    sol = solve_p1(problem)
+    cert = sol.duality_gap / max(1.0, abs(sol.welfare))
+    kkt = kkt_residual(problem, sol.x, sol.mu)
+    ref_s = ratio = gap = None
+    note = f"clear() end to end; solver {result.solver['method']}"
+    if reference and has_reference():
+        ref_s, ref_w, failed = _reference(problem)
+        note += failed
+        if ref_w is not None:
+            ratio = ref_s / seconds
+            gap = (ref_w - result.welfare) / max(1.0, abs(ref_w))
+    elif reference:
+        note += "; cvxpy not installed"
+    else:
+        note += "; no reference (generic solvers fail or take minutes at this size)"
+    return Record(
+        case=f"eta-p1-{n}x{m}",
+        n_buyers=n,
+        n_sellers=m,
+        seconds=seconds,
+        reference_seconds=ref_s,
+        ratio=ratio,
+        welfare_gap=gap,
+        peak_mb=_peak_mb(lambda: clear(market)),
+        certificate=cert,
+        kkt=kkt,
+        note=note,
+    )
+
+
+def batch_case(rounds: int, *, sample: int, seed: int = 2) -> Record:
+    """``rounds`` paper-scale (35 x 40) markets, drawn and cleared in one batch, end to end.
+
+    The reference is a Python loop of ``evtrade.clear`` over ``sample`` of the same rounds,
+    scaled to ``rounds``; the welfare gap is the largest relative difference on that sample.
+    """
+    spec = ScenarioSpec()
+
+    def run() -> Any:
+        batch = random_batch(spec, rounds, np.random.default_rng(seed))
+        return batch, clear_batch(batch)
+
+    run()
+    seconds, (batch, res) = _median_time(run, 1)
+    k = min(sample, rounds)
+    t0 = time.perf_counter()
+    single = np.array([clear(batch.market(r)).welfare for r in range(k)])
+    loop_s = (time.perf_counter() - t0) * rounds / k
+    gap = float(np.max((single - res.welfare[:k]) / np.maximum(1.0, np.abs(single))))
+    cert = float(np.max(res.solver.duality_gap / np.maximum(1.0, np.abs(res.solver.welfare))))
+    methods = {str(m_): int(np.sum(res.solver.method == m_)) for m_ in np.unique(res.solver.method)}
+    return Record(
+        case=f"eta-batch-{rounds}x35x40",
+        n_buyers=spec.n_buyers,
+        n_sellers=spec.n_sellers,
+        seconds=seconds,
+        reference_seconds=loop_s,
+        ratio=loop_s / seconds,
+        welfare_gap=gap,
+        peak_mb=_peak_mb(run),
+        certificate=cert,
+        kkt=None,
+        note=f"draw + clear_batch; reference: loop of clear() on {k} rounds, scaled; {methods}",
+    )
+
+
+def pricing_case(n: int, m: int, *, repeats: int, seed: int = 3) -> Record:
+    """Theorem 1 prices and trade test for n x m pairs, chunked."""
+    rng = np.random.default_rng(seed)
+    spec = ScenarioSpec()
+    v_lo, v_hi = rng.uniform(*spec.v_min, n), rng.uniform(*spec.v_max, n)
+    c_lo, c_hi = rng.uniform(*spec.c_min, m), rng.uniform(*spec.c_max, m)
+    v, c = rng.uniform(v_lo, v_hi), rng.uniform(c_lo, c_hi)
+    seconds, (T, trade) = _median_time(lambda: eta_pair_prices(v, v_hi, c, c_lo), repeats)
+    share = float(trade.mean())
+    del T, trade
+    return Record(
+        case=f"eta-pricing-{n}x{m}",
+        n_buyers=n,
+        n_sellers=m,
+        seconds=seconds,
+        reference_seconds=None,
+        ratio=None,
+        welfare_gap=None,
+        peak_mb=_peak_mb(lambda: eta_pair_prices(v, v_hi, c, c_lo)),
+        certificate=None,
+        kkt=None,
+        note=f"{n * m:.2e} pairs (T float64 + trade bool kept); {share:.1%} trade",
+    )
+
+
+def suite(*, quick: bool, repeats: int = 3) -> Iterator[Record]:
+    """The benchmark cases in order; ``quick`` is the smoke run of ``make test``."""
+    if quick:
+        yield p1_case(35, 40, repeats=repeats, reference=True)
+        yield p1_case(100, 100, repeats=repeats, reference=True)
+        yield p1_case(300, 300, repeats=1, reference=False)
+        yield batch_case(200, sample=20)
+        yield pricing_case(1000, 1000, repeats=repeats)
+        return
+    yield p1_case(35, 40, repeats=repeats, reference=True)
+    yield p1_case(100, 100, repeats=repeats, reference=True)
+    yield p1_case(200, 200, repeats=repeats, reference=True)
+    yield p1_case(1000, 1000, repeats=repeats, reference=False)
+    yield p1_case(3000, 3000, repeats=1, reference=False)
+    yield batch_case(10_000, sample=200)
+    yield pricing_case(10_000, 10_000, repeats=repeats)
