@@ -31,7 +31,8 @@ figures: $(STAMP)
 	$(BIN)/evtrade reproduce eta --out docs/figures/eta
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_p1.py
+	$(BIN)/evtrade bench
+	$(BIN)/python benchmarks/scaling.py --out docs/figures/performance
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

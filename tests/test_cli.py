@@ -136,3 +136,21 @@ def test_reproduce_quick(tmp_path: Path) -> None:
     for name in ("fig4", "fig5", "fig6", "fig7_8", "fig9", "fig10", "fig13", "fig14"):
         assert (tmp_path / f"{name}.png").stat().st_size > 1000
         assert (tmp_path / f"{name}.csv").read_text().count("\n") > 2
+
+
+def test_bench_quick_smoke() -> None:
+    """`evtrade bench --quick` runs and every record has the documented fields (not timed)."""
+    out = run("bench", "--quick", "--format", "json", "--repeats", "1")
+    assert out.returncode == 0, out.stderr
+    records = json.loads(out.stdout)
+    keys = {"case", "n_buyers", "n_sellers", "seconds", "reference_seconds", "ratio"}
+    keys |= {"welfare_gap", "peak_mb", "certificate", "kkt", "note"}
+    assert records and all(set(r) == keys for r in records)
+    for r in records:
+        assert r["seconds"] > 0 and r["peak_mb"] >= 0
+        if r["certificate"] is not None:
+            assert r["certificate"] <= 1e-8, r
+        if r["kkt"] is not None:
+            assert r["kkt"] <= 1e-6, r
+        if r["welfare_gap"] is not None:  # the project is never worse than the reference
+            assert r["welfare_gap"] <= 1e-6, r

@@ -120,6 +120,50 @@ def p1_case(n: int, m: int, *, repeats: int, reference: bool, seed: int = 1) -> 
     )
 
 
+def binding_problem(n: int, m: int, seed: int) -> P1Problem:
+    """A P1 where every seller's capacity binds: 60 % of pairs trade, supply half of demand."""
+    rng = np.random.default_rng(seed)
+    b_min = rng.uniform(0, 2, n)
+    return P1Problem.from_arrays(
+        mask=rng.random((n, m)) < 0.6,
+        w=rng.uniform(1, 5, n),
+        b_min=b_min,
+        b_max=b_min + rng.uniform(6, 12, n),
+        rho=rng.uniform(0.05, 0.15, m),
+        spare=rng.uniform(5, 20, m) * 0.5 * n / m,
+        l1=0.0025,
+        l2=0.005,
+    )
+
+
+def binding_case(n: int, m: int, *, repeats: int, reference: bool, seed: int = 4) -> Record:
+    """``solve_p1`` on a market where every capacity binds (the dual Newton path throughout)."""
+    problem = binding_problem(n, m, seed)
+    solve_p1(problem)
+    seconds, sol = _median_time(lambda: solve_p1(problem), repeats)
+    ref_s = ratio = gap = None
+    note = f"solve_p1 on P1 directly; {sol.method}, {sol.iterations} iterations"
+    if reference and has_reference():
+        ref_s, ref_w, failed = _reference(problem)
+        note += failed
+        if ref_w is not None:
+            ratio = ref_s / seconds
+            gap = (ref_w - sol.welfare) / max(1.0, abs(ref_w))
+    return Record(
+        case=f"p1-binding-{n}x{m}",
+        n_buyers=n,
+        n_sellers=m,
+        seconds=seconds,
+        reference_seconds=ref_s,
+        ratio=ratio,
+        welfare_gap=gap,
+        peak_mb=_peak_mb(lambda: solve_p1(problem)),
+        certificate=sol.duality_gap / max(1.0, abs(sol.welfare)),
+        kkt=kkt_residual(problem, sol.x, sol.mu),
+        note=note,
+    )
+
+
 def batch_case(rounds: int, *, sample: int, seed: int = 2) -> Record:
     """``rounds`` paper-scale (35 x 40) markets, drawn and cleared in one batch, end to end.
 
@@ -186,6 +230,7 @@ def suite(*, quick: bool, repeats: int = 3) -> Iterator[Record]:
     if quick:
         yield p1_case(35, 40, repeats=repeats, reference=True)
         yield p1_case(100, 100, repeats=repeats, reference=True)
+        yield binding_case(60, 60, repeats=repeats, reference=True)
         yield p1_case(300, 300, repeats=1, reference=False)
         yield batch_case(200, sample=20)
         yield pricing_case(1000, 1000, repeats=repeats)
@@ -193,7 +238,12 @@ def suite(*, quick: bool, repeats: int = 3) -> Iterator[Record]:
     yield p1_case(35, 40, repeats=repeats, reference=True)
     yield p1_case(100, 100, repeats=repeats, reference=True)
     yield p1_case(200, 200, repeats=repeats, reference=True)
+    yield binding_case(35, 40, repeats=repeats, reference=True)
+    yield binding_case(100, 100, repeats=repeats, reference=True)
+    yield binding_case(200, 200, repeats=repeats, reference=True)
     yield p1_case(1000, 1000, repeats=repeats, reference=False)
+    yield binding_case(1000, 1000, repeats=repeats, reference=False)
     yield p1_case(3000, 3000, repeats=1, reference=False)
+    yield binding_case(3000, 3000, repeats=1, reference=False)
     yield batch_case(10_000, sample=200)
     yield pricing_case(10_000, 10_000, repeats=repeats)

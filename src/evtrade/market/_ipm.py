@@ -1,9 +1,20 @@
-"""Fallback solver for P1: a primal-dual interior-point method (Mehrotra predictor-corrector).
+"""A primal-dual interior-point method for separable convex problems on a buyer-seller market.
 
+The family (every mechanism's volume problem is one of them)::
+
+    min  sum_ij f(x_ij) + sum_i h(u_i) + sum_j k(s_j)
+    s.t. sum_j eta_j x_ij - u_i = b_i^min,  0 <= u_i <= b_i^max - b_i^min     (buyers, E1/E2)
+         sum_i g_j x_ij + s_j = cap_j,       s_j >= 0                          (sellers, E3)
+         x_ij >= 0 on the pairs that may trade, 0 elsewhere
+
+with f, h, k convex, separable and twice differentiable (each given as gradient and diagonal
+Hessian). ETA's P1 (:func:`p1_model`), BABG's SWM2 and IDA's auctioneer problem A
+(:mod:`evtrade.market.babg`, :mod:`evtrade.market.ida`) are instances.
+
+Mehrotra predictor-corrector. Every Newton system reduces, by eliminating the diagonal blocks, to
+one dense SPD system of size min(N, M), so an iteration costs O(N M min(N, M)). For P1,
 :func:`evtrade.market.welfare.solve_p1` uses it only when its dual Newton method does not certify
-an optimum (a safeguard; it has not been needed on any market in the test suite or benchmarks).
-Every Newton system reduces, by eliminating the diagonal blocks, to one dense SPD system of size
-min(N, M), so an iteration costs O(N M min(N, M)).
+an optimum (a safeguard).
 
 References
 ----------
@@ -13,6 +24,8 @@ References
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -25,19 +38,74 @@ if TYPE_CHECKING:
     from evtrade.market.welfare import P1Problem
 
 FloatArray = NDArray[np.float64]
+#: A separable term: values -> (gradient, diagonal Hessian), elementwise.
+Term = Callable[[FloatArray], tuple[FloatArray, FloatArray]]
 
 
-def interior_point(
-    p: P1Problem, *, tol: float, max_iter: int
-) -> tuple[FloatArray, FloatArray, int]:
-    """Mehrotra predictor-corrector on ``min cost(x) - sum w ln(u + 1)``.
+@dataclass(frozen=True)
+class Separable:
+    """One problem of the family in the module docstring (shapes: N buyers, M sellers)."""
+
+    mask: NDArray[np.bool_]  # (N, M)
+    b_min: FloatArray  # (N,)
+    b_max: FloatArray  # (N,)
+    cap: FloatArray  # (M,)
+    eta: FloatArray  # (M,) weight of x_ij in buyer i's total
+    g: FloatArray  # (M,) weight of x_ij in seller j's load
+    pair: Term  # f on x (N, M)
+    buyer: Term  # h on u (N,)
+    slack: Term  # k on s (M,)
+
+
+@dataclass(frozen=True)
+class IPMResult:
+    """Primal point and multipliers: y1 of the buyer rows E1, y3 of the seller rows E3, zs of
+    s >= 0 (for P1, zs = -y3 is the seller price mu of constraint 13)."""
+
+    x: FloatArray
+    u: FloatArray
+    s: FloatArray
+    y1: FloatArray
+    y3: FloatArray
+    zs: FloatArray
+    iterations: int
+
+
+def _zero(v: FloatArray) -> tuple[FloatArray, FloatArray]:
+    return np.zeros_like(v), np.zeros_like(v)
+
+
+def p1_model(p: P1Problem) -> Separable:
+    """ETA's P1: f = a x^2 + e x per pair, h = -w ln(u + 1), no slack cost, eta = 1."""
+
+    def pair(x: FloatArray) -> tuple[FloatArray, FloatArray]:
+        return 2 * p.a * x + p.e, np.broadcast_to(2 * p.a, x.shape)
+
+    def buyer(u: FloatArray) -> tuple[FloatArray, FloatArray]:
+        return -p.w / (u + 1.0), p.w / (u + 1.0) ** 2
+
+    return Separable(
+        mask=p.mask,
+        b_min=p.b_min,
+        b_max=p.b_max,
+        cap=p.cap,
+        eta=np.ones_like(p.g),
+        g=p.g,
+        pair=pair,
+        buyer=buyer,
+        slack=_zero,
+    )
+
+
+def interior_point(p: Separable, *, tol: float, max_iter: int) -> IPMResult:
+    """Mehrotra predictor-corrector on the problem ``p`` (see the module docstring).
 
     Variables z = (x >= 0 on the mask, u >= 0, t >= 0, s >= 0) with equalities
-    ``sum_j x_ij - u_i = b_i^min`` (E1), ``u_i + t_i = b_i^max - b_i^min`` (E2, only where the
-    range is non-empty) and ``(1 + rho_j) sum_i x_ij + s_j = cap_j`` (E3).
-    Returns the volumes, the seller prices mu = the multipliers of E3, and the iteration count.
+    ``sum_j eta_j x_ij - u_i = b_i^min`` (E1), ``u_i + t_i = b_i^max - b_i^min`` (E2, only where
+    the range is non-empty) and ``sum_i g_j x_ij + s_j = cap_j`` (E3).
     """
     n, m = p.mask.shape
+    eta = p.eta
     M = p.mask.astype(float)
     r = p.b_max - p.b_min
     hu = r > 1e-12 * np.maximum(1.0, p.b_max)  # buyers with a free total in [b_min, b_max]
@@ -53,11 +121,14 @@ def interior_point(
     n_pairs = float(M.sum()) + 2.0 * float(hf.sum()) + m
     for it in range(1, max_iter + 1):
         # Residuals of stationarity (dual) and equalities (primal).
-        rdx = M * (2 * p.a * x + p.e - y1[:, None] - p.g * y3 - zx)
-        rdu = hf * (-p.w / (u + 1.0) + y1 - y2 - zu)
+        fx, hxx = p.pair(x)
+        fu, huu = p.buyer(u)
+        fs, hss = p.slack(s)
+        rdx = M * (fx - eta * y1[:, None] - p.g * y3 - zx)
+        rdu = hf * (fu + y1 - y2 - zu)
         rdt = hf * (-y2 - zt)
-        rds = -y3 - zs
-        rp1 = x.sum(axis=1) - hf * u - p.b_min
+        rds = fs - y3 - zs
+        rp1 = (x * eta).sum(axis=1) - hf * u - p.b_min
         rp2 = hf * (u + t - r)
         rp3 = p.g * x.sum(axis=0) + s - p.cap
         gap = float((zx * x).sum() + (zu * u).sum() + (zt * t).sum() + (zs * s).sum())
@@ -69,16 +140,16 @@ def interior_point(
         # markets; once complementarity is negligible the point is as good as doubles allow.
         stalled = res_p <= 1e-9 * scale and res_d <= 1e-9 and mu_c <= 1e-15 * scale
         if converged or stalled:
-            return x, np.maximum(zs, 0.0), it
+            return IPMResult(x=x, u=u, s=s, y1=y1, y3=y3, zs=zs, iterations=it)
         # Diagonal of the Hessian plus barrier terms; inverse on variables that exist.
-        hx = M * (2 * p.a + zx / np.where(M > 0, x, 1.0))
+        hx = M * (hxx + zx / np.where(M > 0, x, 1.0))
         dx = np.where(M > 0, 1.0 / np.where(M > 0, hx, 1.0), 0.0)
-        du = np.where(hu, 1.0 / (p.w / (u + 1.0) ** 2 + zu / np.where(hu, u, 1.0)), 0.0)
+        du = np.where(hu, 1.0 / (huu + zu / np.where(hu, u, 1.0)), 0.0)
         dt = np.where(hu, 1.0 / (zt / np.where(hu, t, 1.0)), 0.0)
-        ds = s / zs
-        # Non-finite entries (an infeasible market) make cho_factor raise ValueError; solve_p1
-        # turns that into a SolverError in one place.
-        system = _NormalEquations(dx, du, dt, ds, p.g)
+        ds = 1.0 / (hss + zs / s)
+        # Non-finite entries (an infeasible market) make cho_factor raise ValueError; callers
+        # turn that into a SolverError.
+        system = _NormalEquations(dx, du, dt, ds, p.g, eta)
 
         def direction(
             cx: FloatArray, cu: FloatArray, ct: FloatArray, cs: FloatArray
@@ -88,21 +159,21 @@ def interior_point(
             rhu = -rdu + hf * cu / np.where(hu, u, 1.0)
             rht = -rdt + hf * ct / np.where(hu, t, 1.0)
             rhs_ = -rds + cs / s
-            b1 = -rp1 - ((dx * rhx).sum(axis=1) - hf * du * rhu)
+            b1 = -rp1 - ((dx * rhx * eta).sum(axis=1) - hf * du * rhu)
             b2 = -rp2 - hf * (du * rhu + dt * rht)
             b3 = -rp3 - (p.g * (dx * rhx).sum(axis=0) + ds * rhs_)
             d1, d2, d3 = system.solve(b1, b2, b3)
             for _ in range(2):  # iterative refinement of the ill-conditioned normal equations
-                dxv = dx * (rhx + d1[:, None] + p.g * d3)
+                dxv = dx * (rhx + eta * d1[:, None] + p.g * d3)
                 duv = du * (rhu - d1 + d2)
                 dtv = dt * (rht + d2)
                 dsv = ds * (rhs_ + d3)
-                e1 = dxv.sum(axis=1) - hf * duv + rp1
+                e1 = (dxv * eta).sum(axis=1) - hf * duv + rp1
                 e2 = hf * (duv + dtv) + rp2
                 e3 = p.g * dxv.sum(axis=0) + dsv + rp3
                 c1, c2, c3 = system.solve(-e1, -e2, -e3)
                 d1, d2, d3 = d1 + c1, d2 + c2, d3 + c3
-            dxv = dx * (rhx + d1[:, None] + p.g * d3)
+            dxv = dx * (rhx + eta * d1[:, None] + p.g * d3)
             duv = du * (rhu - d1 + d2)
             dtv = dt * (rht + d2)
             dsv = ds * (rhs_ + d3)
@@ -135,7 +206,7 @@ def interior_point(
         s = s + ap * cor[3]
         y1, y2, y3 = y1 + ad * cor[4], y2 + ad * cor[5], y3 + ad * cor[6]
         zx, zu, zt, zs = zx + ad * cor[7], zu + ad * cor[8], zt + ad * cor[9], zs + ad * cor[10]
-    raise SolverError(f"P1 interior point did not converge in {max_iter} iterations")
+    raise SolverError(f"interior point did not converge in {max_iter} iterations")
 
 
 def _step_lengths(
@@ -164,14 +235,20 @@ class _NormalEquations:
     """Solves ``A D A^T y = b`` for the three equality blocks E1, E2, E3 by block elimination."""
 
     def __init__(
-        self, dx: FloatArray, du: FloatArray, dt: FloatArray, ds: FloatArray, g: FloatArray
+        self,
+        dx: FloatArray,
+        du: FloatArray,
+        dt: FloatArray,
+        ds: FloatArray,
+        g: FloatArray,
+        eta: FloatArray,
     ) -> None:
         self.du, self.dt, self.g = du, dt, g
         self.e2 = du + dt
         safe = np.where(self.e2 > 0, self.e2, 1.0)
-        self.b1 = dx.sum(axis=1) + np.where(self.e2 > 0, du * dt / safe, 0.0)
+        self.b1 = (dx * (eta * eta)).sum(axis=1) + np.where(self.e2 > 0, du * dt / safe, 0.0)
         self.b3 = g * g * dx.sum(axis=0) + ds
-        self.C = dx * g  # coupling E1 x E3
+        self.C = dx * (g * eta)  # coupling E1 x E3
         n, m = dx.shape
         if m <= n:
             S = np.diag(self.b3) - (self.C.T / self.b1) @ self.C

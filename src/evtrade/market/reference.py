@@ -19,21 +19,32 @@ def solve_p1_cvxpy(problem: P1Problem) -> tuple[float, NDArray[np.float64]]:
     # Imported dynamically: cvxpy is optional and only partly typed.
     cp: Any = importlib.import_module("cvxpy")
 
+    sp: Any = importlib.import_module("scipy.sparse")
+
     p = problem
     n, m = p.mask.shape
-    x: Any = cp.Variable((n, m), nonneg=True)
-    X = cp.sum(x, axis=1)
+    bi, sj = np.nonzero(p.mask)
+    if bi.size == 0:
+        if np.any(p.b_min > 0):
+            raise SolverError("cvxpy reference: infeasible (a buyer with b_min > 0, no pairs)")
+        return 0.0, np.zeros((n, m))
+    # One variable per pair that may trade (x_ij = 0 elsewhere), sums by sparse matrices.
+    k = bi.size
+    rows_of = sp.csr_matrix((np.ones(k), (bi, np.arange(k))), shape=(n, k))
+    cols_of = sp.csr_matrix((np.ones(k), (sj, np.arange(k))), shape=(m, k))
+    x: Any = cp.Variable(k, nonneg=True)
+    X = rows_of @ x
     objective = (
         cp.sum(cp.multiply(p.w, cp.log(X - p.b_min + 1)))
-        - cp.sum(cp.multiply(p.a, cp.sum(cp.square(x), axis=0)))
-        - cp.sum(cp.multiply(p.e, cp.sum(x, axis=0)))
+        - cp.sum(cp.multiply(p.a[sj], cp.square(x)))
+        - cp.sum(cp.multiply(p.e[sj], x))
     )
     # cvxpy expression on the left so the comparison builds a constraint, not a numpy array
-    cons = [X >= p.b_min, X <= p.b_max, cp.multiply(p.g, cp.sum(x, axis=0)) <= p.cap]  # noqa: SIM300
-    if (~p.mask).any():
-        cons.append(cp.multiply(x, (~p.mask).astype(float)) == 0)
+    cons = [X >= p.b_min, X <= p.b_max, cp.multiply(p.g, cols_of @ x) <= p.cap]  # noqa: SIM300
     prob = cp.Problem(cp.Maximize(objective), cons)
     prob.solve(solver=cp.CLARABEL)
     if prob.status not in ("optimal", "optimal_inaccurate"):
         raise SolverError(f"cvxpy reference: status {prob.status}")
-    return float(prob.value), np.asarray(x.value, dtype=float)
+    out = np.zeros((n, m))
+    out[bi, sj] = np.asarray(x.value, dtype=float)
+    return float(prob.value), out

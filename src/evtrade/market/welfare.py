@@ -36,7 +36,7 @@ from scipy.linalg.blas import dsyrk
 from scipy.optimize import brentq
 
 from evtrade.errors import SolverError
-from evtrade.market._ipm import interior_point
+from evtrade.market._ipm import interior_point, p1_model
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
@@ -46,6 +46,8 @@ GAP_RTOL = 1e-9
 EPS = float(np.finfo(float).eps)
 #: Weight of the Levenberg-Marquardt term of the dual Newton step (see _dual_newton).
 LM_WEIGHT = 1e-2
+#: Newton iterations after which a residual still above 1e-5 of the scale means a crawl.
+SLOW_AFTER = 25
 _TRACE: list[tuple[float, float, int]] | None = None
 
 
@@ -408,6 +410,8 @@ def _dual_newton(p: P1Problem, mu: FloatArray, *, tol: float, max_iter: int) -> 
     for it in range(1, max_iter + 1):
         if res <= max(tol * scale, floor) or (stall >= 3 and res <= 1e-7 * scale):
             break
+        if it > SLOW_AFTER and res > 1e-5 * scale:
+            break  # linear crawl through kinks (a degenerate market): the safeguard is faster
         free = (mu > 0) | (cur.grad < 0)
         fidx = np.flatnonzero(free)
         H, raw = _hessian(p, cur, free)
@@ -578,7 +582,8 @@ def _solve_binding(
     if _certified(p, x, newton.inner.dual):
         return x, newton.mu, newton.inner, newton.iterations, "p1-dual-newton"
     try:
-        x_ip, mu_ip, its = interior_point(p, tol=tol, max_iter=max_iter)
+        ipm = interior_point(p1_model(p), tol=tol, max_iter=max_iter)
+        x_ip, mu_ip, its = ipm.x, np.maximum(ipm.zs, 0.0), ipm.iterations
     except (ValueError, np.linalg.LinAlgError) as exc:
         # Non-finite entries (an infeasible market) make the factorisation fail.
         raise SolverError(f"P1 interior point broke down ({exc}); infeasible?") from exc

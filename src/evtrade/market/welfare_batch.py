@@ -23,6 +23,7 @@ from evtrade.market.welfare import (
     EPS,
     GAP_RTOL,
     LM_WEIGHT,
+    SLOW_AFTER,
     P1Problem,
     _buyer_totals,
     repair_volumes,
@@ -254,6 +255,7 @@ def _newton(
     run = np.ones(nb, dtype=bool)
     for _ in range(max_iter):
         run &= ~((res <= np.maximum(tol * scale, floor)) | ((stall >= 3) & (res <= 1e-7 * scale)))
+        run &= ~((its > SLOW_AFTER) & (res > 1e-5 * scale))  # a crawl: leave it to the safeguard
         idx = np.flatnonzero(run)
         if idx.size == 0:
             break
