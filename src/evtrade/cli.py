@@ -35,6 +35,8 @@ class MechanismName(StrEnum):
     eta = "eta"
     complete_info = "complete-info"
     single_price = "single-price"
+    babg = "babg"
+    ida = "ida"
 
 
 class VolumeRule(StrEnum):
@@ -65,11 +67,34 @@ def clear(
     output: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = (
         OutputFormat.table
     ),
+    alpha: Annotated[
+        float | None, typer.Option(help="babg: buyers' price adjustment in [0, 1] (0.5).")
+    ] = None,
+    beta: Annotated[
+        float | None, typer.Option(help="babg: sellers' price adjustment in [0, 1] (0.5).")
+    ] = None,
+    grid_buy: Annotated[
+        float | None, typer.Option(help="babg: price the grid pays, p^G (0.6).")
+    ] = None,
+    grid_sell: Annotated[
+        float | None, typer.Option(help="babg: price the grid charges, r^G (1.0).")
+    ] = None,
 ) -> None:
     """Clear one round: tradable pairs, rejected bids, unmatched participants, totals."""
+    from evtrade.market.mechanisms import run_mechanism
+
     try:
         market = load_market(market_file)
-        result = clear_market(market, mechanism.value, price=price, volumes=volumes.value)
+        result = run_mechanism(
+            market,
+            mechanism.value,
+            price=price,
+            volumes=volumes.value,
+            alpha=alpha,
+            beta=beta,
+            grid_buy=grid_buy,
+            grid_sell=grid_sell,
+        )
     except EvtradeError as exc:
         _fail(str(exc))
         return

@@ -180,11 +180,52 @@ def clear(
     adm, P, R, T, dist = rnd.admission, rnd.P, rnd.R, rnd.T, rnd.dist
     pairs_mask, in_round = rnd.pairs_mask, rnd.in_round
     excluded, spare = rnd.excluded, rnd.spare
-    B, S = market.buyer_arrays, market.seller_arrays
+    B = market.buyer_arrays
 
     x, solver_info = _volumes(volumes, market, rnd)
     x = np.where(x > _ZERO_KWH, x, 0.0)
 
+    in_welfare = in_round & (x.sum(axis=1) >= B["b_min"] - 1e-9)
+    return assemble_result(
+        market,
+        mechanism=mechanism,
+        volumes_rule=volumes,
+        price=None if price is None else float(price),
+        P=P,
+        R=R,
+        T=T,
+        dist=dist,
+        pairs_mask=pairs_mask,
+        x=x,
+        welfare=_welfare(market, x, in_welfare),
+        unmatched=_unmatched(market, adm.buyers_ok, adm.sellers_ok, pairs_mask, x, excluded, spare),
+        solver=solver_info,
+    )
+
+
+def assemble_result(
+    market: Market,
+    *,
+    mechanism: str,
+    volumes_rule: str,
+    price: float | None,
+    P: FloatArray,
+    R: FloatArray,
+    T: FloatArray,
+    dist: FloatArray,
+    pairs_mask: NDArray[np.bool_],
+    x: FloatArray,
+    welfare: float,
+    unmatched: tuple[dict[str, str], ...],
+    solver: dict[str, Any],
+) -> ClearingResult:
+    """The common result shape of every mechanism (the CLI's JSON), from its arrays.
+
+    ``P``, ``R``, ``T`` are (N, M): what the buyer bids, what the seller asks, what the buyer pays
+    per kWh; ``x`` the delivered kWh per pair.
+    """
+    adm = admit(market)
+    B, S = market.buyer_arrays, market.seller_arrays
     pi, pj = np.nonzero(pairs_mask)
     table = PairTable(
         buyer_ids=tuple(b.id for b in market.buyers),
@@ -203,12 +244,12 @@ def clear(
         for p in group
         if p.id in adm.reasons
     )
-    unmatched = _unmatched(market, adm.buyers_ok, adm.sellers_ok, pairs_mask, x, excluded, spare)
-    in_welfare = in_round & (x.sum(axis=1) >= B["b_min"] - 1e-9)
-    welfare = _welfare(market, x, in_welfare)
     v_minus_c = B["v"][:, None] - S["c"][None, :]
     traded = x > 0
-    sat_b, sat_s = pair_satisfaction(P, R, T)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sat_b, sat_s = pair_satisfaction(
+            np.where(traded, P, 1.0), np.where(traded, R, 1.0), np.where(traded, T, 1.0)
+        )
     weights = x[traded]
     total = float(weights.sum())
     satisfaction: dict[str, float | None] = {
@@ -221,8 +262,8 @@ def clear(
     satisfaction["mean"] = mean
     return ClearingResult(
         mechanism=mechanism,
-        volumes_rule=volumes,
-        price=None if price is None else float(price),
+        volumes_rule=volumes_rule,
+        price=price,
         pair_table=table,
         rejected=rejected,
         unmatched=unmatched,
@@ -231,7 +272,7 @@ def clear(
         gains_from_trade=float(np.sum(x * v_minus_c)),
         total_payment=float(np.sum(x * np.where(traded, T, 0.0))),
         satisfaction=satisfaction,
-        solver=solver_info,
+        solver=solver,
         volume_matrix=x,
     )
 

@@ -1,0 +1,471 @@
+"""Luo et al.'s Bayesian-game two-way auction (BABG) with V2G, on the project's market model.
+
+Spec: ``shared/spec/mechanisms.md`` section 2; paper: ``shared/seeds/003_45b8335b730be0d9.txt``.
+
+The same market files as ETA are read this way (see ``docs/babg.md``): a buyer is a charging EV
+with demand [d^min, d^max] = [b_min, b_max], willingness w, initial expected purchase price
+p_ij = v_i and maximum p_ij^max = v_i^max; a seller is a discharging EV with supply
+s_j^max = s^t - s^r, initial expected selling price r_ji = c_j and minimum r_ji^min = c_j^min.
+Delivering energy is lossy: ETA's loss rate rho_j drains (1 + rho_j) kWh per kWh delivered, so
+BABG's delivery efficiency is 1 / (1 + rho_j) (0.9 in Table II is rho_j = 1/9). The grid prices
+bound V2V prices: p_ij^min = p^G (grid buys), r_ji^max = r^G (grid sells).
+
+Steps of one round:
+
+1. Role and counterpart (Sec. III): an EV with nothing to trade is idle; one that no V2V
+   counterpart could ever accept (no price band overlaps) trades with the grid at once (V2G, SWM1:
+   constant welfare); the others wait for the V2V round.
+2. Two-way auction (eqs. 29-34) on every V2V pair whose bands overlap: Bayesian first bids, then
+   the buyer's bid rises toward p^max and the seller's falls toward r^min until W >= Q and both
+   move by less than eps2. Vectorised over pairs; each pair's number of auctions is reported.
+3. Volumes (SWM2, eqs. 12-15) over the settled pairs, solved by the project's interior point
+   (:mod:`evtrade.market._ipm`) with the quadratic loss on each seller's total supply. The CF loop
+   (eqs. 25-26) re-solves with unchanged inputs; an exact solver returns the same total, so it
+   stops after one re-solve (CF = 0) and changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from evtrade.errors import MechanismError, SolverError
+from evtrade.market._ipm import IPMResult, Separable, interior_point
+from evtrade.market.admission import admit
+from evtrade.market.clearing import ClearingResult, assemble_result
+from evtrade.market.feasibility import exclude_unservable_buyers
+from evtrade.market.geo import haversine_km
+from evtrade.model import Market
+
+FloatArray = NDArray[np.float64]
+BoolArray = NDArray[np.bool_]
+
+
+@dataclass(frozen=True)
+class BabgParams:
+    """Auction and grid parameters (defaults: the paper's simulation, Sec. VI-A and Table II)."""
+
+    alpha: float = 0.5
+    beta: float = 0.5
+    grid_buy: float = 0.6  # p^G: the grid buys from EVs at this price (V2V lower bound)
+    grid_sell: float = 1.0  # r^G: the grid sells to EVs at this price (V2V upper bound)
+    eps1: float = 1e-3
+    eps2: float = 1e-3
+    max_rounds: int = 100_000
+
+    def __post_init__(self) -> None:
+        for name in ("alpha", "beta"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int | float) or not 0.0 <= v <= 1.0:
+                raise MechanismError(f"{name}: must be a number in [0, 1], got {v!r}")
+        for name in ("grid_buy", "grid_sell", "eps1", "eps2"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int | float) or not np.isfinite(v) or v < 0:
+                raise MechanismError(f"{name}: must be a finite number >= 0, got {v!r}")
+        if self.eps2 <= 0 or self.eps1 <= 0:
+            raise MechanismError("eps1, eps2: must be > 0")
+        if self.grid_buy >= self.grid_sell:
+            raise MechanismError(
+                f"grid_buy ({self.grid_buy}) must be below grid_sell ({self.grid_sell})"
+            )
+        if not isinstance(self.max_rounds, int) or self.max_rounds < 1:
+            raise MechanismError(f"max_rounds: must be an integer >= 1, got {self.max_rounds!r}")
+
+
+@dataclass(frozen=True)
+class AuctionResult:
+    """Final bids W (buyer pays) and asks Q (seller receives) per pair, and their history."""
+
+    W: FloatArray
+    Q: FloatArray
+    rounds: NDArray[np.int64]
+    settled: BoolArray
+    bid_history: FloatArray  # average bid over all pairs after each auction (Fig. 5)
+    ask_history: FloatArray
+
+
+def two_way_auction(
+    p: FloatArray,
+    p_max: FloatArray,
+    r: FloatArray,
+    r_min: FloatArray,
+    *,
+    alpha: float,
+    beta: float,
+    eps2: float,
+    max_rounds: int = 100_000,
+) -> AuctionResult:
+    """BABG's pricing for K pairs at once (1-D arrays of length K).
+
+    First bids, eqs. (29)-(30)::
+
+        W = 2/3 p + 1/4 r^min + 1/12 p^max        Q = 2/3 r + 1/4 p^max + 1/12 r^min
+
+    then each auction, eqs. (31)-(32)::
+
+        W <- W - alpha min(W - p^max, 0)            Q <- Q - beta max(Q - r^min, 0)
+
+    A pair stops when W >= Q and the relative changes CW, CQ (eqs. 33-34) are below eps2
+    (settled), or when it can never cross: its bids' limits (p^max if alpha > 0, else W; r^min if
+    beta > 0, else Q) leave W < Q. With alpha = beta = 0 this is ETA's Theorem 1 (one auction).
+    """
+    W = 2.0 / 3.0 * p + 0.25 * r_min + p_max / 12.0
+    Q = 2.0 / 3.0 * r + 0.25 * p_max + r_min / 12.0
+    k = W.size
+    rounds = np.ones(k, dtype=np.int64)
+    w_lim = np.where(alpha > 0, np.maximum(p_max, W), W)
+    q_lim = np.where(beta > 0, np.minimum(r_min, Q), Q)
+    hopeless = w_lim < q_lim
+    running = ~(W >= Q) & ~hopeless  # a first-round cross with no change yet: CW = CQ = 0
+    bid_history, ask_history = [float(W.mean()) if k else 0.0], [float(Q.mean()) if k else 0.0]
+    for _ in range(max_rounds - 1):
+        if not np.any(running):
+            break
+        Wr, Qr = W[running], Q[running]
+        W_new = Wr - alpha * np.minimum(Wr - p_max[running], 0.0)
+        Q_new = Qr - beta * np.maximum(Qr - r_min[running], 0.0)
+        cw = np.abs(W_new - Wr) / np.maximum(np.abs(W_new), 1e-300)
+        cq = np.abs(Q_new - Qr) / np.maximum(np.abs(Q_new), 1e-300)
+        W[running], Q[running] = W_new, Q_new
+        rounds[running] += 1
+        done = (W_new >= Q_new) & (cw < eps2) & (cq < eps2)
+        idx = np.flatnonzero(running)
+        running[idx[done]] = False
+        bid_history.append(float(W.mean()))
+        ask_history.append(float(Q.mean()))
+    settled = (W >= Q) & ~running
+    return AuctionResult(
+        W=W,
+        Q=Q,
+        rounds=rounds,
+        settled=settled,
+        bid_history=np.asarray(bid_history),
+        ask_history=np.asarray(ask_history),
+    )
+
+
+@dataclass(frozen=True)
+class Swm2Solution:
+    """SWM2 optimum: energy drained from sellers ``s`` (N, M), delivered ``d`` = efficiency * s."""
+
+    s: FloatArray
+    d: FloatArray
+    welfare: float
+    iterations: int
+
+
+def solve_swm2(
+    mask: BoolArray,
+    w: FloatArray,
+    d_min: FloatArray,
+    d_max: FloatArray,
+    efficiency: FloatArray,
+    s_max: FloatArray,
+    *,
+    l1: float,
+    l2: float,
+    tol: float = 1e-10,
+) -> Swm2Solution:
+    """Maximise SWM2 (eqs. 12-15) exactly::
+
+        max  sum_i w_i ln(sum_j d_ij - d_i^min + 1) - sum_j (l1 S_j^2 + l2 S_j),  S_j = sum_i s_ji
+        s.t. d_i^min <= sum_j d_ij <= d_i^max,  S_j <= s_j^max,  d_ij = eff_j s_ji >= 0 on the mask
+
+    The seller loss depends on the total S_j only, so it is written on the slack of the capacity
+    row (S_j = s_j^max - slack_j): a separable problem of :mod:`evtrade.market._ipm`. The split
+    of a seller's total among buyers is not unique; the welfare and the totals are.
+    """
+    n, m = mask.shape
+    rows = mask.any(axis=1) & (d_max > 0)
+    if np.any(~rows & (d_min > 0)):
+        raise SolverError("SWM2 infeasible: a buyer with d_min > 0 has no V2V partner")
+    s = np.zeros((n, m))
+    if not np.any(rows):
+        return Swm2Solution(s=s, d=s.copy(), welfare=0.0, iterations=0)
+    sub_mask = mask[rows]
+    cap = np.maximum(s_max, 0.0)
+    wr = w[rows]
+
+    def buyer(u: FloatArray) -> tuple[FloatArray, FloatArray]:
+        return -wr / (u + 1.0), wr / (u + 1.0) ** 2
+
+    def slack(z: FloatArray) -> tuple[FloatArray, FloatArray]:
+        # k(z) = C(cap - z): the loss of the seller's total supply S = cap - z.
+        return -(2.0 * l1 * (cap - z) + l2), np.full_like(z, 2.0 * l1)
+
+    def pair(x: FloatArray) -> tuple[FloatArray, FloatArray]:
+        return np.zeros_like(x), np.zeros_like(x)
+
+    model = Separable(
+        mask=sub_mask,
+        b_min=d_min[rows],
+        b_max=d_max[rows],
+        cap=cap,
+        eta=efficiency,
+        g=np.ones(m),
+        pair=pair,
+        buyer=buyer,
+        slack=slack,
+    )
+    try:
+        with np.errstate(all="ignore"):
+            res: IPMResult = interior_point(model, tol=tol, max_iter=200)
+    except (ValueError, np.linalg.LinAlgError) as exc:
+        raise SolverError(f"SWM2 interior point broke down ({exc}); infeasible?") from exc
+    x = np.where(sub_mask, np.maximum(res.x, 0.0), 0.0)
+    s[rows] = x
+    d = s * efficiency
+    return Swm2Solution(
+        s=s,
+        d=d,
+        welfare=swm2_welfare(s, d, w, d_min, l1=l1, l2=l2),
+        iterations=res.iterations,
+    )
+
+
+def swm2_welfare(
+    s: FloatArray, d: FloatArray, w: FloatArray, d_min: FloatArray, *, l1: float, l2: float
+) -> float:
+    """SWM2's objective (eq. 12) of an allocation; buyers served below d^min count 0 (unserved)."""
+    D = d.sum(axis=1)
+    served = D - d_min * (1 - 1e-9) >= -1e-9
+    util = np.where(served, w * np.log(np.maximum(D - d_min + 1.0, 1e-300)), 0.0)
+    S = s.sum(axis=0)
+    return float(util.sum() - np.sum(l1 * S * S + l2 * S))
+
+
+def seller_cost(s: FloatArray, *, l1: float, l2: float) -> float:
+    """Total loss sum_j C_j(S_j) (eq. 4) of drained energy s (N, M)."""
+    S = s.sum(axis=0)
+    return float(np.sum(l1 * S * S + l2 * S))
+
+
+@dataclass(frozen=True)
+class BabgRound:
+    """Everything one BABG round decides (arrays over the market's buyers i and sellers j)."""
+
+    params: BabgParams
+    buyer_role: tuple[str, ...]  # "v2v", "grid", "idle", or "rejected"
+    seller_role: tuple[str, ...]
+    candidates: BoolArray  # V2V pairs whose price bands overlap (and within distance)
+    settled: BoolArray  # pairs the auction settles
+    W: FloatArray  # (N, M) final buyer bids (NaN off the candidates)
+    Q: FloatArray
+    rounds: NDArray[np.int64]  # (N, M) auctions per pair (0 off the candidates)
+    bid_history: FloatArray
+    ask_history: FloatArray
+    drained: FloatArray  # (N, M) kWh taken from seller j for buyer i
+    delivered: FloatArray  # (N, M) kWh buyer i receives
+    excluded: dict[int, str]
+    grid: tuple[dict[str, Any], ...]
+    welfare: float
+    cost: float
+    iterations: int
+    dist: FloatArray = field(repr=False)
+
+    @property
+    def success_rate(self) -> float | None:
+        """Settled pairs / candidate pairs (the transaction success rate)."""
+        k = int(self.candidates.sum())
+        return None if k == 0 else float(self.settled.sum()) / k
+
+    @property
+    def pma(self) -> float | None:
+        """Auctioneer's profit margin (eq. 35): (mean W - mean Q) / mean Q over traded pairs."""
+        traded = self.delivered > 0
+        if not np.any(traded):
+            return None
+        q = float(self.Q[traded].mean())
+        return (float(self.W[traded].mean()) - q) / q
+
+    @property
+    def cp(self) -> float | None:
+        """Cost performance (eq. 36): welfare / total seller loss."""
+        return None if self.cost <= 0 else self.welfare / self.cost
+
+
+def babg_round(market: Market, params: BabgParams | None = None) -> BabgRound:
+    """Run one BABG round on ``market`` (see the module docstring for the steps)."""
+    prm = params or BabgParams()
+    a = market.auctioneer
+    B, S = market.buyer_arrays, market.seller_arrays
+    n, m = market.n_buyers, market.n_sellers
+    adm = admit(market)
+    # V2V price bands, bounded by the grid prices.
+    p = np.clip(B["v"], prm.grid_buy, prm.grid_sell)
+    p_max = np.clip(B["v_max"], prm.grid_buy, prm.grid_sell)
+    r = np.clip(S["c"], prm.grid_buy, prm.grid_sell)
+    r_min = np.clip(S["c_min"], prm.grid_buy, prm.grid_sell)
+    spare = np.maximum(S["s_t"] - S["s_r"], 0.0)
+    eff = 1.0 / (1.0 + S["rho"])
+    dist = haversine_km(B["lat"], B["lon"], S["lat"], S["lon"])
+    near = np.ones((n, m), dtype=bool)
+    if a.max_distance_km is not None:
+        near = dist <= a.max_distance_km
+    b_active = adm.buyers_ok & (B["b_max"] > 0)
+    s_active = adm.sellers_ok & (spare > 0)
+    overlap = (p_max[:, None] >= r_min[None, :]) & near
+    overlap &= b_active[:, None] & s_active[None, :]
+    b_v2v: BoolArray = np.asarray(overlap.any(axis=1))
+    s_v2v: BoolArray = np.asarray(overlap.any(axis=0))
+    buyer_role = _roles(adm.buyers_ok, b_active, b_v2v)
+    seller_role = _roles(adm.sellers_ok, s_active, s_v2v)
+    bi, sj = np.nonzero(overlap)
+    auc = two_way_auction(
+        p[bi],
+        p_max[bi],
+        r[sj],
+        r_min[sj],
+        alpha=prm.alpha,
+        beta=prm.beta,
+        eps2=prm.eps2,
+        max_rounds=prm.max_rounds,
+    )
+    W = np.full((n, m), np.nan)
+    Q = np.full((n, m), np.nan)
+    rounds = np.zeros((n, m), dtype=np.int64)
+    settled = np.zeros((n, m), dtype=bool)
+    W[bi, sj], Q[bi, sj], rounds[bi, sj], settled[bi, sj] = auc.W, auc.Q, auc.rounds, auc.settled
+    d_min = np.where(b_v2v, B["b_min"], 0.0)
+    d_max = np.where(b_v2v, B["b_max"], 0.0)
+    excluded = exclude_unservable_buyers(
+        settled, d_min, spare * eff, B["w"], [b.id for b in market.buyers]
+    )
+    in_round = b_v2v.copy()
+    in_round[list(excluded)] = False
+    solve_mask = settled & in_round[:, None]
+    sol = solve_swm2(
+        solve_mask,
+        B["w"],
+        np.where(in_round, d_min, 0.0),
+        np.where(in_round, d_max, 0.0),
+        eff,
+        np.where(s_v2v, spare, 0.0),
+        l1=a.l1,
+        l2=a.l2,
+    )
+    # SWM2's CF loop (eqs. 25-26): a second solve of the same inputs returns the same total.
+    drained = np.where(sol.s > 1e-12, sol.s, 0.0)
+    delivered = drained * eff
+    grid = _grid_trades(market, prm, buyer_role, seller_role, spare)
+    return BabgRound(
+        params=prm,
+        buyer_role=buyer_role,
+        seller_role=seller_role,
+        candidates=overlap,
+        settled=settled,
+        W=W,
+        Q=Q,
+        rounds=rounds,
+        bid_history=auc.bid_history,
+        ask_history=auc.ask_history,
+        drained=drained,
+        delivered=delivered,
+        excluded=excluded,
+        grid=grid,
+        welfare=swm2_welfare(drained, delivered, B["w"], d_min, l1=a.l1, l2=a.l2),
+        cost=seller_cost(drained, l1=a.l1, l2=a.l2),
+        iterations=sol.iterations,
+        dist=dist,
+    )
+
+
+def _roles(ok: BoolArray, active: BoolArray, v2v: BoolArray) -> tuple[str, ...]:
+    """Each EV's role: rejected (admission), idle (nothing to trade), v2v, or grid (V2G)."""
+    out = []
+    for k in range(ok.size):
+        if not ok[k]:
+            out.append("rejected")
+        elif not active[k]:
+            out.append("idle")
+        else:
+            out.append("v2v" if v2v[k] else "grid")
+    return tuple(out)
+
+
+def _grid_trades(
+    market: Market,
+    prm: BabgParams,
+    buyer_role: tuple[str, ...],
+    seller_role: tuple[str, ...],
+    spare: FloatArray,
+) -> tuple[dict[str, Any], ...]:
+    """V2G (SWM1): each grid trader's best response to the grid price, a constant of the round.
+
+    A charging EV buys ``argmax U(d) - r^G d`` over [d^min, d^max]; a discharging EV sells
+    ``argmax p^G s - C(s)`` over [0, s^max].
+    """
+    a = market.auctioneer
+    out: list[dict[str, Any]] = []
+    for b, role in zip(market.buyers, buyer_role, strict=True):
+        if role == "grid":
+            d = min(max(b.b_min - 1.0 + b.w / prm.grid_sell, b.b_min), b.b_max)
+            out.append({"id": b.id, "role": "buyer", "energy": d, "price": prm.grid_sell})
+    for s_, role, cap in zip(market.sellers, seller_role, spare, strict=True):
+        if role == "grid":
+            e = min(max((prm.grid_buy - a.l2) / (2.0 * a.l1), 0.0), float(cap))
+            out.append({"id": s_.id, "role": "seller", "energy": e, "price": prm.grid_buy})
+    return tuple(out)
+
+
+def clear_babg(market: Market, params: BabgParams | None = None) -> ClearingResult:
+    """One BABG round in the common result shape (``P`` = W, ``R`` = Q, ``T`` = W: the buyer
+    pays its final bid, the seller receives its final ask, the auctioneer keeps the difference).
+    ``welfare`` is SWM2's objective; ``solver`` adds the auction's and the grid's outcome."""
+    rnd = babg_round(market, params)
+    unmatched = []
+    for i, b in enumerate(market.buyers):
+        role = rnd.buyer_role[i]
+        if role == "rejected" or rnd.delivered[i].sum() > 0:
+            continue
+        reason = {
+            "idle": "nothing to buy (b_max is 0)",
+            "grid": "no seller's price band meets this buyer's: buys from the grid (V2G)",
+        }.get(role, rnd.excluded.get(i, "the welfare optimum allocates no energy to this buyer"))
+        unmatched.append({"id": b.id, "role": "buyer", "reason": reason})
+    for j, s_ in enumerate(market.sellers):
+        role = rnd.seller_role[j]
+        if role == "rejected" or rnd.drained[:, j].sum() > 0:
+            continue
+        reason = {
+            "idle": "no spare energy (s_t <= s_r)",
+            "grid": "no buyer's price band meets this seller's: sells to the grid (V2G)",
+        }.get(role, "the welfare optimum takes no energy from this seller")
+        unmatched.append({"id": s_.id, "role": "seller", "reason": reason})
+    traded = rnd.delivered > 0
+    rounds = rnd.rounds[rnd.candidates]
+    solver: dict[str, Any] = {
+        "method": "babg-swm2-interior-point",
+        "duality_gap": None,
+        "iterations": rnd.iterations,
+        "volume_iterations": 1,
+        "alpha": rnd.params.alpha,
+        "beta": rnd.params.beta,
+        "auctions_max": int(rounds.max()) if rounds.size else 0,
+        "auctions_mean": float(rounds.mean()) if rounds.size else 0.0,
+        "success_rate": rnd.success_rate,
+        "pma": rnd.pma,
+        "cp": rnd.cp,
+        "seller_cost": rnd.cost,
+        "grid": [dict(g) for g in rnd.grid],
+    }
+    W = np.where(rnd.candidates, rnd.W, 0.0)
+    Q = np.where(rnd.candidates, rnd.Q, 0.0)
+    return assemble_result(
+        market,
+        mechanism="babg",
+        volumes_rule="swm2",
+        price=None,
+        P=W,
+        R=Q,
+        T=W,
+        dist=rnd.dist,
+        pairs_mask=rnd.settled | traded,
+        x=rnd.delivered,
+        welfare=rnd.welfare,
+        unmatched=tuple(unmatched),
+        solver=solver,
+    )

@@ -1,0 +1,239 @@
+"""The iterative double auction (IDA) baseline of BABG's comparison.
+
+J. Kang, R. Yu, X. Huang, S. Maharjan, Y. Zhang, E. Hossain, "Enabling localized peer-to-peer
+electricity trading among plug-in hybrid electric vehicles using consortium blockchains",
+IEEE Trans. Ind. Informat. 13(6):3154-3164, 2017 (equations as restated in
+``shared/spec/mechanisms.md``, section 2).
+
+Charging EV i receives c_ij = rho_j d_ji from discharging EV j and stores eta sum_j c_ij. Its
+utility is ``w_i ln(eta sum_j c_ij - c_i^min + 1)`` (w_i = tau / STO_i), EV j's loss
+``l1 sum_i d_ji^2 + l2 sum_i d_ji``. The auctioneer solves problem A (eq. 10)::
+
+    max sum_ij [ b_ij ln c_ij - s_ji d_ji ]
+    s.t. c_i^min <= eta sum_j c_ij <= c_i^max,  sum_i d_ji <= D_j^max,  d >= 0
+
+then the EVs answer with new bids (eqs. 13, 14)::
+
+    b_ij = w_i eta c_ij / (eta sum_j c_ij - c_i^min + 1)        s_ji = 2 l1 d_ji + l2
+
+until the relative bid changes RDB, RDS are below eps. At a fixed point A's optimality conditions
+are those of the social-welfare problem, so IDA converges to the welfare optimum of its own
+(per-pair loss) model. Choices the paper leaves open (``docs/babg.md``): the first bids (an even
+split of each buyer's minimum), damping (the new bids are mixed in with weight ``damping``; the
+undamped update was seen to fall into a 2-cycle), an iteration cap with non-convergence reported,
+eta = 1 by default so that the comparison runs on the same physics as ETA and BABG (Kang et al.
+use 0.8), and no price filter (every pair in range may trade). On the project's market files
+rho_j = 1 / (1 + rho_j^ETA), c^min/c^max = b_min/b_max, D^max = s^t - s^r, w_i = w.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from evtrade.errors import MechanismError, SolverError
+from evtrade.market._ipm import Separable, interior_point
+from evtrade.market.admission import admit
+from evtrade.market.babg import seller_cost, swm2_welfare
+from evtrade.market.clearing import ClearingResult, assemble_result
+from evtrade.market.feasibility import exclude_unservable_buyers
+from evtrade.market.geo import haversine_km
+from evtrade.model import Market
+
+FloatArray = NDArray[np.float64]
+BoolArray = NDArray[np.bool_]
+
+
+@dataclass(frozen=True)
+class IdaParams:
+    eta: float = 1.0
+    eps: float = 1e-3
+    damping: float = 0.8
+    max_iter: int = 200
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.eta <= 1.0:
+            raise MechanismError(f"eta: must lie in (0, 1], got {self.eta!r}")
+        if not 0.0 < self.damping <= 1.0:
+            raise MechanismError(f"damping: must lie in (0, 1], got {self.damping!r}")
+        if not self.eps > 0:
+            raise MechanismError(f"eps: must be > 0, got {self.eps!r}")
+        if not isinstance(self.max_iter, int) or self.max_iter < 1:
+            raise MechanismError(f"max_iter: must be an integer >= 1, got {self.max_iter!r}")
+
+
+@dataclass(frozen=True)
+class IdaRound:
+    """IDA's outcome on one market (arrays over buyers i and sellers j)."""
+
+    pairs: BoolArray
+    drained: FloatArray  # d_ji, kWh leaving seller j for buyer i, as (N, M)
+    delivered: FloatArray  # eta c_ij, kWh buyer i stores
+    bids: FloatArray  # b_ij, buyer i's total payment to j (eq. 15 sums them)
+    asks: FloatArray  # s_ji, seller j's unit price to i
+    payments: FloatArray  # (N,) eq. (15)
+    rewards: FloatArray  # (M,) eq. (16) without r_j^min (a fixed reward outside the auction)
+    iterations: int
+    converged: bool
+    history: FloatArray  # (iterations, 2): RDB and RDS per iteration
+    excluded: dict[int, str]
+    welfare: float
+    cost: float
+    dist: FloatArray
+
+
+def _solve_a(
+    mask: BoolArray,
+    b: FloatArray,
+    s: FloatArray,
+    eff: FloatArray,
+    lo: FloatArray,
+    hi: FloatArray,
+    cap: FloatArray,
+) -> FloatArray:
+    """Problem A (eq. 10) in the drained energies d (the constant b ln(rho) dropped)."""
+
+    def pair(x: FloatArray) -> tuple[FloatArray, FloatArray]:
+        safe = np.maximum(x, 1e-300)
+        return -b / safe + s, b / (safe * safe)
+
+    def zero(v: FloatArray) -> tuple[FloatArray, FloatArray]:
+        return np.zeros_like(v), np.zeros_like(v)
+
+    model = Separable(
+        mask=mask, b_min=lo, b_max=hi, cap=cap, eta=eff, g=np.ones_like(cap),
+        pair=pair, buyer=zero, slack=zero,
+    )  # fmt: skip
+    try:
+        with np.errstate(all="ignore"):
+            res = interior_point(model, tol=1e-10, max_iter=200)
+    except (ValueError, np.linalg.LinAlgError) as exc:
+        raise SolverError(f"IDA problem A broke down ({exc})") from exc
+    return np.where(mask, np.maximum(res.x, 0.0), 0.0)
+
+
+def ida_round(market: Market, params: IdaParams | None = None) -> IdaRound:
+    """Run IDA on ``market`` until the bids settle or ``max_iter`` auctions have passed."""
+    prm = params or IdaParams()
+    a = market.auctioneer
+    B, S = market.buyer_arrays, market.seller_arrays
+    n, m = market.n_buyers, market.n_sellers
+    adm = admit(market)
+    spare = np.maximum(S["s_t"] - S["s_r"], 0.0)
+    eff = prm.eta / (1.0 + S["rho"])
+    dist = haversine_km(B["lat"], B["lon"], S["lat"], S["lon"])
+    pairs = adm.buyers_ok[:, None] & adm.sellers_ok[None, :] & (spare > 0)[None, :]
+    pairs &= (B["b_max"] > 0)[:, None]
+    if a.max_distance_km is not None:
+        pairs &= dist <= a.max_distance_km
+    b_min = np.where(adm.buyers_ok, B["b_min"], 0.0)
+    excluded = exclude_unservable_buyers(
+        pairs, b_min, spare * eff, B["w"], [b.id for b in market.buyers]
+    )
+    keep = np.ones(n, dtype=bool)
+    keep[list(excluded)] = False
+    pairs &= keep[:, None]
+    rows = pairs.any(axis=1)
+    lo = np.where(rows, b_min, 0.0)
+    hi = np.where(rows, B["b_max"], 0.0)
+    w = B["w"]
+    d = np.zeros((n, m))
+    bids = np.zeros((n, m))
+    asks = np.zeros((n, m))
+    history: list[tuple[float, float]] = []
+    converged = False
+    if np.any(rows):
+        P = pairs[rows]
+        eff_sum = (P * eff).sum(axis=1)
+        d0 = P * (np.maximum(lo[rows], 1.0) / eff_sum)[:, None]
+        b_r = _bids(d0, w[rows], eff, lo[rows])
+        s_r = P * (2.0 * a.l1 * d0 + a.l2)
+        d_r = d0
+        for _ in range(prm.max_iter):
+            d_r = _solve_a(P, b_r, s_r, eff, lo[rows], hi[rows], spare)
+            b_new = _bids(d_r, w[rows], eff, lo[rows])
+            s_new = P * (2.0 * a.l1 * d_r + a.l2)
+            rdb = float(np.max(np.abs(b_new - b_r))) / max(float(np.max(np.abs(b_r))), 1e-300)
+            rds = float(np.max(np.abs(s_new - s_r))) / max(float(np.max(np.abs(s_r))), 1e-300)
+            history.append((rdb, rds))
+            b_r = b_r + prm.damping * (b_new - b_r)
+            s_r = s_r + prm.damping * (s_new - s_r)
+            if rdb < prm.eps and rds < prm.eps:
+                converged = True
+                break
+        d[rows], bids[rows], asks[rows] = d_r, b_r, s_r
+    d = np.where(d > 1e-12, d, 0.0)
+    delivered = d * eff
+    return IdaRound(
+        pairs=pairs,
+        drained=d,
+        delivered=delivered,
+        bids=bids,
+        asks=asks,
+        payments=bids.sum(axis=1),
+        rewards=(asks * asks).sum(axis=0) / (4.0 * a.l1),
+        iterations=len(history),
+        converged=converged,
+        history=np.asarray(history).reshape(-1, 2),
+        excluded=excluded,
+        welfare=swm2_welfare(d, delivered, w, lo, l1=a.l1, l2=a.l2),
+        cost=seller_cost(d, l1=a.l1, l2=a.l2),
+        dist=dist,
+    )
+
+
+def _bids(d: FloatArray, w: FloatArray, eff: FloatArray, lo: FloatArray) -> FloatArray:
+    """Eq. (13): b_ij = w_i eta c_ij / (eta sum_j c_ij - c_i^min + 1), c = rho d."""
+    got = d * eff
+    return np.asarray(w[:, None] * got / (got.sum(axis=1) - lo + 1.0)[:, None])
+
+
+def clear_ida(market: Market, params: IdaParams | None = None) -> ClearingResult:
+    """IDA in the common result shape: ``P`` = ``T`` = the buyer's unit price b_ij / (eta c_ij),
+    ``R`` = the seller's unit price s_ji per kWh drained, volumes delivered; ``welfare`` in SWM2's
+    form (seller loss on totals) so that mechanisms compare on one measure."""
+    rnd = ida_round(market, params)
+    traded = rnd.delivered > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        unit = np.where(traded, rnd.bids / np.where(traded, rnd.delivered, 1.0), 0.0)
+    adm = admit(market)
+    unmatched = []
+    for i, b in enumerate(market.buyers):
+        if rnd.delivered[i].sum() > 0 or not adm.buyers_ok[i]:
+            continue
+        reason = rnd.excluded.get(i, "IDA allocates no energy to this buyer")
+        unmatched.append({"id": b.id, "role": "buyer", "reason": reason})
+    for j, s_ in enumerate(market.sellers):
+        if rnd.drained[:, j].sum() > 0 or not adm.sellers_ok[j]:
+            continue
+        unmatched.append(
+            {"id": s_.id, "role": "seller", "reason": "IDA takes no energy from this seller"}
+        )
+    solver: dict[str, Any] = {
+        "method": "ida-interior-point",
+        "duality_gap": None,
+        "iterations": rnd.iterations,
+        "converged": rnd.converged,
+        "seller_cost": rnd.cost,
+        "cp": None if rnd.cost <= 0 else rnd.welfare / rnd.cost,
+        "payments": float(rnd.payments.sum()),
+        "rewards": float(rnd.rewards.sum()),
+    }
+    return assemble_result(
+        market,
+        mechanism="ida",
+        volumes_rule="ida",
+        price=None,
+        P=unit,
+        R=np.where(traded, rnd.asks, 0.0),
+        T=unit,
+        dist=rnd.dist,
+        pairs_mask=rnd.pairs,
+        x=rnd.delivered,
+        welfare=rnd.welfare,
+        unmatched=tuple(unmatched),
+        solver=solver,
+    )
