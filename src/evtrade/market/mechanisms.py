@@ -33,9 +33,14 @@ def run_mechanism(
     if mechanism == "babg":
         if price is not None or volumes != "p1":
             raise MechanismError("price/volumes: babg sets its own prices and volumes (SWM2)")
-        return clear_babg(
-            market, BabgParams(**{k: v for k, v in babg_opts.items() if v is not None})
+        d = BabgParams()
+        params = BabgParams(
+            alpha=d.alpha if alpha is None else alpha,
+            beta=d.beta if beta is None else beta,
+            grid_buy=d.grid_buy if grid_buy is None else grid_buy,
+            grid_sell=d.grid_sell if grid_sell is None else grid_sell,
         )
+        return clear_babg(market, params)
     if given:
         raise MechanismError(f"{given[0]}: only the babg mechanism takes this option")
     if mechanism == "ida":
