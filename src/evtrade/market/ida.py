@@ -80,6 +80,7 @@ class IdaRound:
     converged: bool
     history: FloatArray  # (iterations, 2): RDB and RDS per iteration
     excluded: dict[int, str]
+    failure: str  # why the iteration stopped early ("" when it did not)
     welfare: float
     cost: float
     dist: FloatArray
@@ -145,6 +146,7 @@ def ida_round(market: Market, params: IdaParams | None = None) -> IdaRound:
     asks = np.zeros((n, m))
     history: list[tuple[float, float]] = []
     converged = False
+    failure = ""
     if np.any(rows):
         P = pairs[rows]
         eff_sum = (P * eff).sum(axis=1)
@@ -153,7 +155,12 @@ def ida_round(market: Market, params: IdaParams | None = None) -> IdaRound:
         s_r = P * (2.0 * a.l1 * d0 + a.l2)
         d_r = d0
         for _ in range(prm.max_iter):
-            d_r = _solve_a(P, b_r, s_r, eff, lo[rows], hi[rows], spare)
+            try:
+                d_r = _solve_a(P, b_r, s_r, eff, lo[rows], hi[rows], spare)
+            except SolverError as exc:
+                # Problem A broke down on these bids: stop, keep the last allocation, say so.
+                failure = str(exc)
+                break
             b_new = _bids(d_r, w[rows], eff, lo[rows])
             s_new = P * (2.0 * a.l1 * d_r + a.l2)
             rdb = float(np.max(np.abs(b_new - b_r))) / max(float(np.max(np.abs(b_r))), 1e-300)
@@ -179,6 +186,7 @@ def ida_round(market: Market, params: IdaParams | None = None) -> IdaRound:
         converged=converged,
         history=np.asarray(history).reshape(-1, 2),
         excluded=excluded,
+        failure=failure,
         welfare=swm2_welfare(d, delivered, w, lo, l1=a.l1, l2=a.l2),
         cost=seller_cost(d, l1=a.l1, l2=a.l2),
         dist=dist,
@@ -217,6 +225,7 @@ def clear_ida(market: Market, params: IdaParams | None = None) -> ClearingResult
         "duality_gap": None,
         "iterations": rnd.iterations,
         "converged": rnd.converged,
+        "failure": rnd.failure or None,
         "seller_cost": rnd.cost,
         "cp": None if rnd.cost <= 0 else rnd.welfare / rnd.cost,
         "payments": float(rnd.payments.sum()),
