@@ -19,8 +19,10 @@ then the EVs answer with new bids (eqs. 13, 14)::
 until the relative bid changes RDB, RDS are below eps. At a fixed point A's optimality conditions
 are those of the social-welfare problem, so IDA converges to the welfare optimum of its own
 (per-pair loss) model. Choices the paper leaves open (``docs/babg.md``): the first bids (an even
-split of each buyer's minimum), damping (the new bids are mixed in with weight ``damping``; the
-undamped update was seen to fall into a 2-cycle), an iteration cap with non-convergence reported,
+split of each buyer's minimum), damping (the new bids are mixed in with a weight that starts at
+``damping`` and is halved, down to 0.05, whenever the largest relative bid change grows: the
+undamped update falls into a 2-cycle on some markets), an iteration cap with non-convergence
+reported,
 eta = 1 by default so that the comparison runs on the same physics as ETA and BABG (Kang et al.
 use 0.8), and no price filter (every pair in range may trade). On the project's market files
 rho_j = 1 / (1 + rho_j^ETA), c^min/c^max = b_min/b_max, D^max = s^t - s^r, w_i = w.
@@ -51,7 +53,7 @@ BoolArray = NDArray[np.bool_]
 class IdaParams:
     eta: float = 1.0
     eps: float = 1e-3
-    damping: float = 0.8
+    damping: float = 1.0  # first weight of the new bids; halved whenever the bids oscillate
     max_iter: int = 200
 
     def __post_init__(self) -> None:
@@ -147,6 +149,7 @@ def ida_round(market: Market, params: IdaParams | None = None) -> IdaRound:
     history: list[tuple[float, float]] = []
     converged = False
     failure = ""
+    theta = prm.damping
     if np.any(rows):
         P = pairs[rows]
         eff_sum = (P * eff).sum(axis=1)
@@ -166,8 +169,10 @@ def ida_round(market: Market, params: IdaParams | None = None) -> IdaRound:
             rdb = float(np.max(np.abs(b_new - b_r))) / max(float(np.max(np.abs(b_r))), 1e-300)
             rds = float(np.max(np.abs(s_new - s_r))) / max(float(np.max(np.abs(s_r))), 1e-300)
             history.append((rdb, rds))
-            b_r = b_r + prm.damping * (b_new - b_r)
-            s_r = s_r + prm.damping * (s_new - s_r)
+            if len(history) > 1 and max(rdb, rds) > max(history[-2]):
+                theta = max(0.5 * theta, 0.05)  # the bids oscillate: damp harder
+            b_r = b_r + theta * (b_new - b_r)
+            s_r = s_r + theta * (s_new - s_r)
             if rdb < prm.eps and rds < prm.eps:
                 converged = True
                 break
