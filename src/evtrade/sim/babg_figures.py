@@ -114,9 +114,9 @@ def scale_sweep(seed: int, quick: bool) -> list[Record]:
                 ("IDA", _ida_metrics(market)),
                 ("ETA", _eta_metrics(market)),
             ):
+                keys = ("welfare", "volume", "cost", "cp", "success", "iterations", "converged")
                 rows.append({"sweep": sweep, "n": n, "m": m, "rep": rep, "mechanism": name,
-                             **{k: metrics.get(k) for k in ("welfare", "volume", "cost", "cp",
-                                                           "success")}})  # fmt: skip
+                             **{k: metrics.get(k) for k in keys}})  # fmt: skip
     return rows
 
 
