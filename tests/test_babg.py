@@ -17,6 +17,7 @@ from evtrade.market.babg import BabgParams, babg_round, solve_swm2, two_way_auct
 from evtrade.market.ida import IdaParams, ida_round
 from evtrade.market.mechanisms import run_mechanism
 from evtrade.market.pricing import bid_covers_ask, buyer_bid, seller_ask
+from evtrade.market.reference import solve_swm2_cvxpy
 from evtrade.sim.babg_figures import BABG_SPEC, _eta_metrics
 from evtrade.sim.scenarios import random_market
 
@@ -25,28 +26,16 @@ cp: Any = pytest.importorskip("cvxpy")
 
 def swm2_cvxpy(mask: np.ndarray, w: np.ndarray, lo: np.ndarray, hi: np.ndarray,
                eff: np.ndarray, cap: np.ndarray, l1: float, l2: float) -> float:  # fmt: skip
-    """SWM2 by a generic conic solver, written independently of the project's model."""
-    n, m = mask.shape
-    s = cp.Variable((n, m), nonneg=True)
-    D = cp.sum(cp.multiply(s, np.broadcast_to(eff, (n, m))), axis=1)
-    S = cp.sum(s, axis=0)
-    rows = np.flatnonzero(mask.any(axis=1))
-    obj = cp.sum(cp.multiply(w[rows], cp.log(D[rows] - lo[rows] + 1))) - cp.sum(
-        l1 * cp.square(S) + l2 * S
-    )
-    cons = [D[rows] >= lo[rows], D[rows] <= hi[rows], cap >= S]
-    if (~mask).any():
-        cons.append(cp.multiply(s, (~mask).astype(float)) == 0)
-    prob = cp.Problem(cp.Maximize(obj), cons)
-    prob.solve(solver=cp.CLARABEL)
-    return float(prob.value)
+    return solve_swm2_cvxpy(mask, w, lo, hi, eff, cap, l1=l1, l2=l2)
 
 
+@pytest.mark.parametrize("complete", [False, True])
 @pytest.mark.parametrize("seed", range(8))
-def test_swm2_matches_generic_solver(seed: int) -> None:
+def test_swm2_matches_generic_solver(seed: int, complete: bool) -> None:
+    """Sparse masks take the interior point; complete ones the one-price path."""
     rng = np.random.default_rng(seed)
     n, m = int(rng.integers(2, 12)), int(rng.integers(2, 12))
-    mask = rng.random((n, m)) < rng.uniform(0.3, 1.0)
+    mask = rng.random((n, m)) < (1.0 if complete else rng.uniform(0.3, 0.9))
     mask[np.arange(n), rng.integers(0, m, n)] = True
     lo = rng.uniform(0, 4, n)
     hi = lo + rng.uniform(0, 8, n)
@@ -54,6 +43,7 @@ def test_swm2_matches_generic_solver(seed: int) -> None:
     eff = rng.uniform(0.8, 0.95, m)
     cap = rng.uniform(5, 20, m) * (n / m)
     sol = solve_swm2(mask, w, lo, hi, eff, cap, l1=0.0025, l2=0.005)
+    assert (sol.iterations == 0) == bool(mask.all())
     ref = swm2_cvxpy(mask, w, lo, hi, eff, cap, 0.0025, 0.005)
     assert abs(sol.welfare - ref) <= 1e-6 * max(1.0, abs(ref))
     D, S = sol.d.sum(axis=1), sol.s.sum(axis=0)

@@ -164,6 +164,53 @@ def binding_case(n: int, m: int, *, repeats: int, reference: bool, seed: int = 4
     )
 
 
+def babg_case(*, repeats: int, reference: bool, seed: int = 5) -> Record:
+    """One BABG round (auction + SWM2) at the paper's scale, cvxpy on the same SWM2."""
+    from evtrade.market.babg import babg_round
+    from evtrade.sim.babg_figures import BABG_SPEC
+
+    market = random_market(BABG_SPEC, np.random.default_rng(seed))
+    babg_round(market)
+    seconds, rnd = _median_time(lambda: babg_round(market), repeats)
+    ref_s = ratio = gap = None
+    auctions = rnd.rounds[rnd.candidates]
+    note = f"auction + SWM2; up to {int(auctions.max())} auctions per pair"
+    if reference and has_reference():
+        from evtrade.market.reference import solve_swm2_cvxpy
+
+        B, S = market.buyer_arrays, market.seller_arrays
+        keep = np.array([i not in rnd.excluded for i in range(market.n_buyers)])
+        args = (
+            rnd.settled & keep[:, None],
+            B["w"],
+            np.where(keep, B["b_min"], 0.0),
+            B["b_max"],
+            1.0 / (1.0 + S["rho"]),
+            S["s_t"] - S["s_r"],
+        )
+        t0 = time.perf_counter()
+        try:
+            ref_w = solve_swm2_cvxpy(*args, l1=market.auctioneer.l1, l2=market.auctioneer.l2)
+            ref_s = time.perf_counter() - t0
+            ratio = ref_s / seconds
+            gap = (ref_w - rnd.welfare) / max(1.0, abs(ref_w))
+        except Exception as exc:  # the reference's failure is a result
+            note += f"; cvxpy+Clarabel failed: {type(exc).__name__}"
+    return Record(
+        case=f"babg-{market.n_buyers}x{market.n_sellers}",
+        n_buyers=market.n_buyers,
+        n_sellers=market.n_sellers,
+        seconds=seconds,
+        reference_seconds=ref_s,
+        ratio=ratio,
+        welfare_gap=gap,
+        peak_mb=_peak_mb(lambda: babg_round(market)),
+        certificate=None,
+        kkt=None,
+        note=note + " (reference: SWM2 alone)",
+    )
+
+
 def batch_case(rounds: int, *, sample: int, seed: int = 2) -> Record:
     """``rounds`` paper-scale (35 x 40) markets, drawn and cleared in one batch, end to end.
 
@@ -234,6 +281,7 @@ def suite(*, quick: bool, repeats: int = 3) -> Iterator[Record]:
         yield p1_case(300, 300, repeats=1, reference=False)
         yield batch_case(200, sample=20)
         yield pricing_case(1000, 1000, repeats=repeats)
+        yield babg_case(repeats=repeats, reference=True)
         return
     yield p1_case(35, 40, repeats=repeats, reference=True)
     yield p1_case(100, 100, repeats=repeats, reference=True)
@@ -247,3 +295,4 @@ def suite(*, quick: bool, repeats: int = 3) -> Iterator[Record]:
     yield binding_case(3000, 3000, repeats=1, reference=False)
     yield batch_case(10_000, sample=200)
     yield pricing_case(10_000, 10_000, repeats=repeats)
+    yield babg_case(repeats=repeats, reference=True)

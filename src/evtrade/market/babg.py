@@ -188,6 +188,15 @@ def solve_swm2(
     sub_mask = mask[rows]
     cap = np.maximum(s_max, 0.0)
     wr = w[rows]
+    cols = sub_mask.any(axis=0) & (cap > 0)
+    if bool(np.all(sub_mask[:, cols])):
+        # Every buyer may trade with every seller: any totals can be routed, one price clears it.
+        s[np.ix_(rows, cols)] = _one_price(
+            wr, d_min[rows], d_max[rows], efficiency[cols], cap[cols], l1=l1, l2=l2
+        )
+        d = s * efficiency
+        welfare = swm2_welfare(s, d, w, d_min, l1=l1, l2=l2)
+        return Swm2Solution(s=s, d=d, welfare=welfare, iterations=0)
 
     def buyer(u: FloatArray) -> tuple[FloatArray, FloatArray]:
         return -wr / (u + 1.0), wr / (u + 1.0) ** 2
@@ -224,6 +233,52 @@ def solve_swm2(
         welfare=swm2_welfare(s, d, w, d_min, l1=l1, l2=l2),
         iterations=res.iterations,
     )
+
+
+def _one_price(
+    w: FloatArray,
+    d_min: FloatArray,
+    d_max: FloatArray,
+    eff: FloatArray,
+    cap: FloatArray,
+    *,
+    l1: float,
+    l2: float,
+) -> FloatArray:
+    """SWM2 on a complete bipartite market, exactly: one price lambda per delivered kWh.
+
+    KKT: an interior buyer's marginal utility w / (D - d^min + 1) equals lambda; seller j's
+    marginal loss 2 l1 S_j + l2 equals eff_j lambda (clipped to [0, s^max]). Total delivered
+    demand minus total delivered supply decreases in lambda; bisection finds its root to rounding.
+    Each seller's total is split over buyers in proportion to their totals (the split is free).
+    """
+
+    def totals(lam: float) -> tuple[FloatArray, FloatArray]:
+        D = np.clip(d_min - 1.0 + w / lam, d_min, d_max)
+        S = np.clip((eff * lam - l2) / (2.0 * l1), 0.0, cap)
+        return D, S
+
+    def excess(lam: float) -> float:
+        D, S = totals(lam)
+        return float(D.sum() - (eff * S).sum())
+
+    lo, hi = 1e-300, max(float(np.max(w, initial=0.0)), 1.0)
+    hi = max(hi, float(np.max((2.0 * l1 * cap + l2) / eff))) * 2.0
+    while excess(hi) > 0 and hi < 1e300:  # demand at its minimum still exceeds full supply
+        hi *= 2.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi) if hi / max(lo, 1e-300) < 4 else float(np.sqrt(max(lo, 1e-300) * hi))
+        if excess(mid) > 0:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo <= 4e-16 * hi:
+            break
+    D, S = totals(hi)
+    supplied = float((eff * S).sum())
+    # Route: seller j's total S_j to buyers in proportion to D_i (scale S to the exact demand).
+    scale = D.sum() / supplied if supplied > 0 else 0.0
+    return np.asarray(np.outer(D / max(float(D.sum()), 1e-300), S * scale))
 
 
 def swm2_welfare(

@@ -48,3 +48,35 @@ def solve_p1_cvxpy(problem: P1Problem) -> tuple[float, NDArray[np.float64]]:
     out = np.zeros((n, m))
     out[bi, sj] = np.asarray(x.value, dtype=float)
     return float(prob.value), out
+
+
+def solve_swm2_cvxpy(
+    mask: NDArray[np.bool_],
+    w: NDArray[np.float64],
+    d_min: NDArray[np.float64],
+    d_max: NDArray[np.float64],
+    efficiency: NDArray[np.float64],
+    s_max: NDArray[np.float64],
+    *,
+    l1: float,
+    l2: float,
+) -> float:
+    """BABG's SWM2 (eqs. 12-15) by cvxpy with Clarabel: its optimal welfare."""
+    cp: Any = importlib.import_module("cvxpy")
+    n, m = mask.shape
+    s: Any = cp.Variable((n, m), nonneg=True)
+    D = cp.sum(cp.multiply(s, np.broadcast_to(efficiency, (n, m))), axis=1)
+    S = cp.sum(s, axis=0)
+    rows = np.flatnonzero(mask.any(axis=1))
+    objective = cp.sum(cp.multiply(w[rows], cp.log(D[rows] - d_min[rows] + 1))) - cp.sum(
+        l1 * cp.square(S) + l2 * S
+    )
+    # cvxpy expressions on the left so the comparisons build constraints
+    cons = [D[rows] >= d_min[rows], D[rows] <= d_max[rows], S <= s_max]  # noqa: SIM300
+    if (~mask).any():
+        cons.append(cp.multiply(s, (~mask).astype(float)) == 0)
+    prob = cp.Problem(cp.Maximize(objective), cons)
+    prob.solve(solver=cp.CLARABEL)
+    if prob.status not in ("optimal", "optimal_inaccurate"):
+        raise SolverError(f"cvxpy reference: status {prob.status}")
+    return float(prob.value)
