@@ -45,7 +45,7 @@ class BatchClearing:
     solver: P1BatchSolution
 
 
-def clear_batch(batch: MarketBatch, *, chunk: int = 1024) -> BatchClearing:
+def clear_batch(batch: MarketBatch, *, chunk: int = 512) -> BatchClearing:
     """Clear every round of ``batch`` with ETA pricing and P1 volumes."""
     B, S, A = batch.buyers, batch.sellers, batch.auctioneer
     need_loc = ~np.isnan(A["max_distance_km"])

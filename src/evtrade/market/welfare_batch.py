@@ -329,7 +329,7 @@ def welfare_values(p: P1Batch, x: FloatArray) -> FloatArray:
 
 
 def solve_p1_batch(
-    p: P1Batch, *, tol: float = 1e-12, max_iter: int = 60, chunk: int = 1024
+    p: P1Batch, *, tol: float = 1e-12, max_iter: int = 60, chunk: int = 512
 ) -> P1BatchSolution:
     """Solve P1 for every market of the batch; certified per market, like ``solve_p1``.
 
