@@ -7,6 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from evtrade.bench import binding_problem
 from evtrade.errors import SolverError
 from evtrade.market.welfare import P1Problem, kkt_residual, solve_p1, welfare_value
 
@@ -188,20 +189,7 @@ def test_bad_problem_shapes() -> None:
         )
 
 
-def tight_problem(n: int, m: int, seed: int) -> P1Problem:
-    """Dense market where every seller's capacity binds (the benchmark's hard case)."""
-    rng = np.random.default_rng(seed)
-    b_min = rng.uniform(0, 2, n)
-    return P1Problem.from_arrays(
-        mask=rng.random((n, m)) < 0.6,
-        w=rng.uniform(1, 5, n),
-        b_min=b_min,
-        b_max=b_min + rng.uniform(6, 12, n),
-        rho=rng.uniform(0.05, 0.15, m),
-        spare=rng.uniform(5, 20, m) * 0.5 * n / m,
-        l1=0.0025,
-        l2=0.005,
-    )
+tight_problem = binding_problem  # dense, every capacity binds (the benchmark's case)
 
 
 @pytest.mark.parametrize(("n", "m"), [(60, 50), (150, 200)])

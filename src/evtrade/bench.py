@@ -93,18 +93,7 @@ def p1_case(n: int, m: int, *, repeats: int, reference: bool, seed: int = 1) -> 
     sol = solve_p1(problem)
     cert = sol.duality_gap / max(1.0, abs(sol.welfare))
     kkt = kkt_residual(problem, sol.x, sol.mu)
-    ref_s = ratio = gap = None
-    note = f"clear() end to end; solver {result.solver['method']}"
-    if reference and has_reference():
-        ref_s, ref_w, failed = _reference(problem)
-        note += failed
-        if ref_w is not None:
-            ratio = ref_s / seconds
-            gap = (ref_w - result.welfare) / max(1.0, abs(ref_w))
-    elif reference:
-        note += "; cvxpy not installed"
-    else:
-        note += "; no reference (generic solvers fail or take minutes at this size)"
+    ref_s, ratio, gap, note = _compare(problem, seconds, result.welfare, reference)
     return Record(
         case=f"eta-p1-{n}x{m}",
         n_buyers=n,
@@ -116,8 +105,22 @@ def p1_case(n: int, m: int, *, repeats: int, reference: bool, seed: int = 1) -> 
         peak_mb=_peak_mb(lambda: clear(market)),
         certificate=cert,
         kkt=kkt,
-        note=note,
+        note=f"clear() end to end; solver {result.solver['method']}{note}",
     )
+
+
+def _compare(
+    problem: P1Problem, seconds: float, welfare: float, reference: bool
+) -> tuple[float | None, float | None, float | None, str]:
+    """Reference seconds, ratio, relative welfare gap and a note (cvxpy on ``problem``)."""
+    if not reference:
+        return None, None, None, "; no reference (generic solvers fail or take minutes here)"
+    if not has_reference():
+        return None, None, None, "; cvxpy not installed"
+    ref_s, ref_w, failed = _reference(problem)
+    if ref_w is None:
+        return ref_s, None, None, failed
+    return ref_s, ref_s / seconds, (ref_w - welfare) / max(1.0, abs(ref_w)), failed
 
 
 def binding_problem(n: int, m: int, seed: int) -> P1Problem:
@@ -141,14 +144,8 @@ def binding_case(n: int, m: int, *, repeats: int, reference: bool, seed: int = 4
     problem = binding_problem(n, m, seed)
     solve_p1(problem)
     seconds, sol = _median_time(lambda: solve_p1(problem), repeats)
-    ref_s = ratio = gap = None
-    note = f"solve_p1 on P1 directly; {sol.method}, {sol.iterations} iterations"
-    if reference and has_reference():
-        ref_s, ref_w, failed = _reference(problem)
-        note += failed
-        if ref_w is not None:
-            ratio = ref_s / seconds
-            gap = (ref_w - sol.welfare) / max(1.0, abs(ref_w))
+    ref_s, ratio, gap, note = _compare(problem, seconds, sol.welfare, reference)
+    note = f"solve_p1 on P1 directly; {sol.method}, {sol.iterations} iterations{note}"
     return Record(
         case=f"p1-binding-{n}x{m}",
         n_buyers=n,

@@ -203,18 +203,33 @@ def reproduce_eta(
     quick: Annotated[bool, typer.Option(help="Fewer samples (smoke test).")] = False,
 ) -> None:
     """Regenerate ETA's Fig. 4, 5, 6, 7/8, 9, 10, 13, 14 (PNG + CSV) from the project's own runs."""
-    from rich.progress import Progress
-
     from evtrade.sim.eta_figures import FIGURES, run_figure
 
-    out.mkdir(parents=True, exist_ok=True)
-    with Progress(console=Console(stderr=True)) as progress:
-        task = progress.add_task("ETA figures", total=len(FIGURES))
-        for name in FIGURES:
-            progress.update(task, description=f"ETA {name}")
-            run_figure(name, out, seed=seed, quick=quick)
-            progress.advance(task)
+    _run_figures("ETA", list(FIGURES), run_figure, out, seed=seed, quick=quick)
     typer.echo(f"wrote {len(FIGURES)} figures (PNG + CSV) to {out}")
+
+
+def _run_figures(
+    label: str,
+    names: list[str],
+    run_figure: Any,
+    out: Path,
+    *,
+    seed: int,
+    quick: bool,
+) -> dict[str, Any]:
+    """Run each named figure with a progress bar on stderr; returns each figure's records."""
+    from rich.progress import Progress
+
+    out.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {}
+    with Progress(console=Console(stderr=True)) as progress:
+        task = progress.add_task(f"{label} figures", total=len(names))
+        for name in names:
+            progress.update(task, description=f"{label} {name}")
+            results[name] = run_figure(name, out, seed=seed, quick=quick)
+            progress.advance(task)
+    return results
 
 
 @reproduce_app.command("babg")
@@ -226,20 +241,10 @@ def reproduce_babg(
     quick: Annotated[bool, typer.Option(help="Fewer sizes and repetitions (smoke test).")] = False,
 ) -> None:
     """Regenerate Luo et al.'s Fig. 3-8 (BABG vs IDA vs ETA) as PNG + CSV, with a summary."""
-    from rich.progress import Progress
-
     from evtrade.sim.babg_figures import FIGURES, run_figure, summary
 
-    out.mkdir(parents=True, exist_ok=True)
-    scale_rows: list[dict[str, Any]] = []
-    with Progress(console=Console(stderr=True)) as progress:
-        task = progress.add_task("BABG figures", total=len(FIGURES))
-        for name in FIGURES:
-            progress.update(task, description=f"BABG {name}")
-            rows = run_figure(name, out, seed=seed, quick=quick)
-            if name == "fig3_7_8":
-                scale_rows = rows
-            progress.advance(task)
+    results = _run_figures("BABG", list(FIGURES), run_figure, out, seed=seed, quick=quick)
+    scale_rows = results["fig3_7_8"]
     gains = summary(scale_rows)
     (out / "summary.json").write_text(json.dumps(gains, indent=2))
     typer.echo(f"wrote Fig. 3-8 (PNG + CSV) and summary.json to {out}")
