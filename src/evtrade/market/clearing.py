@@ -244,17 +244,13 @@ def assemble_result(
         for p in group
         if p.id in adm.reasons
     )
-    v_minus_c = B["v"][:, None] - S["c"][None, :]
-    traded = x > 0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        sat_b, sat_s = pair_satisfaction(
-            np.where(traded, P, 1.0), np.where(traded, R, 1.0), np.where(traded, T, 1.0)
-        )
-    weights = x[traded]
+    ti, tj = np.nonzero(x > 0)  # traded pairs only: a city-scale round trades few of its pairs
+    weights = x[ti, tj]
+    sat_b, sat_s = pair_satisfaction(P[ti, tj], R[ti, tj], T[ti, tj])
     total = float(weights.sum())
     satisfaction: dict[str, float | None] = {
-        "buyers": float(np.dot(sat_b[traded], weights) / total) if total > 0 else None,
-        "sellers": float(np.dot(sat_s[traded], weights) / total) if total > 0 else None,
+        "buyers": float(np.dot(sat_b, weights) / total) if total > 0 else None,
+        "sellers": float(np.dot(sat_s, weights) / total) if total > 0 else None,
     }
     mean = None
     if total > 0:
@@ -269,8 +265,8 @@ def assemble_result(
         unmatched=unmatched,
         welfare=welfare,
         total_volume=float(x.sum()),
-        gains_from_trade=float(np.sum(x * v_minus_c)),
-        total_payment=float(np.sum(x * np.where(traded, T, 0.0))),
+        gains_from_trade=float(np.dot(weights, B["v"][ti] - S["c"][tj])),
+        total_payment=float(np.dot(weights, T[ti, tj])),
         satisfaction=satisfaction,
         solver=solver,
         volume_matrix=x,
