@@ -36,6 +36,7 @@ from scipy.linalg.blas import dsyrk
 from scipy.optimize import brentq
 
 from evtrade.errors import SolverError
+from evtrade.market._blas import blas_threads_for
 from evtrade.market._ipm import interior_point, p1_model
 
 FloatArray = NDArray[np.float64]
@@ -47,7 +48,7 @@ EPS = float(np.finfo(float).eps)
 #: Weight of the Levenberg-Marquardt term of the dual Newton step (see _dual_newton).
 LM_WEIGHT = 1e-2
 #: Newton iterations after which a residual still above 1e-5 of the scale means a crawl.
-SLOW_AFTER = 25
+SLOW_AFTER = 12
 _TRACE: list[tuple[float, float, int]] | None = None
 
 
@@ -546,7 +547,7 @@ def solve_p1(problem: P1Problem, *, tol: float = 1e-12, max_iter: int = 200) -> 
             # No capacity (13) binds at mu = 0: every buyer's water-filling is the exact optimum.
             xs, mus = state.x, np.zeros(sub.cap.shape)
         else:
-            with np.errstate(all="ignore"):
+            with np.errstate(all="ignore"), blas_threads_for(*sub.mask.shape):
                 xs, mus, state, iterations, method = _solve_binding(sub, tol=tol, max_iter=max_iter)
         if sub is p:
             x, mu = xs, mus

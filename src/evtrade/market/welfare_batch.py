@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from evtrade.market._blas import single_blas_thread
 from evtrade.market.welfare import (
     EPS,
     GAP_RTOL,
@@ -340,7 +341,8 @@ def solve_p1_batch(
     xs, mus, duals, its, methods = [], [], [], [], []
     for lo in range(0, nb, chunk):
         part = p.take(np.arange(lo, min(nb, lo + chunk)))
-        x, mu, dual, it, method = _solve_chunk(part, tol=tol, max_iter=max_iter)
+        with single_blas_thread():
+            x, mu, dual, it, method = _solve_chunk(part, tol=tol, max_iter=max_iter)
         xs.append(x)
         mus.append(mu)
         duals.append(dual)
