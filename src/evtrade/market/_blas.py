@@ -17,7 +17,7 @@ from threadpoolctl import threadpool_limits
 #: Largest min(N, M) solved with single-threaded BLAS.
 SINGLE_THREAD_MAX = 1500
 #: Smallest N * M worth the switch.
-SWITCH_MIN_PAIRS = 20_000
+SWITCH_MIN_PAIRS = 100_000
 
 
 def blas_threads_for(n: int, m: int) -> AbstractContextManager[Any]:

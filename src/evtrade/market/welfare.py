@@ -44,6 +44,9 @@ BoolArray = NDArray[np.bool_]
 
 #: A solution is accepted when its duality gap is at most this fraction of max(1, |welfare|).
 GAP_RTOL = 1e-9
+#: The dual Newton method stops at a projected gradient of this fraction of the energy scale
+#: (1e-10 of ~20 kWh); the certificate, not this, decides whether the point is accepted.
+NEWTON_RTOL = 1e-10
 EPS = float(np.finfo(float).eps)
 #: Weight of the Levenberg-Marquardt term of the dual Newton step (see _dual_newton).
 LM_WEIGHT = 1e-2
@@ -391,7 +394,9 @@ def _projected_residual(state: _Inner, mu: FloatArray) -> float:
     return float(np.max(np.abs(pg), initial=0.0))
 
 
-def _dual_newton(p: P1Problem, mu: FloatArray, *, tol: float, max_iter: int) -> _NewtonResult:
+def _dual_newton(
+    p: P1Problem, mu: FloatArray, *, tol: float, max_iter: int, patience: int | None = SLOW_AFTER
+) -> _NewtonResult:
     """Projected semismooth Newton on D(mu) over mu >= 0, Armijo backtracking on the arc.
 
     Sellers at mu_j = 0 with D's gradient >= 0 stay at 0 (Bertsekas' active set); the others take
@@ -411,7 +416,7 @@ def _dual_newton(p: P1Problem, mu: FloatArray, *, tol: float, max_iter: int) -> 
     for it in range(1, max_iter + 1):
         if res <= max(tol * scale, floor) or (stall >= 3 and res <= 1e-7 * scale):
             break
-        if it > SLOW_AFTER and res > 1e-5 * scale:
+        if patience is not None and it > patience and res > 1e-5 * scale:
             break  # linear crawl through kinks (a degenerate market): the safeguard is faster
         free = (mu > 0) | (cur.grad < 0)
         fidx = np.flatnonzero(free)
@@ -578,7 +583,7 @@ def _solve_binding(
 
     Returns volumes, seller prices, the water-filling state at those prices, iterations, method.
     """
-    newton = _dual_newton(p, _aggregate_start(p), tol=tol, max_iter=60)
+    newton = _dual_newton(p, _aggregate_start(p), tol=max(tol, NEWTON_RTOL), max_iter=60)
     x = _repair(p, newton.inner.x)
     if _certified(p, x, newton.inner.dual):
         return x, newton.mu, newton.inner, newton.iterations, "p1-dual-newton"
@@ -609,16 +614,25 @@ def _certified(p: P1Problem, x: FloatArray, dual: float) -> bool:
 def _polish(
     p: P1Problem, x_ip: FloatArray, mu: FloatArray, *, tol: float
 ) -> tuple[FloatArray, FloatArray]:
-    """Dual Newton from the interior point's prices; of the two points, keep the one with the
-    smaller KKT residual (welfare cannot tell them apart: it is flat to second order)."""
+    """Dual Newton from the interior point's prices; keep the better certified of the two points.
+
+    The Newton point is exact (a water-filling) when it converges; otherwise the interior point's
+    own pair (x, mu) usually has the smaller duality gap. The gap decides; on a tie, the KKT
+    residual (welfare is flat to second order and cannot choose).
+    """
     # Interior-point prices of sellers with spare energy are noise-level positives: zero them.
     mu = np.where(mu > 1e-8 * max(float(np.max(mu, initial=0.0)), 1e-300), mu, 0.0)
-    newton = _dual_newton(p, mu, tol=tol, max_iter=30)
-    x = _repair(p, newton.inner.x)
+    newton = _dual_newton(p, mu, tol=tol, max_iter=30, patience=None)
+    x_nt = _repair(p, newton.inner.x)
     x_ip = _clean(p, x_ip)
-    if kkt_residual(p, x, newton.mu) <= kkt_residual(p, x_ip, mu):
-        return x, newton.mu
-    return x_ip, mu
+    scale = max(1.0, abs(welfare_value(p, x_ip)))
+    gap_nt = (newton.inner.dual - welfare_value(p, x_nt)) / scale
+    gap_ip = (_inner(p, mu, need_t=False).dual - welfare_value(p, x_ip)) / scale
+    if max(gap_nt, gap_ip) <= GAP_RTOL:
+        if kkt_residual(p, x_nt, newton.mu) <= kkt_residual(p, x_ip, mu):
+            return x_nt, newton.mu
+        return x_ip, mu
+    return (x_nt, newton.mu) if gap_nt <= gap_ip else (x_ip, mu)
 
 
 def _clean(p: P1Problem, x: FloatArray) -> FloatArray:
