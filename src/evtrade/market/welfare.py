@@ -14,8 +14,11 @@ lambda_i, ``x_ij = max(0, lambda_i - c_j) / (2 a_j)`` where ``a_j = l1 rho_j`` a
 function, found exactly (a quadratic on the right segment) for all buyers at once. The dual
 function D(mu) is convex and once differentiable with a piecewise-constant generalised Hessian
 that has a closed form (a diagonal minus a sum of rank-one terms, one per buyer), so D is minimised
-over mu >= 0 by a projected semismooth Newton method with an Armijo line search. The result is
-certified by the duality gap (primal welfare of the returned feasible x minus D(mu)).
+over mu >= 0 by a projected semismooth Newton method with an Armijo line search, started from a
+one-price (or price-floor) point. The result is certified by the duality gap (primal welfare of
+the returned feasible x minus D(mu)); when the certificate fails, the interior point of
+:mod:`evtrade.market._ipm` solves the problem and Newton polishes it. :func:`kkt_residual` checks
+any volumes independently.
 
 References
 ----------
@@ -521,9 +524,9 @@ def solve_p1(problem: P1Problem, *, tol: float = 1e-12, max_iter: int = 200) -> 
     If no capacity binds at mu = 0, one water-filling pass is the optimum. Otherwise the dual
     Newton method runs from the one-price start (:func:`_aggregate_start`); an iteration costs
     O(N M) for the water-fillings plus O(N M'^2 + M'^3) for the Hessian and its Cholesky factor
-    (M' the sellers with a free price), and it needs 4-8 iterations on every market measured.
-    The result is accepted when its duality gap is within ``gap_rtol`` of the welfare; otherwise
-    (never seen in the tests and benchmarks, kept as a safeguard) the interior-point method of
+    (M' the sellers with a free price); dense markets need 5-8 iterations. The result is accepted
+    when its duality gap is within ``GAP_RTOL`` of the welfare; otherwise (degenerate markets,
+    where the remaining minimum demands use up the supply) the interior-point method of
     :mod:`evtrade.market._ipm` runs and the Newton polish finishes its point.
     """
     p = problem
