@@ -47,6 +47,8 @@ BoolArray = NDArray[np.bool_]
 
 #: A solution is accepted when its duality gap is at most this fraction of max(1, |welfare|).
 GAP_RTOL = 1e-9
+#: ... and its projected dual gradient (the capacity residuals) at most this fraction of the scale.
+RESIDUAL_RTOL = 1e-8
 #: The dual Newton method stops at a projected gradient of this fraction of the energy scale
 #: (1e-10 of ~20 kWh); the certificate, not this, decides whether the point is accepted.
 NEWTON_RTOL = 1e-10
@@ -588,7 +590,8 @@ def _solve_binding(
     """
     newton = _dual_newton(p, _aggregate_start(p), tol=max(tol, NEWTON_RTOL), max_iter=60)
     x = _repair(p, newton.inner.x)
-    if _certified(p, x, newton.inner.dual):
+    scale = max(1.0, float(np.max(p.cap)), float(np.max(p.b_max)))
+    if newton.residual <= RESIDUAL_RTOL * scale and _certified(p, x, newton.inner.dual):
         return x, newton.mu, newton.inner, newton.iterations, "p1-dual-newton"
     try:
         ipm = interior_point(p1_model(p), tol=tol, max_iter=max_iter)
