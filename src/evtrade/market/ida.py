@@ -222,9 +222,12 @@ def clear_ida(market: Market, params: IdaParams | None = None) -> ClearingResult
     for j, s_ in enumerate(market.sellers):
         if rnd.drained[:, j].sum() > 0 or not adm.sellers_ok[j]:
             continue
-        unmatched.append(
-            {"id": s_.id, "role": "seller", "reason": "IDA takes no energy from this seller"}
+        reason = (
+            "no spare energy (s_t <= s_r)"
+            if s_.spare <= 0
+            else "IDA takes no energy from this seller"
         )
+        unmatched.append({"id": s_.id, "role": "seller", "reason": reason})
     solver: dict[str, Any] = {
         "method": "ida-interior-point",
         "duality_gap": None,
