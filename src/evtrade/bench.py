@@ -71,13 +71,11 @@ def has_reference() -> bool:
     return importlib.util.find_spec("cvxpy") is not None
 
 
-def _reference(problem: P1Problem) -> tuple[float, float | None, str]:
-    """cvxpy + Clarabel on ``problem``: (seconds, welfare or None if it failed, note)."""
-    from evtrade.market.reference import solve_p1_cvxpy
-
+def _reference(solve: Callable[[], float]) -> tuple[float, float | None, str]:
+    """Run a cvxpy + Clarabel reference: (seconds, welfare or None if it failed, note)."""
     t0 = time.perf_counter()
     try:
-        value: float | None = solve_p1_cvxpy(problem)[0]
+        value: float | None = solve()
         note = ""
     except Exception as exc:  # the reference's own failure is a result, reported as such
         value, note = None, f"; cvxpy+Clarabel failed: {type(exc).__name__}"
@@ -93,7 +91,7 @@ def p1_case(n: int, m: int, *, repeats: int, reference: bool, seed: int = 1) -> 
     sol = solve_p1(problem)
     cert = sol.duality_gap / max(1.0, abs(sol.welfare))
     kkt = kkt_residual(problem, sol.x, sol.mu)
-    ref_s, ratio, gap, note = _compare(problem, seconds, result.welfare, reference)
+    ref_s, ratio, gap, note = _compare(_p1_reference(problem), seconds, result.welfare, reference)
     return Record(
         case=f"eta-p1-{n}x{m}",
         n_buyers=n,
@@ -109,15 +107,24 @@ def p1_case(n: int, m: int, *, repeats: int, reference: bool, seed: int = 1) -> 
     )
 
 
+def _p1_reference(problem: P1Problem) -> Callable[[], float]:
+    def solve() -> float:
+        from evtrade.market.reference import solve_p1_cvxpy
+
+        return solve_p1_cvxpy(problem)[0]
+
+    return solve
+
+
 def _compare(
-    problem: P1Problem, seconds: float, welfare: float, reference: bool
+    solve: Callable[[], float], seconds: float, welfare: float, reference: bool
 ) -> tuple[float | None, float | None, float | None, str]:
-    """Reference seconds, ratio, relative welfare gap and a note (cvxpy on ``problem``)."""
+    """Reference seconds, ratio, relative welfare gap and a note (``solve`` runs cvxpy)."""
     if not reference:
         return None, None, None, "; no reference (generic solvers fail or take minutes here)"
     if not has_reference():
         return None, None, None, "; cvxpy not installed"
-    ref_s, ref_w, failed = _reference(problem)
+    ref_s, ref_w, failed = _reference(solve)
     if ref_w is None:
         return ref_s, None, None, failed
     return ref_s, ref_s / seconds, (ref_w - welfare) / max(1.0, abs(ref_w)), failed
@@ -144,7 +151,7 @@ def binding_case(n: int, m: int, *, repeats: int, reference: bool, seed: int = 4
     problem = binding_problem(n, m, seed)
     solve_p1(problem)
     seconds, sol = _median_time(lambda: solve_p1(problem), repeats)
-    ref_s, ratio, gap, note = _compare(problem, seconds, sol.welfare, reference)
+    ref_s, ratio, gap, note = _compare(_p1_reference(problem), seconds, sol.welfare, reference)
     note = f"solve_p1 on P1 directly; {sol.method}, {sol.iterations} iterations{note}"
     return Record(
         case=f"p1-binding-{n}x{m}",
@@ -169,30 +176,18 @@ def babg_case(*, repeats: int, reference: bool, seed: int = 5) -> Record:
     market = random_market(BABG_SPEC, np.random.default_rng(seed))
     babg_round(market)
     seconds, rnd = _median_time(lambda: babg_round(market), repeats)
-    ref_s = ratio = gap = None
     auctions = rnd.rounds[rnd.candidates]
-    note = f"auction + SWM2; up to {int(auctions.max())} auctions per pair"
-    if reference and has_reference():
+
+    def swm2_reference() -> float:
         from evtrade.market.reference import solve_swm2_cvxpy
 
-        B, S = market.buyer_arrays, market.seller_arrays
-        keep = np.array([i not in rnd.excluded for i in range(market.n_buyers)])
-        args = (
-            rnd.settled & keep[:, None],
-            B["w"],
-            np.where(keep, B["b_min"], 0.0),
-            B["b_max"],
-            1.0 / (1.0 + S["rho"]),
-            S["s_t"] - S["s_r"],
+        q = rnd.swm2
+        return solve_swm2_cvxpy(
+            q.mask, q.w, q.d_min, q.d_max, q.efficiency, q.s_max, l1=q.l1, l2=q.l2
         )
-        t0 = time.perf_counter()
-        try:
-            ref_w = solve_swm2_cvxpy(*args, l1=market.auctioneer.l1, l2=market.auctioneer.l2)
-            ref_s = time.perf_counter() - t0
-            ratio = ref_s / seconds
-            gap = (ref_w - rnd.welfare) / max(1.0, abs(ref_w))
-        except Exception as exc:  # the reference's failure is a result
-            note += f"; cvxpy+Clarabel failed: {type(exc).__name__}"
+
+    ref_s, ratio, gap, note = _compare(swm2_reference, seconds, rnd.welfare, reference)
+    note = f"auction + SWM2; up to {int(auctions.max())} auctions per pair{note}"
     return Record(
         case=f"babg-{market.n_buyers}x{market.n_sellers}",
         n_buyers=market.n_buyers,

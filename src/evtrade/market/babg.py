@@ -34,10 +34,9 @@ from numpy.typing import NDArray
 
 from evtrade.errors import MechanismError, SolverError
 from evtrade.market._ipm import IPMResult, Separable, interior_point
-from evtrade.market.admission import admit
-from evtrade.market.clearing import ClearingResult, assemble_result
+from evtrade.market.admission import Admission
+from evtrade.market.clearing import ZERO_KWH, ClearingResult, assemble_result, market_basics
 from evtrade.market.feasibility import exclude_unservable_buyers
-from evtrade.market.geo import haversine_km
 from evtrade.model import Market
 
 FloatArray = NDArray[np.float64]
@@ -299,10 +298,38 @@ def seller_cost(s: FloatArray, *, l1: float, l2: float) -> float:
 
 
 @dataclass(frozen=True)
+class Swm2Problem:
+    """The inputs of one SWM2 solve (the arguments of :func:`solve_swm2`), kept for references."""
+
+    mask: BoolArray
+    w: FloatArray
+    d_min: FloatArray
+    d_max: FloatArray
+    efficiency: FloatArray
+    s_max: FloatArray
+    l1: float
+    l2: float
+
+    def solve(self) -> Swm2Solution:
+        return solve_swm2(
+            self.mask,
+            self.w,
+            self.d_min,
+            self.d_max,
+            self.efficiency,
+            self.s_max,
+            l1=self.l1,
+            l2=self.l2,
+        )
+
+
+@dataclass(frozen=True)
 class BabgRound:
     """Everything one BABG round decides (arrays over the market's buyers i and sellers j)."""
 
     params: BabgParams
+    admission: Admission
+    swm2: Swm2Problem  # the volume problem the round solved
     buyer_role: tuple[str, ...]  # "v2v", "grid", "idle", or "rejected"
     seller_role: tuple[str, ...]
     candidates: BoolArray  # V2V pairs whose price bands overlap (and within distance)
@@ -348,21 +375,17 @@ def babg_round(market: Market, params: BabgParams | None = None) -> BabgRound:
     a = market.auctioneer
     B, S = market.buyer_arrays, market.seller_arrays
     n, m = market.n_buyers, market.n_sellers
-    adm = admit(market)
+    basics = market_basics(market)
+    adm, spare, dist = basics.admission, basics.spare, basics.dist
     # V2V price bands, bounded by the grid prices.
     p = np.clip(B["v"], prm.grid_buy, prm.grid_sell)
     p_max = np.clip(B["v_max"], prm.grid_buy, prm.grid_sell)
     r = np.clip(S["c"], prm.grid_buy, prm.grid_sell)
     r_min = np.clip(S["c_min"], prm.grid_buy, prm.grid_sell)
-    spare = np.maximum(S["s_t"] - S["s_r"], 0.0)
     eff = 1.0 / (1.0 + S["rho"])
-    dist = haversine_km(B["lat"], B["lon"], S["lat"], S["lon"])
-    near = np.ones((n, m), dtype=bool)
-    if a.max_distance_km is not None:
-        near = dist <= a.max_distance_km
     b_active = adm.buyers_ok & (B["b_max"] > 0)
     s_active = adm.sellers_ok & (spare > 0)
-    overlap = (p_max[:, None] >= r_min[None, :]) & near
+    overlap = (p_max[:, None] >= r_min[None, :]) & basics.reachable
     overlap &= b_active[:, None] & s_active[None, :]
     b_v2v: BoolArray = np.asarray(overlap.any(axis=1))
     s_v2v: BoolArray = np.asarray(overlap.any(axis=0))
@@ -391,23 +414,25 @@ def babg_round(market: Market, params: BabgParams | None = None) -> BabgRound:
     )
     in_round = b_v2v.copy()
     in_round[list(excluded)] = False
-    solve_mask = settled & in_round[:, None]
-    sol = solve_swm2(
-        solve_mask,
-        B["w"],
-        np.where(in_round, d_min, 0.0),
-        np.where(in_round, d_max, 0.0),
-        eff,
-        np.where(s_v2v, spare, 0.0),
+    swm2 = Swm2Problem(
+        mask=settled & in_round[:, None],
+        w=B["w"],
+        d_min=np.where(in_round, d_min, 0.0),
+        d_max=np.where(in_round, d_max, 0.0),
+        efficiency=eff,
+        s_max=np.where(s_v2v, spare, 0.0),
         l1=a.l1,
         l2=a.l2,
     )
+    sol = swm2.solve()
     # SWM2's CF loop (eqs. 25-26): a second solve of the same inputs returns the same total.
-    drained = np.where(sol.s > 1e-12, sol.s, 0.0)
+    drained = np.where(sol.s > ZERO_KWH, sol.s, 0.0)
     delivered = drained * eff
     grid = _grid_trades(market, prm, buyer_role, seller_role, spare)
     return BabgRound(
         params=prm,
+        admission=adm,
+        swm2=swm2,
         buyer_role=buyer_role,
         seller_role=seller_role,
         candidates=overlap,
@@ -511,6 +536,7 @@ def clear_babg(market: Market, params: BabgParams | None = None) -> ClearingResu
     Q = np.where(rnd.candidates, rnd.Q, 0.0)
     return assemble_result(
         market,
+        admission=rnd.admission,
         mechanism="babg",
         volumes_rule="swm2",
         price=None,

@@ -14,7 +14,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from evtrade.market import pricing
-from evtrade.market.feasibility import exclude_unservable_buyers
+from evtrade.market.clearing import ZERO_KWH
+from evtrade.market.feasibility import exclude_unservable_buyers, proportional_fits
 from evtrade.market.geo import great_circle_km
 from evtrade.market.welfare_batch import P1Batch, P1BatchSolution, solve_p1_batch
 from evtrade.model.batch import MarketBatch
@@ -99,7 +100,7 @@ def clear_batch(batch: MarketBatch, *, chunk: int = 512) -> BatchClearing:
         cap=spare,
     )
     sol = solve_p1_batch(problem, chunk=chunk)
-    x = np.where(sol.x > 1e-12, sol.x, 0.0)
+    x = np.where(sol.x > ZERO_KWH, sol.x, 0.0)
     traded = x > 0
     return BatchClearing(
         volumes=x,
@@ -117,17 +118,7 @@ def clear_batch(batch: MarketBatch, *, chunk: int = 512) -> BatchClearing:
 
 
 def _rounds_to_check(mask: BoolArray, b_min: FloatArray, deliverable: FloatArray) -> list[int]:
-    """Rounds whose minimum demands the proportional-split certificate does not clear.
-
-    As in :mod:`evtrade.market.feasibility`: each buyer's b_min spread over its partners in
-    proportion to their deliverable energy; where every seller can take its share, all minimums
-    can be met at once and the maximum flow is not needed.
-    """
-    supply = np.maximum(deliverable, 0.0)
+    """Rounds whose minimum demands the proportional-split certificate does not clear."""
     need = b_min > 0
-    mf = mask.astype(float)
-    reach = np.einsum("bij,bj->bi", mf, supply)
-    share = np.where(need & (reach > 0), b_min / np.where(reach > 0, reach, 1.0), 0.0)
-    load = np.einsum("bi,bij->bj", share, mf) * supply
-    fits = np.all(load <= supply * (1.0 - 1e-12), axis=1) & ~np.any(need & (reach <= 0), axis=1)
+    fits = proportional_fits(mask, b_min, deliverable, need)
     return [int(r) for r in np.flatnonzero(np.any(need, axis=1) & ~fits)]

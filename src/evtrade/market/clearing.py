@@ -29,7 +29,7 @@ MECHANISMS: tuple[str, ...] = ("eta", "complete-info", "single-price")
 VOLUME_RULES: tuple[str, ...] = ("p1", "theorem2")
 
 #: Volumes below this (kWh) are reported as 0.
-_ZERO_KWH = 1e-12
+ZERO_KWH = 1e-12
 
 
 @dataclass(frozen=True)
@@ -183,11 +183,12 @@ def clear(
     B = market.buyer_arrays
 
     x, solver_info = _volumes(volumes, market, rnd)
-    x = np.where(x > _ZERO_KWH, x, 0.0)
+    x = np.where(x > ZERO_KWH, x, 0.0)
 
     in_welfare = in_round & (x.sum(axis=1) >= B["b_min"] - 1e-9)
     return assemble_result(
         market,
+        admission=adm,
         mechanism=mechanism,
         volumes_rule=volumes,
         price=None if price is None else float(price),
@@ -206,6 +207,7 @@ def clear(
 def assemble_result(
     market: Market,
     *,
+    admission: Admission,
     mechanism: str,
     volumes_rule: str,
     price: float | None,
@@ -222,9 +224,10 @@ def assemble_result(
     """The common result shape of every mechanism (the CLI's JSON), from its arrays.
 
     ``P``, ``R``, ``T`` are (N, M): what the buyer bids, what the seller asks, what the buyer pays
-    per kWh; ``x`` the delivered kWh per pair.
+    per kWh; ``x`` the delivered kWh per pair; ``admission`` is the mechanism's own Algorithm 1
+    verdict (not recomputed).
     """
-    adm = admit(market)
+    adm = admission
     B, S = market.buyer_arrays, market.seller_arrays
     pi, pj = np.nonzero(pairs_mask)
     table = PairTable(
@@ -358,20 +361,37 @@ class RoundSetup:
     deliverable: FloatArray
 
 
-def prepare_round(market: Market, mechanism: str, price: float | None) -> RoundSetup:
-    """Algorithm 1 up to the volumes, for ``clear`` and ``p1_problem``."""
+@dataclass(frozen=True)
+class Basics:
+    """What every mechanism starts from: Algorithm 1's admission, each seller's spare energy
+    s^t - s^r (never negative), the distances, and the pairs that are both admitted and within
+    the auctioneer's ``max_distance_km``."""
+
+    admission: Admission
+    spare: FloatArray
+    dist: FloatArray
+    reachable: NDArray[np.bool_]
+
+
+def market_basics(market: Market) -> Basics:
+    """Admission, spare energy, distances and reachable pairs of ``market`` (:class:`Basics`)."""
     adm = admit(market)
     B, S = market.buyer_arrays, market.seller_arrays
-    a = market.auctioneer
-    n, m = market.n_buyers, market.n_sellers
-    P, R, T, tradable = _prices(mechanism, price, B, S)
     dist = haversine_km(B["lat"], B["lon"], S["lat"], S["lon"])
-    admitted = np.zeros((n, m), dtype=bool)
-    admitted[np.ix_(np.flatnonzero(adm.buyers_ok), np.flatnonzero(adm.sellers_ok))] = True
-    pairs_mask = admitted & tradable
-    if a.max_distance_km is not None:
-        pairs_mask &= dist <= a.max_distance_km
+    reachable = adm.buyers_ok[:, None] & adm.sellers_ok[None, :]
+    if market.auctioneer.max_distance_km is not None:
+        reachable &= dist <= market.auctioneer.max_distance_km
     spare = np.maximum(S["s_t"] - S["s_r"], 0.0)
+    return Basics(admission=adm, spare=spare, dist=dist, reachable=reachable)
+
+
+def prepare_round(market: Market, mechanism: str, price: float | None) -> RoundSetup:
+    """Algorithm 1 up to the volumes, for ``clear`` and ``p1_problem``."""
+    basics = market_basics(market)
+    adm, spare, dist = basics.admission, basics.spare, basics.dist
+    B, S = market.buyer_arrays, market.seller_arrays
+    P, R, T, tradable = _prices(mechanism, price, B, S)
+    pairs_mask = basics.reachable & tradable
     deliverable = spare / (1.0 + S["rho"])
     solve_mask = pairs_mask & (spare > 0)[None, :] & adm.buyers_ok[:, None]
     excluded = exclude_unservable_buyers(

@@ -44,7 +44,7 @@ def exclude_unservable_buyers(
             "excluded: no seller can trade with this buyer (price, distance or energy)"
         )
     active = np.array([i not in excluded and b_min[i] > 0 for i in range(n)], dtype=bool)
-    if np.any(active) and _proportional_fits(mask, b_min, deliverable, active):
+    if np.any(active) and bool(proportional_fits(mask, b_min, deliverable, active)):
         return excluded
     while np.any(active):
         blamed = _hall_violators(mask, b_min, deliverable, active)
@@ -61,20 +61,22 @@ def exclude_unservable_buyers(
     return excluded
 
 
-def _proportional_fits(
+def proportional_fits(
     mask: BoolArray, b_min: FloatArray, deliverable: FloatArray, active: BoolArray
-) -> bool:
-    """A certificate of feasibility in O(N M): every buyer's b_min spread over its partners in
-    proportion to their deliverable energy fits every seller. When it does, the minimums can all
-    be met and the maximum flow is not needed; when it does not, the flow decides."""
+) -> BoolArray:
+    """A certificate of feasibility in O(N M): every active buyer's b_min spread over its partners
+    in proportion to their deliverable energy fits every seller. When it does, the minimums can
+    all be met and the maximum flow is not needed; when it does not, the flow decides.
+
+    Works on one market (N, M) or a stack (B, N, M); returns one verdict per market.
+    """
     supply = np.maximum(deliverable, 0.0)
-    rows = np.flatnonzero(active)
-    sub = mask[rows].astype(float)
-    reach = sub @ supply
-    if np.any(reach <= 0):
-        return False
-    load = (b_min[rows] / reach) @ sub * supply
-    return bool(np.all(load <= supply * (1.0 - 1e-12)))
+    mf = mask.astype(float)
+    reach = (mf @ supply[..., None])[..., 0]
+    lonely = np.any(active & (reach <= 0), axis=-1)
+    share = np.where(active & (reach > 0), b_min / np.where(reach > 0, reach, 1.0), 0.0)
+    load = (share[..., None, :] @ mf)[..., 0, :] * supply
+    return np.asarray(~lonely & np.all(load <= supply * (1.0 - 1e-12), axis=-1))
 
 
 def _hall_violators(

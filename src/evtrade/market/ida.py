@@ -38,11 +38,10 @@ from numpy.typing import NDArray
 
 from evtrade.errors import MechanismError, SolverError
 from evtrade.market._ipm import Separable, interior_point
-from evtrade.market.admission import admit
+from evtrade.market.admission import Admission
 from evtrade.market.babg import seller_cost, swm2_welfare
-from evtrade.market.clearing import ClearingResult, assemble_result
+from evtrade.market.clearing import ZERO_KWH, ClearingResult, assemble_result, market_basics
 from evtrade.market.feasibility import exclude_unservable_buyers
-from evtrade.market.geo import haversine_km
 from evtrade.model import Market
 
 FloatArray = NDArray[np.float64]
@@ -71,6 +70,7 @@ class IdaParams:
 class IdaRound:
     """IDA's outcome on one market (arrays over buyers i and sellers j)."""
 
+    admission: Admission
     pairs: BoolArray
     drained: FloatArray  # d_ji, kWh leaving seller j for buyer i, as (N, M)
     delivered: FloatArray  # eta c_ij, kWh buyer i stores
@@ -124,14 +124,10 @@ def ida_round(market: Market, params: IdaParams | None = None) -> IdaRound:
     a = market.auctioneer
     B, S = market.buyer_arrays, market.seller_arrays
     n, m = market.n_buyers, market.n_sellers
-    adm = admit(market)
-    spare = np.maximum(S["s_t"] - S["s_r"], 0.0)
+    basics = market_basics(market)
+    adm, spare, dist = basics.admission, basics.spare, basics.dist
     eff = prm.eta / (1.0 + S["rho"])
-    dist = haversine_km(B["lat"], B["lon"], S["lat"], S["lon"])
-    pairs = adm.buyers_ok[:, None] & adm.sellers_ok[None, :] & (spare > 0)[None, :]
-    pairs &= (B["b_max"] > 0)[:, None]
-    if a.max_distance_km is not None:
-        pairs &= dist <= a.max_distance_km
+    pairs = basics.reachable & (spare > 0)[None, :] & (B["b_max"] > 0)[:, None]
     b_min = np.where(adm.buyers_ok, B["b_min"], 0.0)
     excluded = exclude_unservable_buyers(
         pairs, b_min, spare * eff, B["w"], [b.id for b in market.buyers]
@@ -177,9 +173,10 @@ def ida_round(market: Market, params: IdaParams | None = None) -> IdaRound:
                 converged = True
                 break
         d[rows], bids[rows], asks[rows] = d_r, b_r, s_r
-    d = np.where(d > 1e-12, d, 0.0)
+    d = np.where(d > ZERO_KWH, d, 0.0)
     delivered = d * eff
     return IdaRound(
+        admission=adm,
         pairs=pairs,
         drained=d,
         delivered=delivered,
@@ -212,7 +209,7 @@ def clear_ida(market: Market, params: IdaParams | None = None) -> ClearingResult
     traded = rnd.delivered > 0
     with np.errstate(divide="ignore", invalid="ignore"):
         unit = np.where(traded, rnd.bids / np.where(traded, rnd.delivered, 1.0), 0.0)
-    adm = admit(market)
+    adm = rnd.admission
     unmatched = []
     for i, b in enumerate(market.buyers):
         if rnd.delivered[i].sum() > 0 or not adm.buyers_ok[i]:
@@ -241,6 +238,7 @@ def clear_ida(market: Market, params: IdaParams | None = None) -> ClearingResult
     }
     return assemble_result(
         market,
+        admission=rnd.admission,
         mechanism="ida",
         volumes_rule="ida",
         price=None,

@@ -57,7 +57,6 @@ EPS = float(np.finfo(float).eps)
 LM_WEIGHT = 1e-2
 #: Newton iterations after which a residual still above 1e-5 of the scale means a crawl.
 SLOW_AFTER = 12
-_TRACE: list[tuple[float, float, int]] | None = None
 
 
 @dataclass(frozen=True)
@@ -467,8 +466,6 @@ def _dual_newton(
         if alpha == 1.0:
             damping = 0.0 if damping < 1e-8 else damping / 10
         res = _projected_residual(cur, mu)
-        if _TRACE is not None:
-            _TRACE.append((res, float(np.max(np.abs(d))), int(fidx.size)))
         stall = 0 if res < 0.9 * best.residual else stall + 1  # no progress at all
         if res < best.residual:
             best = _NewtonResult(cur, mu, it, res)
