@@ -21,3 +21,12 @@ class MechanismError(EvtradeError, ValueError):
 
 class SolverError(EvtradeError, RuntimeError):
     """A solver failed to reach the requested accuracy."""
+
+
+class LedgerError(EvtradeError, RuntimeError):
+    """The ledger (contracts, chain back end or client) could not do what was asked."""
+
+
+class ContractRejectedError(LedgerError, ValueError):
+    """A contract refused a call; the message is the contract's reason, e.g.
+    ``market: bid window closed``. Nothing was written to the chain."""

@@ -1,0 +1,242 @@
+"""Chain back ends behind one interface: the embedded chain on disk, or any JSON-RPC node.
+
+Both sign transactions locally (eth-account) and send them raw, always with an explicit gas limit
+(estimation re-executes the call many times, which is slow on py-evm), after a preflight
+``eth_call`` against the pending block: a call the contract would refuse raises
+:class:`~evtrade.errors.ContractRejectedError` with the contract's reason and writes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import threading
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_tester import EthereumTester
+from eth_tester.exceptions import TransactionFailed
+from hexbytes import HexBytes
+from web3 import Web3
+from web3.contract.contract import ContractFunction
+from web3.exceptions import ContractLogicError, Web3RPCError
+from web3.providers.eth_tester import EthereumTesterProvider
+from web3.types import TxParams, TxReceipt
+
+from evtrade.errors import ContractRejectedError, LedgerError
+from evtrade.ledger.embedded import PersistentBackend, SqliteStore
+
+#: anvil's first well-known development key (its default mnemonic); funded on a fresh anvil.
+ANVIL_DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+_FAUCET_FILE = "faucet.key"
+_STORE_FILE = "chain.sqlite"
+_FAUCET_WEI = 10**30
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """A transaction sent and not yet waited for."""
+
+    tx_hash: HexBytes
+    what: str
+
+
+def _reason(exc: Exception) -> str:
+    message = getattr(exc, "message", None) or str(exc)
+    for prefix in ("execution reverted: ", "execution reverted:"):
+        if prefix in message:
+            message = message.split(prefix, 1)[1]
+    return message.strip().strip("'\"")
+
+
+class Chain(ABC):
+    """A chain the client can send signed transactions to."""
+
+    kind: str
+    w3: Web3
+    faucet: LocalAccount
+
+    def __init__(self) -> None:
+        self._nonces: dict[str, int] = {}
+        self._lock = threading.RLock()
+        self._chain_id: int | None = None
+        self._fee_cap: int | None = None
+        self._sent_since_fee = 0
+
+    @property
+    def chain_id(self) -> int:
+        """The chain id transactions are signed for."""
+        if self._chain_id is None:
+            self._chain_id = int(self.w3.eth.chain_id)
+        return self._chain_id
+
+    def _max_fee(self) -> int:
+        # Refresh the fee cap now and then: twice the base fee covers a run of full blocks.
+        if self._fee_cap is None or self._sent_since_fee >= 64:
+            base = int(self.w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0)
+            self._fee_cap = 2 * base + 10**9
+            self._sent_since_fee = 0
+        self._sent_since_fee += 1
+        return self._fee_cap
+
+    def _next_nonce(self, address: str) -> int:
+        nonce = self._nonces.get(address)
+        if nonce is None:
+            nonce = int(self.w3.eth.get_transaction_count(address, "pending"))  # type: ignore[arg-type]
+        self._nonces[address] = nonce + 1
+        return nonce
+
+    def send_call(
+        self, account: LocalAccount, fn: ContractFunction, gas: int, *, what: str
+    ) -> Sent:
+        """Preflight, sign and send a contract call without waiting for its block."""
+        with self._lock:
+            try:
+                fn.call({"from": account.address}, block_identifier="pending")
+            except (ContractLogicError, Web3RPCError, TransactionFailed) as exc:
+                raise ContractRejectedError(f"{what}: {_reason(exc)}") from exc
+            tx = fn.build_transaction(
+                cast(
+                    TxParams,
+                    {
+                        "from": account.address,
+                        "gas": gas,
+                        "nonce": self._next_nonce(account.address),
+                        "maxFeePerGas": self._max_fee(),
+                        "maxPriorityFeePerGas": 0,
+                        "chainId": self.chain_id,
+                    },
+                )
+            )
+            return self._send_signed(account, tx, what)
+
+    def send_value(self, account: LocalAccount, to: str, wei: int, *, what: str) -> Sent:
+        """Send ether (gas money) from ``account``."""
+        with self._lock:
+            tx = {
+                "to": Web3.to_checksum_address(to),
+                "value": wei,
+                "gas": 21_000,
+                "nonce": self._next_nonce(account.address),
+                "maxFeePerGas": self._max_fee(),
+                "maxPriorityFeePerGas": 0,
+                "chainId": self.chain_id,
+            }
+            return self._send_signed(account, tx, what)
+
+    def _send_signed(self, account: LocalAccount, tx: Any, what: str) -> Sent:
+        signed = account.sign_transaction(tx)
+        try:
+            tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+        except (Web3RPCError, ValueError) as exc:
+            self._nonces.pop(account.address, None)
+            raise LedgerError(f"{what}: the node refused the transaction: {_reason(exc)}") from exc
+        return Sent(HexBytes(tx_hash), what)
+
+    def wait(self, sent: Sent, timeout: float = 120.0) -> TxReceipt:
+        """Wait for a receipt; a reverted transaction raises :class:`ContractRejectedError`."""
+        receipt = self.w3.eth.wait_for_transaction_receipt(
+            sent.tx_hash, timeout=timeout, poll_latency=0.05
+        )
+        if receipt["status"] != 1:
+            raise ContractRejectedError(
+                f"{sent.what}: reverted on chain in block {receipt['blockNumber']}"
+            )
+        return receipt
+
+    def transact(
+        self, account: LocalAccount, fn: ContractFunction, gas: int, *, what: str
+    ) -> TxReceipt:
+        """Preflight, send and wait."""
+        return self.wait(self.send_call(account, fn, gas, what=what))
+
+    def fund(self, address: str, wei: int) -> None:
+        """Give an account gas money from the faucet."""
+        self.wait(self.send_value(self.faucet, address, wei, what="fund"))
+
+    def timestamp(self) -> int:
+        """Timestamp of the latest block."""
+        return int(self.w3.eth.get_block("latest")["timestamp"])
+
+    @abstractmethod
+    def advance_time(self, seconds: int) -> None:
+        """Move the chain's clock forward (development chains only)."""
+
+    def close(self) -> None:  # noqa: B027 - only the embedded chain holds a resource
+        """Release the back end."""
+
+
+class EmbeddedChain(Chain):
+    """py-evm in this process, persisted to ``data_dir`` (nothing to start)."""
+
+    kind = "embedded"
+
+    def __init__(self, data_dir: Path) -> None:
+        super().__init__()
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir = data_dir
+        faucet_path = data_dir / _FAUCET_FILE
+        if not faucet_path.exists():
+            fd = os.open(faucet_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write("0x" + secrets.token_hex(32))
+        self.faucet = Account.from_key(faucet_path.read_text().strip())
+        self.store = SqliteStore(data_dir / _STORE_FILE)
+        self.backend = PersistentBackend(self.store, {self.faucet.address: _FAUCET_WEI})
+        self.tester = EthereumTester(backend=self.backend, auto_mine_transactions=True)
+        self.w3 = Web3(EthereumTesterProvider(self.tester))
+
+    def advance_time(self, seconds: int) -> None:
+        with self._lock:
+            self.tester.time_travel(self.timestamp() + int(seconds))
+
+    def close(self) -> None:
+        with self._lock:
+            self.store.close()
+
+
+class RpcChain(Chain):
+    """Any Ethereum JSON-RPC node (anvil locally, a Besu QBFT network of RSUs)."""
+
+    kind = "rpc"
+
+    def __init__(self, url: str, faucet_key: str | None = None) -> None:
+        super().__init__()
+        self.url = url
+        self.w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 60}))
+        if not self.w3.is_connected():
+            raise LedgerError(f"no Ethereum JSON-RPC node answers at {url}")
+        key = faucet_key or os.environ.get("EVTRADE_FAUCET_KEY") or ANVIL_DEV_KEY
+        self.faucet = Account.from_key(key)
+
+    def advance_time(self, seconds: int) -> None:
+        try:
+            self.w3.provider.make_request("evm_increaseTime", [int(seconds)])  # type: ignore[arg-type]
+            self.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+        except Exception as exc:
+            raise LedgerError(f"the node at {self.url} cannot move its clock: {exc}") from exc
+
+
+def open_chain(*, data_dir: Path | None = None, chain_url: str | None = None) -> Chain:
+    """The embedded chain in ``data_dir`` or the node at ``chain_url``."""
+    if chain_url:
+        return RpcChain(chain_url)
+    if data_dir is None:
+        raise LedgerError("give a data directory for the embedded chain or a --chain-url")
+    return EmbeddedChain(data_dir)
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from ``path`` or a :class:`LedgerError` naming the file."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise LedgerError(f"{path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise LedgerError(f"{path}: expected a JSON object")
+    return data

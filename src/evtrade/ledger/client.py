@@ -1,0 +1,760 @@
+"""The ledger client: deploy the contracts and call every operation with typed arguments.
+
+Amounts cross this API in the project's units (kWh, tokens per kWh, degrees) and are converted
+to the contracts' fixed point by :mod:`evtrade.ledger.units`; what comes back from the chain is
+decoded from events into :class:`RoundView`, and :meth:`Ledger.round_market` turns a round's
+revealed bids into the market model the library clears.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
+from web3.contract import Contract
+from web3.logs import DISCARD
+from web3.types import TxReceipt
+
+from evtrade.errors import ContractRejectedError, LedgerError
+from evtrade.ledger import units
+from evtrade.ledger.artifacts import CONTRACTS, load_artifact
+from evtrade.ledger.chain import Chain, read_json
+from evtrade.ledger.sealing import commitment, new_salt, seal, unseal
+from evtrade.model import Auctioneer, Buyer, Market, Seller
+
+#: Gas limits, measured use times about 1.5 (docs/ledger.md); settle adds per-trade and per-bid gas.
+GAS = {
+    "deploy": 4_000_000,
+    "register_vehicle": 160_000,
+    "revoke_vehicle": 60_000,
+    "register_rsu": 250_000,
+    "revoke_rsu": 80_000,
+    "vote_rsu": 250_000,
+    "mint": 120_000,
+    "approve": 80_000,
+    "open_round": 400_000,
+    "post_request": 700_000,
+    "post_reply": 600_000,
+    "reveal": 180_000,
+    "accept": 500_000,
+    "claim_refund": 150_000,
+    "withdraw": 120_000,
+}
+_SETTLE_BASE = 250_000
+_SETTLE_PER_TRADE = 30_000
+_SETTLE_PER_BID = 60_000
+_TOKEN = 10**18
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """Where the three contracts live on a chain."""
+
+    chain_id: int
+    registry: str
+    token: str
+    market: str
+    block: int
+
+    def save(self, path: Path) -> None:
+        """Write the deployment as JSON."""
+        path.write_text(json.dumps(asdict(self), indent=1) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> Deployment:
+        """Read a deployment written by :meth:`save`."""
+        data = read_json(path)
+        try:
+            return cls(
+                chain_id=int(data["chain_id"]),
+                registry=to_checksum_address(data["registry"]),
+                token=to_checksum_address(data["token"]),
+                market=to_checksum_address(data["market"]),
+                block=int(data["block"]),
+            )
+        except (KeyError, ValueError, TypeError) as exc:
+            raise LedgerError(f"{path}: not a deployment file ({exc})") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class RoundParams:
+    """What an RSU declares when it opens a round (the auctioneer of ETA Table II)."""
+
+    v_floor: float
+    c_ceiling: float
+    t_limit: int = 60
+    t_reveal: int = 60
+    t_settle: int = 3600
+    l1: float = 0.0025
+    l2: float = 0.005
+    max_distance_km: float | None = None
+
+    @classmethod
+    def from_auctioneer(cls, auctioneer: Auctioneer, **windows: int) -> RoundParams:
+        """The round of an auctioneer from the market model."""
+        return cls(
+            v_floor=auctioneer.v_min,
+            c_ceiling=auctioneer.c_max,
+            l1=auctioneer.l1,
+            l2=auctioneer.l2,
+            max_distance_km=auctioneer.max_distance_km,
+            **windows,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SealedBid:
+    """What a bidder keeps to reveal its value later."""
+
+    round_id: int
+    is_buyer: bool
+    index: int
+    bidder: str
+    value: int
+    salt: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RequestView:
+    """A buyer's request as the chain recorded it (fixed-point integers)."""
+
+    index: int
+    buyer: str
+    b_min: int
+    b_max: int
+    v_min: int
+    v_max: int
+    w: int
+    lat: int
+    lon: int
+    commitment: bytes
+    escrow: int
+    sealed: bytes
+    value: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyView:
+    """A seller's reply as the chain recorded it (fixed-point integers)."""
+
+    index: int
+    seller: str
+    c_min: int
+    c_max: int
+    s_t: int
+    s_r: int
+    rho: int
+    lat: int
+    lon: int
+    commitment: bytes
+    sealed: bytes
+    value: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TradeView:
+    """A settled trade: energy units and prices as the contract computed them."""
+
+    buyer: str
+    seller: str
+    energy: int
+    buyer_price: int
+    seller_price: int
+    price: int
+    payment: int
+    block: int
+    tx_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class RoundView:
+    """A round rebuilt from the chain's events."""
+
+    round_id: int
+    rsu: str
+    deadline: int
+    reveal_deadline: int
+    settle_deadline: int
+    v_floor: int
+    c_ceiling: int
+    l1: int
+    l2: int
+    max_distance_m: int
+    requests: tuple[RequestView, ...]
+    replies: tuple[ReplyView, ...]
+    trades: tuple[TradeView, ...] = field(default=())
+    settled: bool = False
+
+
+def plate_hash(plate: str) -> bytes:
+    """keccak256 of a licence plate, normalised (upper case, no spaces)."""
+    normal = "".join(plate.split()).upper()
+    if not normal:
+        raise LedgerError("field 'plate' must not be empty")
+    return keccak(normal.encode())
+
+
+def public_key(account: LocalAccount) -> bytes:
+    """The 64-byte public key of a local account (RSUs register it for sealed bids)."""
+    return bytes(Account._keys.PrivateKey(account.key).public_key.to_bytes())
+
+
+class Ledger:
+    """Typed access to the registry, token and market contracts on one chain."""
+
+    def __init__(self, chain: Chain, deployment: Deployment) -> None:
+        if deployment.chain_id != chain.chain_id:
+            raise LedgerError(
+                f"deployment is for chain {deployment.chain_id}, the node is chain {chain.chain_id}"
+            )
+        self.chain = chain
+        self.deployment = deployment
+        w3 = chain.w3
+        w3.eth.default_account = chain.faucet.address
+        addresses = [
+            to_checksum_address(a)
+            for a in (deployment.registry, deployment.token, deployment.market)
+        ]
+        self.registry, self.token, self.market = (
+            w3.eth.contract(address=a, abi=load_artifact(name).abi)
+            for name, a in zip(CONTRACTS, addresses, strict=True)
+        )
+        for name, address in zip(CONTRACTS, addresses, strict=True):
+            if len(w3.eth.get_code(address)) == 0:
+                raise LedgerError(f"no {name} contract at {address} on this chain")
+
+    # -- deployment -----------------------------------------------------------------------------
+
+    @classmethod
+    def deploy(cls, chain: Chain, authority: LocalAccount) -> Ledger:
+        """Deploy registry, token and market; ``authority`` becomes the certificate authority."""
+        if chain.w3.eth.get_balance(authority.address) == 0:
+            chain.fund(authority.address, 10**20)
+        start = int(chain.w3.eth.block_number)
+        registry = cls._deploy_one(chain, authority, "Registry", ())
+        token = cls._deploy_one(chain, authority, "Token", ("EV energy token", "EVT"))
+        market = cls._deploy_one(chain, authority, "Market", (registry, token))
+        deployment = Deployment(chain.chain_id, registry, token, market, start)
+        return cls(chain, deployment)
+
+    @staticmethod
+    def _deploy_one(chain: Chain, account: LocalAccount, name: str, args: Sequence[Any]) -> str:
+        artifact = load_artifact(name)
+        factory = chain.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
+        with chain._lock:
+            tx = factory.constructor(*args).build_transaction(
+                {
+                    "from": account.address,
+                    "gas": GAS["deploy"],
+                    "nonce": chain._next_nonce(account.address),
+                    "maxFeePerGas": chain._max_fee(),
+                    "maxPriorityFeePerGas": 0,
+                    "chainId": chain.chain_id,
+                }
+            )
+            sent = chain._send_signed(account, tx, f"deploy {name}")
+        receipt = chain.wait(sent)
+        address = receipt["contractAddress"]
+        if address is None:
+            raise LedgerError(f"deploy {name}: no contract address in the receipt")
+        return str(address)
+
+    def _do(
+        self,
+        account: LocalAccount,
+        contract: Contract,
+        name: str,
+        *args: Any,
+        gas: int | None = None,
+    ) -> TxReceipt:
+        fn = contract.get_function_by_name(name)(*args)
+        return self.chain.transact(account, fn, gas or GAS[name], what=name)
+
+    def _view(self, contract: Contract, name: str, *args: Any) -> Any:
+        return contract.get_function_by_name(name)(*args).call()
+
+    # -- identities -----------------------------------------------------------------------------
+
+    def register_vehicle(
+        self,
+        authority: LocalAccount,
+        vehicle: str,
+        plate: str,
+        expiry: int,
+        *,
+        gas_wei: int = 10**19,
+    ) -> TxReceipt:
+        """The authority certifies a vehicle until ``expiry`` (unix time); funds its gas."""
+        receipt = self._do(
+            authority, self.registry, "register_vehicle", vehicle, plate_hash(plate), expiry
+        )
+        if gas_wei and self.chain.w3.eth.get_balance(to_checksum_address(vehicle)) < gas_wei // 2:
+            self.chain.fund(vehicle, gas_wei)
+        return receipt
+
+    def revoke_vehicle(self, authority: LocalAccount, vehicle: str) -> TxReceipt:
+        """The authority revokes a vehicle's certificate."""
+        return self._do(authority, self.registry, "revoke_vehicle", vehicle)
+
+    def register_rsu(
+        self, authority: LocalAccount, rsu: LocalAccount, *, gas_wei: int = 10**20
+    ) -> TxReceipt:
+        """The authority adds an RSU (with its public key, for sealed bids)."""
+        receipt = self._do(authority, self.registry, "register_rsu", rsu.address, public_key(rsu))
+        if gas_wei and self.chain.w3.eth.get_balance(rsu.address) < gas_wei // 2:
+            self.chain.fund(rsu.address, gas_wei)
+        return receipt
+
+    def revoke_rsu(self, authority: LocalAccount, rsu: str) -> TxReceipt:
+        """The authority removes an RSU."""
+        return self._do(authority, self.registry, "revoke_rsu", rsu)
+
+    def vote_rsu(
+        self, voter: LocalAccount, candidate: str, add: bool, pubkey: bytes = b""
+    ) -> TxReceipt:
+        """A current RSU votes to add (with the candidate's public key) or remove an RSU."""
+        return self._do(voter, self.registry, "vote_rsu", candidate, add, pubkey)
+
+    def is_valid_vehicle(self, address: str) -> bool:
+        """Registered, not revoked, not expired."""
+        return bool(self._view(self.registry, "is_valid_vehicle", address))
+
+    def is_rsu(self, address: str) -> bool:
+        """A current RSU."""
+        return bool(self._view(self.registry, "is_rsu", address))
+
+    def rsu_pubkey(self, address: str) -> bytes:
+        """The public key an RSU registered."""
+        return bytes(self._view(self.registry, "rsu_pubkey", address))
+
+    # -- tokens and energy ----------------------------------------------------------------------
+
+    def mint(self, authority: LocalAccount, to: str, tokens: float) -> TxReceipt:
+        """The authority credits a top-up of ``tokens``."""
+        return self._do(authority, self.token, "mint", to, units.to_fixed("tokens", tokens, _TOKEN))
+
+    def balance(self, address: str) -> int:
+        """Token balance B_q in base units (1e-18 token)."""
+        return int(self._view(self.token, "balanceOf", address))
+
+    def energy(self, address: str) -> tuple[int, int]:
+        """Energy bought and sold so far (E_q), in energy units."""
+        return (
+            int(self._view(self.market, "energy_bought", address)),
+            int(self._view(self.market, "energy_sold", address)),
+        )
+
+    def credit(self, address: str) -> int:
+        """Payments credited to a seller and not yet withdrawn."""
+        return int(self._view(self.market, "credit", address))
+
+    # -- rounds ---------------------------------------------------------------------------------
+
+    def open_round(self, rsu: LocalAccount, params: RoundParams) -> int:
+        """An RSU opens a round; returns its id."""
+        distance = params.max_distance_km
+        receipt = self._do(
+            rsu,
+            self.market,
+            "open_round",
+            params.t_limit,
+            params.t_reveal,
+            params.t_settle,
+            units.to_fixed("v_floor", params.v_floor, units.PRICE_SCALE),
+            units.to_fixed("c_ceiling", params.c_ceiling, units.PRICE_SCALE),
+            units.to_fixed("l1", params.l1, units.LOSS_SCALE),
+            units.to_fixed("l2", params.l2, units.LOSS_SCALE),
+            0 if distance is None else units.to_fixed("max_distance_km", distance, 1000),
+        )
+        (event,) = self.market.events.RoundOpened().process_receipt(receipt, errors=DISCARD)
+        return int(event["args"]["round_id"])
+
+    def approve_escrow(self, buyer: LocalAccount, tokens_base_units: int) -> TxReceipt:
+        """Let the market contract take ``tokens_base_units`` into escrow."""
+        return self._do(buyer, self.token, "approve", self.market.address, tokens_base_units)
+
+    def post_request(
+        self, account: LocalAccount, round_id: int, buyer: Buyer, *, rsu_pubkey: bytes | None = None
+    ) -> SealedBid:
+        """A buyer posts its request: public bounds, a commitment to v_i, and v_i sealed to the RSU.
+
+        Approves the escrow (v_max * b_max) first when the allowance is short.
+        """
+        v = units.to_fixed("v", buyer.v, units.PRICE_SCALE)
+        v_max = units.to_fixed("v_max", buyer.v_max, units.PRICE_SCALE)
+        b_max = units.to_fixed("b_max", buyer.b_max, units.ENERGY_SCALE)
+        need = units.escrow(v_max, b_max)
+        allowance = int(self._view(self.token, "allowance", account.address, self.market.address))
+        if allowance < need:
+            self.approve_escrow(account, need)
+        salt = new_salt()
+        sealed = seal(rsu_pubkey, v, salt) if rsu_pubkey else b""
+        receipt = self._do(
+            account,
+            self.market,
+            "post_request",
+            round_id,
+            units.to_fixed("b_min", buyer.b_min, units.ENERGY_SCALE),
+            b_max,
+            units.to_fixed("v_min", buyer.v_min, units.PRICE_SCALE),
+            v_max,
+            units.to_fixed("w", buyer.w, units.W_SCALE),
+            *_location(buyer.lat, buyer.lon),
+            commitment(self.market.address, round_id, account.address, v, salt),
+            sealed,
+        )
+        (event,) = self.market.events.RequestPosted().process_receipt(receipt, errors=DISCARD)
+        return SealedBid(round_id, True, int(event["args"]["index"]), account.address, v, salt)
+
+    def post_reply(
+        self,
+        account: LocalAccount,
+        round_id: int,
+        seller: Seller,
+        *,
+        rsu_pubkey: bytes | None = None,
+    ) -> SealedBid:
+        """A seller posts its reply: public bounds and energy, a commitment to c_j, c_j sealed."""
+        c = units.to_fixed("c", seller.c, units.PRICE_SCALE)
+        salt = new_salt()
+        sealed = seal(rsu_pubkey, c, salt) if rsu_pubkey else b""
+        receipt = self._do(
+            account,
+            self.market,
+            "post_reply",
+            round_id,
+            units.to_fixed("c_min", seller.c_min, units.PRICE_SCALE),
+            units.to_fixed("c_max", seller.c_max, units.PRICE_SCALE),
+            units.to_fixed("s_t", seller.s_t, units.ENERGY_SCALE),
+            units.to_fixed("s_r", seller.s_r, units.ENERGY_SCALE),
+            units.to_fixed("rho", seller.rho, units.RHO_SCALE),
+            *_location(seller.lat, seller.lon),
+            commitment(self.market.address, round_id, account.address, c, salt),
+            sealed,
+        )
+        (event,) = self.market.events.ReplyPosted().process_receipt(receipt, errors=DISCARD)
+        return SealedBid(round_id, False, int(event["args"]["index"]), account.address, c, salt)
+
+    def reveal(self, account: LocalAccount, bid: SealedBid) -> TxReceipt:
+        """The bidder reveals its own value after the bid window."""
+        return self._do(
+            account,
+            self.market,
+            "reveal",
+            bid.round_id,
+            bid.is_buyer,
+            bid.index,
+            bid.value,
+            bid.salt,
+        )
+
+    def reveal_for(self, rsu: LocalAccount, bid: SealedBid) -> TxReceipt:
+        """The RSU reveals a bidder's value (the commitment still binds it)."""
+        return self._do(
+            rsu,
+            self.market,
+            "reveal_for",
+            bid.round_id,
+            bid.is_buyer,
+            bid.index,
+            bid.value,
+            bid.salt,
+            gas=GAS["reveal"],
+        )
+
+    def reveal_sealed(self, rsu: LocalAccount, round_id: int) -> list[str]:
+        """The RSU opens every sealed, unrevealed bid of a round and reveals it.
+
+        Returns the reasons for bids it could not reveal (no sealed value, a ciphertext that does
+        not open, a value that does not match its commitment); those bids stay excluded.
+        """
+        view = self.round_view(round_id)
+        problems: list[str] = []
+        bids: list[tuple[bool, int, str, bytes]] = [
+            (True, q.index, q.buyer, q.sealed) for q in view.requests if q.value is None
+        ] + [(False, p.index, p.seller, p.sealed) for p in view.replies if p.value is None]
+        for is_buyer, index, bidder, sealed in bids:
+            if not sealed:
+                problems.append(f"{bidder}: no sealed value; the bidder must reveal")
+                continue
+            try:
+                value, salt = unseal(rsu.key, sealed)
+                self.reveal_for(rsu, SealedBid(round_id, is_buyer, index, bidder, value, salt))
+            except LedgerError as exc:
+                problems.append(f"{bidder}: {exc}")
+        return problems
+
+    def settle(
+        self, rsu: LocalAccount, round_id: int, trades: Sequence[tuple[int, int, int]]
+    ) -> TxReceipt:
+        """The RSU settles a round with (request index, reply index, energy units) triples."""
+        sent = self.send_settle(rsu, round_id, trades)
+        return self.chain.wait(sent)
+
+    def send_settle(
+        self, rsu: LocalAccount, round_id: int, trades: Sequence[tuple[int, int, int]]
+    ) -> Any:
+        """:meth:`settle` without waiting for the block (for pipelining many rounds)."""
+        if len(trades) > 1024:
+            raise LedgerError(
+                f"field 'trades': at most 1024 trades per settlement, got {len(trades)}"
+            )
+        payload = [(int(i), int(j), int(e)) for i, j, e in trades]
+        touched = len({t[0] for t in payload}) + len({t[1] for t in payload})
+        gas = _SETTLE_BASE + _SETTLE_PER_TRADE * len(payload) + _SETTLE_PER_BID * touched
+        fn = self.market.functions.settle(round_id, payload)
+        return self.chain.send_call(rsu, fn, gas, what="settle")
+
+    def settle_optimal(
+        self, rsu: LocalAccount, round_id: int
+    ) -> tuple[TxReceipt, list[tuple[int, int, int]]]:
+        """Clear the round's revealed bids with the market library (ETA, P1) and settle it."""
+        trades = plan_settlement(self.round_view(round_id))
+        return self.settle(rsu, round_id, trades), trades
+
+    def accept(
+        self, account: LocalAccount, round_id: int, seller_index: int, energy_kwh: float
+    ) -> TxReceipt:
+        """The single buyer of a round accepts one seller's offer."""
+        energy = units.to_fixed("energy", energy_kwh, units.ENERGY_SCALE)
+        return self._do(account, self.market, "accept", round_id, seller_index, energy)
+
+    def claim_refund(self, account: LocalAccount, round_id: int, index: int) -> TxReceipt:
+        """A buyer takes back the unspent part of its escrow."""
+        return self._do(account, self.market, "claim_refund", round_id, index)
+
+    def withdraw(self, account: LocalAccount) -> TxReceipt:
+        """A seller pulls its credited payments."""
+        return self._do(account, self.market, "withdraw")
+
+    # -- reading rounds back --------------------------------------------------------------------
+
+    def round_count(self) -> int:
+        """Rounds opened so far."""
+        return int(self._view(self.market, "round_count"))
+
+    def round_view(self, round_id: int) -> RoundView:
+        """Rebuild a round from the chain's events (the chain is the source of truth)."""
+        if not 0 <= round_id < self.round_count():
+            raise LedgerError(f"field 'round_id': no round {round_id} on this market")
+        ev = self.market.events
+        flt = {"round_id": round_id}
+        start = self.deployment.block
+        (opened,) = ev.RoundOpened().get_logs(from_block=start, argument_filters=flt)
+        revealed = {
+            (log["args"]["bidder"]): int(log["args"]["value"])
+            for log in ev.Revealed().get_logs(from_block=start, argument_filters=flt)
+        }
+        requests = tuple(
+            RequestView(
+                index=int(a["index"]),
+                buyer=a["buyer"],
+                b_min=a["b_min"],
+                b_max=a["b_max"],
+                v_min=a["v_min"],
+                v_max=a["v_max"],
+                w=a["w"],
+                lat=a["lat"],
+                lon=a["lon"],
+                commitment=bytes(a["commitment"]),
+                escrow=a["escrow"],
+                sealed=bytes(a["sealed"]),
+                value=revealed.get(a["buyer"]),
+            )
+            for a in (
+                log["args"]
+                for log in ev.RequestPosted().get_logs(from_block=start, argument_filters=flt)
+            )
+        )
+        replies = tuple(
+            ReplyView(
+                index=int(a["index"]),
+                seller=a["seller"],
+                c_min=a["c_min"],
+                c_max=a["c_max"],
+                s_t=a["s_t"],
+                s_r=a["s_r"],
+                rho=a["rho"],
+                lat=a["lat"],
+                lon=a["lon"],
+                commitment=bytes(a["commitment"]),
+                sealed=bytes(a["sealed"]),
+                value=revealed.get(a["seller"]),
+            )
+            for a in (
+                log["args"]
+                for log in ev.ReplyPosted().get_logs(from_block=start, argument_filters=flt)
+            )
+        )
+        trades = tuple(
+            TradeView(
+                buyer=log["args"]["buyer"],
+                seller=log["args"]["seller"],
+                energy=log["args"]["energy"],
+                buyer_price=log["args"]["buyer_price"],
+                seller_price=log["args"]["seller_price"],
+                price=log["args"]["price"],
+                payment=log["args"]["payment"],
+                block=int(log["blockNumber"]),
+                tx_hash=log["transactionHash"].to_0x_hex(),
+            )
+            for log in ev.TradeSettled().get_logs(from_block=start, argument_filters=flt)
+        )
+        settled = bool(ev.RoundSettled().get_logs(from_block=start, argument_filters=flt))
+        a = opened["args"]
+        return RoundView(
+            round_id=round_id,
+            rsu=a["rsu"],
+            deadline=a["deadline"],
+            reveal_deadline=a["reveal_deadline"],
+            settle_deadline=a["settle_deadline"],
+            v_floor=a["v_floor"],
+            c_ceiling=a["c_ceiling"],
+            l1=a["l1"],
+            l2=a["l2"],
+            max_distance_m=a["max_distance_m"],
+            requests=requests,
+            replies=replies,
+            trades=trades,
+            settled=settled,
+        )
+
+    def round_market(self, round_id: int) -> Market:
+        """The round's revealed bids as the market model (unrevealed bids are excluded)."""
+        return round_market(self.round_view(round_id))
+
+
+def _location(lat: float | None, lon: float | None) -> tuple[int, int]:
+    if lat is None or lon is None:
+        return 0, 0
+    return (
+        units.to_fixed("lat", lat, units.DEGREE_SCALE, signed=True),
+        units.to_fixed("lon", lon, units.DEGREE_SCALE, signed=True),
+    )
+
+
+def round_market(view: RoundView) -> Market:
+    """A round's revealed bids as :class:`~evtrade.model.Market` (ids are addresses)."""
+    P, E = units.PRICE_SCALE, units.ENERGY_SCALE
+    buyers = [
+        Buyer(
+            id=q.buyer,
+            v=q.value / P,
+            v_min=q.v_min / P,
+            v_max=q.v_max / P,
+            b_min=q.b_min / E,
+            b_max=q.b_max / E,
+            w=q.w / units.W_SCALE,
+            lat=q.lat / units.DEGREE_SCALE,
+            lon=q.lon / units.DEGREE_SCALE,
+        )
+        for q in view.requests
+        if q.value is not None
+    ]
+    sellers = [
+        Seller(
+            id=p.seller,
+            c=p.value / P,
+            c_min=p.c_min / P,
+            c_max=p.c_max / P,
+            s_t=p.s_t / E,
+            s_r=p.s_r / E,
+            rho=p.rho / units.RHO_SCALE,
+            lat=p.lat / units.DEGREE_SCALE,
+            lon=p.lon / units.DEGREE_SCALE,
+        )
+        for p in view.replies
+        if p.value is not None
+    ]
+    auctioneer = Auctioneer(
+        v_min=view.v_floor / P,
+        c_max=view.c_ceiling / P,
+        l1=view.l1 / units.LOSS_SCALE,
+        l2=view.l2 / units.LOSS_SCALE,
+        max_distance_km=view.max_distance_m / 1000 if view.max_distance_m else None,
+    )
+    return Market(buyers=tuple(buyers), sellers=tuple(sellers), auctioneer=auctioneer)
+
+
+def plan_settlement(view: RoundView) -> list[tuple[int, int, int]]:
+    """The trades an RSU settles: ETA prices, P1 volumes, rounded to energy units.
+
+    Volumes are floored to whole units; a buyer left below b_i^min by the rounding gets units
+    back on its pairs with the largest remainders, where its sellers' spare energy (13) allows.
+    Pairs the contract's exact test would refuse (a float tie at P* = R*) are dropped.
+    """
+    from evtrade.market.clearing import clear
+
+    market = round_market(view)
+    if not market.buyers or not market.sellers:
+        return []
+    result = clear(market, "eta")
+    x = np.asarray(result.volume_matrix, dtype=float) * units.ENERGY_SCALE
+    q_of = {q.buyer: q for q in view.requests}
+    p_of = {p.seller: p for p in view.replies}
+    reqs = [q_of[b.id] for b in market.buyers]
+    reps = [p_of[s.id] for s in market.sellers]
+    for i, q in enumerate(reqs):
+        for j, p in enumerate(reps):
+            assert q.value is not None and p.value is not None
+            if x[i, j] > 0 and not units.fixed_prices(q.value, q.v_max, p.value, p.c_min)[3]:
+                x[i, j] = 0.0
+    units_x = np.floor(x).astype(np.int64)
+    frac = x - units_x
+    sold = units_x.sum(axis=0)
+
+    def seller_fits(j: int, extra: int) -> bool:
+        p = reps[j]
+        return (int(sold[j]) + extra) * (units.RHO_SCALE + p.rho) <= (
+            p.s_t - p.s_r
+        ) * units.RHO_SCALE
+
+    for i, q in enumerate(reqs):
+        total = int(units_x[i].sum())
+        if total == 0:
+            continue
+        order = [j for j in np.argsort(-frac[i]) if x[i, j] > 0]
+        while total < q.b_min:
+            progressed = False
+            for j in order:
+                if total >= q.b_min:
+                    break
+                if seller_fits(int(j), 1):
+                    units_x[i, j] += 1
+                    sold[j] += 1
+                    total += 1
+                    progressed = True
+            if not progressed:
+                raise LedgerError(
+                    f"buyer {q.buyer}: volumes cannot be rounded to units within b_min and (13)"
+                )
+    return [
+        (reqs[i].index, reps[j].index, int(units_x[i, j]))
+        for i, j in zip(*np.nonzero(units_x), strict=True)
+    ]
+
+
+__all__ = [
+    "GAS",
+    "ContractRejectedError",
+    "Deployment",
+    "Ledger",
+    "ReplyView",
+    "RequestView",
+    "RoundParams",
+    "RoundView",
+    "SealedBid",
+    "TradeView",
+    "plan_settlement",
+    "plate_hash",
+    "public_key",
+    "round_market",
+]

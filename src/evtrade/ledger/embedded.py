@@ -1,0 +1,193 @@
+"""An Ethereum chain inside the process (py-evm through eth-tester) that keeps its data on disk.
+
+eth-tester keeps its chain in memory. :class:`PersistentBackend` puts py-evm's key-value store
+in one SQLite file and commits after every mined block, so a process killed at any instant
+(SIGKILL included) reopens at its last mined block with state and history intact: SQLite's
+write-ahead log rolls back a half-written block.
+
+It also replaces eth-tester's transaction and receipt lookups, which walk every block back from
+the head, with py-evm's transaction-hash index (constant time).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from eth.chains.base import MiningChain
+from eth.db.atomic import AtomicDB
+from eth.db.backends.base import BaseDB
+from eth.vm.forks.prague import PragueVM
+from eth_tester.backends.pyevm.main import PyEVMBackend, get_default_genesis_params
+from eth_tester.backends.pyevm.serializers import (
+    serialize_transaction,
+    serialize_transaction_receipt,
+)
+from eth_tester.exceptions import TransactionNotFound
+from eth_typing import Hash32
+from eth_utils.address import to_canonical_address
+from eth_utils.hexadecimal import encode_hex
+
+#: Block gas limit of the embedded chain: room for a 1,000-trade settlement.
+GAS_LIMIT = 120_000_000
+CHAIN_ID = 1337
+_CACHE_LIMIT = 400_000
+
+
+class SqliteStore(BaseDB):
+    """py-evm's key-value store in a SQLite file; writes are buffered until :meth:`commit`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute(
+            "CREATE TABLE IF NOT EXISTS kv (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID"
+        )
+        self._pending: dict[bytes, bytes | None] = {}
+        self._cache: dict[bytes, bytes] = {}
+
+    def __getitem__(self, key: bytes) -> bytes:
+        if key in self._pending:
+            value = self._pending[key]
+            if value is None:
+                raise KeyError(key)
+            return value
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        row = self._conn.execute("SELECT v FROM kv WHERE k = ?", (key,)).fetchone()
+        if row is None:
+            raise KeyError(key)
+        value = bytes(row[0])
+        if len(self._cache) >= _CACHE_LIMIT:
+            self._cache.clear()
+        self._cache[key] = value
+        return value
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self._pending[key] = value
+
+    def __delitem__(self, key: bytes) -> None:
+        if not self._exists(key):
+            raise KeyError(key)
+        self._pending[key] = None
+        self._cache.pop(key, None)
+
+    def _exists(self, key: bytes) -> bool:
+        try:
+            self[key]
+        except KeyError:
+            return False
+        return True
+
+    def __iter__(self) -> Iterator[bytes]:
+        raise NotImplementedError("SqliteStore does not iterate")
+
+    def __len__(self) -> int:
+        raise NotImplementedError("SqliteStore has no length")
+
+    def commit(self) -> None:
+        """Write the buffered changes in one SQLite transaction."""
+        if not self._pending:
+            return
+        puts = [(k, v) for k, v in self._pending.items() if v is not None]
+        dels = [(k,) for k, v in self._pending.items() if v is None]
+        self._conn.execute("BEGIN")
+        self._conn.executemany("INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)", puts)
+        self._conn.executemany("DELETE FROM kv WHERE k = ?", dels)
+        self._conn.execute("COMMIT")
+        for k, v in puts:
+            self._cache[k] = v
+        self._pending.clear()
+
+    def rollback(self) -> None:
+        """Forget the buffered changes."""
+        self._pending.clear()
+
+    def is_empty(self) -> bool:
+        """True before a genesis block was written."""
+        return self._conn.execute("SELECT 1 FROM kv LIMIT 1").fetchone() is None
+
+    def close(self) -> None:
+        """Close the SQLite connection (buffered changes are dropped)."""
+        self._pending.clear()
+        self._conn.close()
+
+
+class _TesterChain(MiningChain):
+    chain_id = CHAIN_ID
+    vm_configuration = ((0, PragueVM),)  # type: ignore[assignment]
+
+    def create_header_from_parent(self, parent_header: Any, **header_params: Any) -> Any:
+        # Keep the gas limit constant, as eth-tester's own chain does.
+        header_params["gas_limit"] = parent_header.gas_limit
+        return super().create_header_from_parent(parent_header, **header_params)
+
+    def get_transaction_builder(self) -> Any:
+        return super().get_vm().get_transaction_builder()
+
+
+class PersistentBackend(PyEVMBackend):  # type: ignore[misc]
+    """eth-tester's py-evm back end on a :class:`SqliteStore`."""
+
+    def __init__(self, store: SqliteStore, funded: dict[str, int] | None = None) -> None:
+        # PyEVMBackend.__init__ would build an in-memory chain; this one opens or creates on disk.
+        self.store = store
+        self.account_keys = ()
+        base_db = AtomicDB(store)
+        if store.is_empty():
+            params = get_default_genesis_params(
+                {"gas_limit": GAS_LIMIT, "timestamp": int(time.time())}
+            )
+            state: Any = {
+                to_canonical_address(address): {
+                    "balance": balance,
+                    "nonce": 0,
+                    "code": b"",
+                    "storage": {},
+                }
+                for address, balance in (funded or {}).items()
+            }
+            self.chain = _TesterChain.from_genesis(base_db, params, state)
+            store.commit()
+        else:
+            self.chain = _TesterChain(base_db)
+
+    def mine_blocks(self, num_blocks: int = 1, coinbase: bytes | None = None) -> Any:
+        if coinbase is None:
+            hashes = super().mine_blocks(num_blocks)
+        else:
+            hashes = super().mine_blocks(num_blocks, coinbase)
+        self.store.commit()
+        return hashes
+
+    def _locate(self, transaction_hash: bytes) -> tuple[Any, Any, int]:
+        try:
+            block_number, index = self.chain.chaindb.get_transaction_index(Hash32(transaction_hash))
+        except Exception as exc:  # py-evm raises TransactionNotFound of its own
+            for index, transaction in enumerate(self.chain.get_block().transactions):
+                if transaction.hash == transaction_hash:
+                    return self.chain.get_block(), transaction, index
+            raise TransactionNotFound(
+                f"No transaction found for transaction hash: {encode_hex(transaction_hash)}"
+            ) from exc
+        block = self.chain.get_canonical_block_by_number(block_number)
+        return block, block.transactions[index], index
+
+    def get_transaction_by_hash(self, transaction_hash: bytes) -> Any:
+        block, transaction, index = self._locate(transaction_hash)
+        is_pending = block.number == self.chain.get_block().number
+        return serialize_transaction(block, transaction, index, is_pending)
+
+    def get_transaction_receipt(self, transaction_hash: bytes) -> Any:
+        block, transaction, index = self._locate(transaction_hash)
+        is_pending = block.number == self.chain.get_block().number
+        receipts = block.get_receipts(self.chain.chaindb)
+        return serialize_transaction_receipt(
+            block, receipts, transaction, index, is_pending, self.chain.get_vm()
+        )
