@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# anvil, the local Ethereum node the ledger tests also run on, from the npm registry
+ANVIL_VERSION := 1.7.1
+ANVIL := .tools/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
 
 .PHONY: demo test lint typecheck figures bench clean
 
@@ -11,6 +14,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(STAMP)
+
+$(ANVIL):
+	npm install --no-save --no-audit --no-fund --prefix .tools @foundry-rs/anvil-linux-amd64@$(ANVIL_VERSION)
 
 demo: $(STAMP)
 	$(BIN)/evtrade clear examples/small.json
@@ -24,7 +30,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src
 
-test: lint typecheck
+test: lint typecheck $(ANVIL)
 	$(BIN)/pytest -q -m "not slow"
 
 figures: $(STAMP)
@@ -35,4 +41,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/scaling.py --out docs/figures/performance
 
 clean:
-	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .tools out .pytest_cache .mypy_cache .ruff_cache

@@ -21,6 +21,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_tester import EthereumTester
 from eth_tester.exceptions import TransactionFailed
+from eth_utils.exceptions import ValidationError
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract.contract import ContractFunction
@@ -100,6 +101,8 @@ class Chain(ABC):
                 fn.call({"from": account.address}, block_identifier="pending")
             except (ContractLogicError, Web3RPCError, TransactionFailed) as exc:
                 raise ContractRejectedError(f"{what}: {_reason(exc)}") from exc
+            except ValidationError as exc:  # py-evm refuses the transaction (e.g. no gas money)
+                raise LedgerError(f"{what}: {exc}") from exc
             tx = fn.build_transaction(
                 cast(
                     TxParams,

@@ -1,0 +1,148 @@
+"""Off-chain audit of a settled round: anyone can check the RSU.
+
+The contract enforces prices and feasibility; optimality it cannot check cheaply, so the RSU is
+trusted for it and this audit verifies it. From the chain's events alone it rebuilds the round's
+revealed bids, recomputes Theorem 1 (exactly, as the contract does, and in floating point with the
+market library) and the P1 volumes, and reports every settled trade that differs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from evtrade.ledger import units
+from evtrade.ledger.client import RoundView, round_market
+from evtrade.market.clearing import clear
+from evtrade.market.geo import great_circle_km
+from evtrade.market.pricing import buyer_bid, seller_ask, transaction_price
+
+#: Rounding to energy units moves a volume by a few units at most (client.plan_settlement).
+DEFAULT_VOLUME_TOL_KWH = 1e-4
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One thing the audit found wrong."""
+
+    kind: str  # "price", "volume", "missing", "range", "unsettled"
+    buyer: str | None
+    seller: str | None
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuditReport:
+    """What the audit of one round found."""
+
+    round_id: int
+    settled: bool
+    trades: int
+    revealed_buyers: int
+    revealed_sellers: int
+    max_price_error: float
+    max_volume_gap_kwh: float
+    findings: tuple[Finding, ...]
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing differs."""
+        return not self.findings
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        out = asdict(self)
+        out["ok"] = self.ok
+        return out
+
+
+def audit_round(view: RoundView, *, volume_tol_kwh: float = DEFAULT_VOLUME_TOL_KWH) -> AuditReport:
+    """Audit one round rebuilt from chain events (:meth:`Ledger.round_view`)."""
+    findings: list[Finding] = []
+    q_of = {q.buyer: q for q in view.requests}
+    p_of = {p.seller: p for p in view.replies}
+    max_price_error = 0.0
+    settled_energy: dict[tuple[str, str], int] = {}
+    for t in view.trades:
+        settled_energy[(t.buyer, t.seller)] = settled_energy.get((t.buyer, t.seller), 0) + t.energy
+        q, p = q_of.get(t.buyer), p_of.get(t.seller)
+        if q is None or p is None or q.value is None or p.value is None:
+            findings.append(Finding("price", t.buyer, t.seller, "trade with an unrevealed bid"))
+            continue
+        exact = units.fixed_prices(q.value, q.v_max, p.value, p.c_min)
+        if (t.buyer_price, t.seller_price, t.price, True) != exact:
+            findings.append(
+                Finding(
+                    "price", t.buyer, t.seller, f"settled prices differ from Theorem 1: {exact}"
+                )
+            )
+        # Theorem 1 in floating point (the market library) against the fixed point on chain.
+        P = float(
+            buyer_bid(
+                q.value / units.PRICE_SCALE,
+                q.v_max / units.PRICE_SCALE,
+                p.c_min / units.PRICE_SCALE,
+            )[0, 0]
+        )
+        R = float(
+            seller_ask(
+                p.value / units.PRICE_SCALE,
+                p.c_min / units.PRICE_SCALE,
+                q.v_max / units.PRICE_SCALE,
+            )[0, 0]
+        )
+        T = float(transaction_price(np.array([P]), np.array([R]))[0])
+        chain_prices = (t.buyer_price, t.seller_price, t.price)
+        err = max(
+            abs(c / units.PRICE_SCALE - f) for c, f in zip(chain_prices, (P, R, T), strict=True)
+        )
+        max_price_error = max(max_price_error, err)
+        if err > 1e-12 * max(1.0, abs(P)):
+            findings.append(
+                Finding(
+                    "price",
+                    t.buyer,
+                    t.seller,
+                    f"on-chain price differs from the library by {err:.3g}",
+                )
+            )
+
+    market = round_market(view)
+    max_gap = 0.0
+    if view.settled and market.buyers and market.sellers:
+        result = clear(market, "eta")
+        x = np.asarray(result.volume_matrix, dtype=float)
+        for i, b in enumerate(market.buyers):
+            for j, s in enumerate(market.sellers):
+                settled = settled_energy.pop((b.id, s.id), 0) / units.ENERGY_SCALE
+                if settled > 0 and market.auctioneer.max_distance_km is not None:
+                    where = [np.nan if c is None else c for c in (b.lat, b.lon, s.lat, s.lon)]
+                    d = float(great_circle_km(*where))
+                    if math.isfinite(d) and d > market.auctioneer.max_distance_km:
+                        findings.append(Finding("range", b.id, s.id, f"pair is {d:.2f} km apart"))
+                gap = abs(settled - x[i, j])
+                max_gap = max(max_gap, gap)
+                if gap > volume_tol_kwh:
+                    kind = "missing" if settled == 0 else "volume"
+                    message = f"settled {settled:.6f} kWh, the P1 optimum is {x[i, j]:.6f} kWh"
+                    findings.append(Finding(kind, b.id, s.id, message))
+    for (buyer, seller), energy in settled_energy.items():
+        if view.settled:
+            findings.append(
+                Finding(
+                    "volume", buyer, seller, f"settled {energy} units outside the revealed round"
+                )
+            )
+    return AuditReport(
+        round_id=view.round_id,
+        settled=view.settled,
+        trades=len(view.trades),
+        revealed_buyers=len(market.buyers),
+        revealed_sellers=len(market.sellers),
+        max_price_error=max_price_error,
+        max_volume_gap_kwh=max_gap,
+        findings=tuple(findings),
+    )
