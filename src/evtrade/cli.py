@@ -29,6 +29,27 @@ app = typer.Typer(
 )
 reproduce_app = typer.Typer(help="Regenerate a paper's figures from the project's own runs.")
 app.add_typer(reproduce_app, name="reproduce")
+chain_app = typer.Typer(help="Trading rounds on the ledger (embedded chain or a JSON-RPC node).")
+app.add_typer(chain_app, name="chain")
+
+DataDirOption = Annotated[
+    Path,
+    typer.Option(
+        "--data-dir",
+        help="Embedded chain's data, the operators' development keys and the deployment record.",
+    ),
+]
+ChainUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--chain-url", help="An Ethereum JSON-RPC node (anvil, Besu) instead of the embedded chain."
+    ),
+]
+DeploymentOption = Annotated[
+    Path | None,
+    typer.Option("--deployment", help="Deployment record (default: DATA_DIR/deployment.json)."),
+]
+DEFAULT_DATA_DIR = Path("evtrade-data")
 
 
 class MechanismName(StrEnum):
@@ -280,6 +301,116 @@ def demo(
             _fmt(r.satisfaction["mean"]),
         )
     console.print(table)
+
+
+@chain_app.command("run")
+def chain_run(
+    market_file: Annotated[Path, typer.Argument(help="Market file (.json or .toml).")],
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    chain_url: ChainUrlOption = None,
+    deployment: DeploymentOption = None,
+    output: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = (
+        OutputFormat.table
+    ),
+) -> None:
+    """Run a market as one sealed-bid round on chain: register, bid, reveal, settle, audit."""
+    from evtrade.ledger.chain import open_chain
+    from evtrade.ledger.rounds import load_operators, open_ledger, run_round
+
+    market = load_market(market_file)
+    chain = open_chain(data_dir=data_dir, chain_url=chain_url)
+    try:
+        ledger = open_ledger(chain, data_dir, deployment)
+        run = run_round(ledger, load_operators(data_dir), market)
+    finally:
+        chain.close()
+    ids = {address: ident for ident, address in run.addresses.items()}
+    trades: list[dict[str, Any]] = [
+        {
+            "buyer": ids.get(t.buyer, t.buyer),
+            "seller": ids.get(t.seller, t.seller),
+            "kwh": t.energy / 10**6,
+            "price": t.price / 10**18,
+            "payment": t.payment / 10**18,
+            "block": t.block,
+            "tx": t.tx_hash,
+        }
+        for t in run.trades
+    ]
+    audit = run.audit.to_dict() if run.audit else None
+    if output is OutputFormat.json:
+        payload = {
+            "round_id": run.round_id,
+            "trades": trades,
+            "rejected": run.rejected,
+            "addresses": run.addresses,
+            "audit": audit,
+        }
+        typer.echo(json.dumps(payload, indent=2))
+        return
+    table = Table(title=f"Round {run.round_id} settled on chain ({chain.kind})")
+    for col in ("buyer", "seller", "kWh", "price", "payment", "block", "tx"):
+        table.add_column(col, justify="right")
+    for t in trades:
+        table.add_row(
+            t["buyer"],
+            t["seller"],
+            f"{t['kwh']:.3f}",
+            f"{t['price']:.4f}",
+            f"{t['payment']:.4f}",
+            str(t["block"]),
+            t["tx"][:18] + "...",
+        )
+    Console(width=150).print(table)
+    for ident, reason in run.rejected.items():
+        typer.echo(f"excluded {ident}: {reason}")
+    if audit is not None:
+        verdict = "ok" if audit["ok"] else f"{len(audit['findings'])} findings"
+        typer.echo(f"audit: {verdict} (max volume gap {audit['max_volume_gap_kwh']:.2e} kWh)")
+
+
+@app.command()
+def audit(
+    round_id: Annotated[int, typer.Option("--round", min=0, help="The round to audit.")],
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    chain_url: ChainUrlOption = None,
+    deployment: DeploymentOption = None,
+    output: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = (
+        OutputFormat.table
+    ),
+) -> None:
+    """Recompute a settled round's prices and optimal volumes from chain events; report differences.
+
+    Exit code 2 when the audit finds a settled trade that differs.
+    """
+    from evtrade.ledger.audit import audit_round
+    from evtrade.ledger.chain import open_chain
+    from evtrade.ledger.client import Deployment, Ledger
+
+    path = deployment or data_dir / "deployment.json"
+    if not path.exists():
+        _fail(f"no deployment record at {path}; give --deployment")
+    chain = open_chain(data_dir=data_dir, chain_url=chain_url)
+    try:
+        report = audit_round(Ledger(chain, Deployment.load(path)).round_view(round_id))
+    finally:
+        chain.close()
+    if output is OutputFormat.json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        typer.echo(
+            f"round {report.round_id}: settled={report.settled} trades={report.trades} "
+            f"revealed buyers={report.revealed_buyers} sellers={report.revealed_sellers}"
+        )
+        typer.echo(
+            f"max price error {report.max_price_error:.2e}, "
+            f"max volume gap {report.max_volume_gap_kwh:.2e} kWh"
+        )
+        for f in report.findings:
+            typer.echo(f"  {f.kind}: {f.buyer} -> {f.seller}: {f.message}")
+        typer.echo("audit: ok" if report.ok else f"audit: {len(report.findings)} findings")
+    if not report.ok:
+        raise typer.Exit(code=2)
 
 
 @app.command()

@@ -19,6 +19,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
+from hexbytes import HexBytes
 from web3.contract import Contract
 from web3.logs import DISCARD
 from web3.types import TxReceipt
@@ -545,14 +546,9 @@ class Ledger:
         """Rebuild a round from the chain's events (the chain is the source of truth)."""
         if not 0 <= round_id < self.round_count():
             raise LedgerError(f"field 'round_id': no round {round_id} on this market")
-        ev = self.market.events
-        flt = {"round_id": round_id}
-        start = self.deployment.block
-        (opened,) = ev.RoundOpened().get_logs(from_block=start, argument_filters=flt)
-        revealed = {
-            (log["args"]["bidder"]): int(log["args"]["value"])
-            for log in ev.Revealed().get_logs(from_block=start, argument_filters=flt)
-        }
+        logs = self._round_logs(round_id)
+        (opened,) = logs["RoundOpened"]
+        revealed = {(log["args"]["bidder"]): int(log["args"]["value"]) for log in logs["Revealed"]}
         requests = tuple(
             RequestView(
                 index=int(a["index"]),
@@ -569,10 +565,7 @@ class Ledger:
                 sealed=bytes(a["sealed"]),
                 value=revealed.get(a["buyer"]),
             )
-            for a in (
-                log["args"]
-                for log in ev.RequestPosted().get_logs(from_block=start, argument_filters=flt)
-            )
+            for a in (log["args"] for log in logs["RequestPosted"])
         )
         replies = tuple(
             ReplyView(
@@ -589,10 +582,7 @@ class Ledger:
                 sealed=bytes(a["sealed"]),
                 value=revealed.get(a["seller"]),
             )
-            for a in (
-                log["args"]
-                for log in ev.ReplyPosted().get_logs(from_block=start, argument_filters=flt)
-            )
+            for a in (log["args"] for log in logs["ReplyPosted"])
         )
         trades = tuple(
             TradeView(
@@ -606,9 +596,9 @@ class Ledger:
                 block=int(log["blockNumber"]),
                 tx_hash=log["transactionHash"].to_0x_hex(),
             )
-            for log in ev.TradeSettled().get_logs(from_block=start, argument_filters=flt)
+            for log in logs["TradeSettled"]
         )
-        settled = bool(ev.RoundSettled().get_logs(from_block=start, argument_filters=flt))
+        settled = bool(logs["RoundSettled"])
         a = opened["args"]
         return RoundView(
             round_id=round_id,
@@ -626,6 +616,40 @@ class Ledger:
             trades=trades,
             settled=settled,
         )
+
+    _ROUND_EVENTS = (
+        "RoundOpened",
+        "RequestPosted",
+        "ReplyPosted",
+        "Revealed",
+        "TradeSettled",
+        "RoundSettled",
+    )
+
+    def _round_logs(self, round_id: int) -> dict[str, list[Any]]:
+        """Every event of one round, decoded, in one ``eth_getLogs`` over the round's blocks.
+
+        The round records its first and settlement blocks, so the query never scans the whole
+        history (eth-tester walks every block of the range it is given).
+        """
+        record = self._view(self.market, "rounds", round_id)
+        opened_block, settled_block = int(record[-2]), int(record[-1])
+        events = {name: getattr(self.market.events, name)() for name in self._ROUND_EVENTS}
+        by_topic = {bytes(HexBytes(e.topic)): e for e in events.values()}
+        raw = self.chain.w3.eth.get_logs(
+            {
+                "address": self.market.address,
+                "fromBlock": opened_block,
+                "toBlock": settled_block if settled_block else "latest",
+                "topics": [None, "0x" + round_id.to_bytes(32, "big").hex()],
+            }
+        )
+        out: dict[str, list[Any]] = {name: [] for name in self._ROUND_EVENTS}
+        for log in raw:
+            event = by_topic.get(bytes(log["topics"][0]))
+            if event is not None:
+                out[event.event_name].append(event.process_log(log))
+        return out
 
     def round_market(self, round_id: int) -> Market:
         """The round's revealed bids as the market model (unrevealed bids are excluded)."""

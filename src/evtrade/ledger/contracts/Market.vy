@@ -41,6 +41,9 @@ struct Round:
     n_sellers: uint256
     n_revealed: uint256
     settled: bool
+    # Blocks that bound the round's events, so a client reads its logs without scanning history.
+    opened_block: uint256
+    settled_block: uint256
 
 struct Request:
     buyer: address
@@ -209,6 +212,8 @@ def open_round(
         n_sellers=0,
         n_revealed=0,
         settled=False,
+        opened_block=block.number,
+        settled_block=0,
     )
     log RoundOpened(
         round_id=round_id,
@@ -533,6 +538,7 @@ def _check_settleable(round_id: uint256):
 @internal
 def _settle(round_id: uint256, trades: DynArray[Trade, MAX_TRADES]):
     self.rounds[round_id].settled = True
+    self.rounds[round_id].settled_block = block.number
     n_buyers: uint256 = self.rounds[round_id].n_buyers
     n_sellers: uint256 = self.rounds[round_id].n_sellers
     bought: uint256[MAX_BIDS] = empty(uint256[MAX_BIDS])
