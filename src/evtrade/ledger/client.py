@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from eth_abi.abi import encode
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_utils.abi import function_signature_to_4byte_selector
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 from hexbytes import HexBytes
@@ -53,6 +55,9 @@ _SETTLE_BASE = 250_000
 _SETTLE_PER_TRADE = 30_000
 _SETTLE_PER_BID = 60_000
 _TOKEN = 10**18
+_SETTLE_SELECTOR = function_signature_to_4byte_selector(
+    "settle(uint256,(uint256,uint256,uint256)[])"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -501,7 +506,12 @@ class Ledger:
         return self.chain.wait(sent)
 
     def send_settle(
-        self, rsu: LocalAccount, round_id: int, trades: Sequence[tuple[int, int, int]]
+        self,
+        rsu: LocalAccount,
+        round_id: int,
+        trades: Sequence[tuple[int, int, int]],
+        *,
+        preflight: bool = True,
     ) -> Any:
         """:meth:`settle` without waiting for the block (for pipelining many rounds)."""
         if len(trades) > 1024:
@@ -511,8 +521,12 @@ class Ledger:
         payload = [(int(i), int(j), int(e)) for i, j, e in trades]
         touched = len({t[0] for t in payload}) + len({t[1] for t in payload})
         gas = _SETTLE_BASE + _SETTLE_PER_TRADE * len(payload) + _SETTLE_PER_BID * touched
-        fn = self.market.functions.settle(round_id, payload)
-        return self.chain.send_call(rsu, fn, gas, what="settle")
+        data = _SETTLE_SELECTOR + encode(
+            ["uint256", "(uint256,uint256,uint256)[]"], [round_id, payload]
+        )
+        return self.chain.send_data(
+            rsu, self.market.address, data, gas, what="settle", preflight=preflight
+        )
 
     def settle_optimal(
         self, rsu: LocalAccount, round_id: int

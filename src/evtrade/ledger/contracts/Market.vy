@@ -547,21 +547,34 @@ def _settle(round_id: uint256, trades: DynArray[Trade, MAX_TRADES]):
     earned: uint256[MAX_BIDS] = empty(uint256[MAX_BIDS])
     total_energy: uint256 = 0
     total_payment: uint256 = 0
+    # Each bid's revealed value, bound and address are read from storage once, on its first
+    # trade, and kept in memory: storage reads dominate a long settlement otherwise.
+    b_value: uint256[MAX_BIDS] = empty(uint256[MAX_BIDS])
+    b_bound: uint256[MAX_BIDS] = empty(uint256[MAX_BIDS])
+    b_addr: address[MAX_BIDS] = empty(address[MAX_BIDS])
+    s_value: uint256[MAX_BIDS] = empty(uint256[MAX_BIDS])
+    s_bound: uint256[MAX_BIDS] = empty(uint256[MAX_BIDS])
+    s_addr: address[MAX_BIDS] = empty(address[MAX_BIDS])
     for t: Trade in trades:
         assert t.buyer < n_buyers, "market: unknown request"
         assert t.seller < n_sellers, "market: unknown reply"
         assert t.energy > 0, "market: zero energy"
-        assert self.requests[round_id][t.buyer].revealed, "market: buyer's value not revealed"
-        assert self.replies[round_id][t.seller].revealed, "market: seller's value not revealed"
+        if b_addr[t.buyer] == empty(address):
+            assert self.requests[round_id][t.buyer].revealed, "market: buyer's value not revealed"
+            b_value[t.buyer] = self.requests[round_id][t.buyer].value
+            b_bound[t.buyer] = self.requests[round_id][t.buyer].v_max
+            b_addr[t.buyer] = self.requests[round_id][t.buyer].buyer
+        if s_addr[t.seller] == empty(address):
+            assert self.replies[round_id][t.seller].revealed, "market: seller's value not revealed"
+            s_value[t.seller] = self.replies[round_id][t.seller].value
+            s_bound[t.seller] = self.replies[round_id][t.seller].c_min
+            s_addr[t.seller] = self.replies[round_id][t.seller].seller
         p_star: uint256 = 0
         r_star: uint256 = 0
         price: uint256 = 0
         trades_ok: bool = False
         p_star, r_star, price, trades_ok = self._prices(
-            self.requests[round_id][t.buyer].value,
-            self.requests[round_id][t.buyer].v_max,
-            self.replies[round_id][t.seller].value,
-            self.replies[round_id][t.seller].c_min,
+            b_value[t.buyer], b_bound[t.buyer], s_value[t.seller], s_bound[t.seller]
         )
         assert trades_ok, "market: bid below ask (P* < R*)"
         payment: uint256 = price * t.energy // ENERGY_SCALE
@@ -573,8 +586,8 @@ def _settle(round_id: uint256, trades: DynArray[Trade, MAX_TRADES]):
         total_payment += payment
         log TradeSettled(
             round_id=round_id,
-            buyer=self.requests[round_id][t.buyer].buyer,
-            seller=self.replies[round_id][t.seller].seller,
+            buyer=b_addr[t.buyer],
+            seller=s_addr[t.seller],
             energy=t.energy,
             buyer_price=p_star,
             seller_price=r_star,
