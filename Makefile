@@ -21,6 +21,7 @@ $(ANVIL):
 demo: $(STAMP)
 	$(BIN)/evtrade clear examples/small.json
 	$(BIN)/evtrade demo
+	$(BIN)/evtrade chain run examples/small.json --data-dir out/chain
 	$(BIN)/evtrade reproduce eta --out out/eta
 
 lint: $(STAMP)

@@ -35,7 +35,7 @@ from evtrade.model import Auctioneer, Buyer, Market, Seller
 
 #: Gas limits, measured use times about 1.5 (docs/ledger.md); settle adds per-trade and per-bid gas.
 GAS = {
-    "deploy": 4_000_000,
+    "deploy": 6_000_000,
     "register_vehicle": 160_000,
     "revoke_vehicle": 60_000,
     "register_rsu": 250_000,
