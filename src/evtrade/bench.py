@@ -264,6 +264,42 @@ def pricing_case(n: int, m: int, *, repeats: int, seed: int = 3) -> Record:
     )
 
 
+def settlement_case(n_trades: int, *, rounds: int = 3) -> Record:
+    """Batch settlement of ``n_trades`` trades on the embedded chain (benchmarks/settlement.py
+    runs both back ends); seconds are per settlement, the note gives trades per second."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from evtrade.ledger.chain import EmbeddedChain
+    from evtrade.ledger.throughput import SHAPES, settlement_throughput
+
+    tmp = Path(tempfile.mkdtemp(prefix="evtrade-bench-"))
+    chain = EmbeddedChain(tmp)
+    try:
+        rec = settlement_throughput(chain, n_trades, rounds=rounds)
+    finally:
+        chain.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+    n_b, n_s = SHAPES[n_trades]
+    return Record(
+        case=f"settle-embedded-{n_trades}",
+        n_buyers=n_b,
+        n_sellers=n_s,
+        seconds=rec.seconds / rounds,
+        reference_seconds=None,
+        ratio=None,
+        welfare_gap=None,
+        peak_mb=0.0,
+        certificate=None,
+        kkt=None,
+        note=(
+            f"{rec.trades_per_second:.0f} trades/s, {rec.gas_per_trade:.0f} gas/trade, "
+            "preflight on; anvil: benchmarks/settlement.py"
+        ),
+    )
+
+
 def suite(*, quick: bool, repeats: int = 3) -> Iterator[Record]:
     """The benchmark cases in order; ``quick`` is the smoke run of ``make test``."""
     if quick:
@@ -288,3 +324,5 @@ def suite(*, quick: bool, repeats: int = 3) -> Iterator[Record]:
     yield batch_case(10_000, sample=200)
     yield pricing_case(10_000, 10_000, repeats=repeats)
     yield babg_case(repeats=repeats, reference=True)
+    yield settlement_case(100)
+    yield settlement_case(500)
