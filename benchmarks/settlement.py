@@ -12,44 +12,12 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import socket
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from tests.test_ledger_e2e import _free_port, anvil_path  # noqa: E402
-
-from evtrade.ledger.chain import EmbeddedChain, RpcChain  # noqa: E402
-from evtrade.ledger.throughput import settlement_throughput  # noqa: E402
-
-
-def _start_anvil() -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            anvil_path(),
-            "--port",
-            str(port),
-            "--prune-history",
-            "--silent",
-            "--gas-limit",
-            "300000000",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(300):
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return proc, f"http://127.0.0.1:{port}"
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("anvil did not start")
+from evtrade.ledger.anvil import running_anvil
+from evtrade.ledger.chain import EmbeddedChain, RpcChain
+from evtrade.ledger.throughput import ANVIL_FLAGS, settlement_throughput
 
 
 def main() -> None:
@@ -59,8 +27,7 @@ def main() -> None:
     parser.add_argument("--format", choices=["table", "json"], default="table")
     args = parser.parse_args()
     records = []
-    proc, url = _start_anvil()
-    try:
+    with running_anvil(*ANVIL_FLAGS) as url:
         for n in args.sizes:
             for preflight in (True, False):
                 tmp = Path(tempfile.mkdtemp(prefix="evtrade-bench-"))
@@ -75,9 +42,6 @@ def main() -> None:
                 records.append(
                     settlement_throughput(RpcChain(url), n, rounds=args.rounds, preflight=preflight)
                 )
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
     if args.format == "json":
         print(json.dumps([r.to_dict() for r in records], indent=2))
         return

@@ -6,11 +6,6 @@ The anvil back end runs the node that `make test` installs from the npm registry
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,53 +14,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from evtrade.ledger import units
+from evtrade.ledger.anvil import running_anvil
 from evtrade.ledger.audit import audit_round
 from evtrade.ledger.chain import Chain, EmbeddedChain, RpcChain
 from evtrade.market.pricing import buyer_bid, seller_ask, transaction_price
 from tests.ledger_world import PARAMS, World
 
-ROOT = Path(__file__).resolve().parents[1]
-ANVIL_IN_TREE = ROOT / ".tools/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
-
-
-def anvil_path() -> str:
-    found = os.environ.get("EVTRADE_ANVIL") or (
-        str(ANVIL_IN_TREE) if ANVIL_IN_TREE.exists() else shutil.which("anvil")
-    )
-    if found is None:
-        raise RuntimeError("anvil is not installed: `make test` installs it into .tools/")
-    return found
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 @pytest.fixture(scope="module")
 def anvil_url() -> Iterator[str]:
-    port = _free_port()
-    proc = subprocess.Popen(
-        [anvil_path(), "--port", str(port), "--prune-history", "--block-time", "0.1", "--silent"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("anvil did not start") from None
-                time.sleep(0.1)
+    with running_anvil("--block-time", "0.1") as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 @pytest.fixture(params=["embedded", "anvil"])

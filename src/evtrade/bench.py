@@ -264,26 +264,31 @@ def pricing_case(n: int, m: int, *, repeats: int, seed: int = 3) -> Record:
     )
 
 
-def settlement_case(n_trades: int, *, rounds: int = 3) -> Record:
-    """Batch settlement of ``n_trades`` trades on the embedded chain (benchmarks/settlement.py
-    runs both back ends); seconds are per settlement, the note gives trades per second."""
+def settlement_case(n_trades: int, *, backend: str, rounds: int = 3) -> Record:
+    """Batch settlement of ``n_trades`` trades, calldata pre-encoded, no preflight, on the
+    embedded chain or on anvil; seconds are per settlement, the note gives trades per second."""
     import shutil
     import tempfile
     from pathlib import Path
 
-    from evtrade.ledger.chain import EmbeddedChain
-    from evtrade.ledger.throughput import SHAPES, settlement_throughput
+    from evtrade.ledger.anvil import running_anvil
+    from evtrade.ledger.chain import EmbeddedChain, RpcChain
+    from evtrade.ledger.throughput import ANVIL_FLAGS, SHAPES, settlement_throughput
 
-    tmp = Path(tempfile.mkdtemp(prefix="evtrade-bench-"))
-    chain = EmbeddedChain(tmp)
-    try:
-        rec = settlement_throughput(chain, n_trades, rounds=rounds)
-    finally:
-        chain.close()
-        shutil.rmtree(tmp, ignore_errors=True)
+    if backend == "anvil":
+        with running_anvil(*ANVIL_FLAGS) as url:
+            rec = settlement_throughput(RpcChain(url), n_trades, rounds=rounds, preflight=False)
+    else:
+        tmp = Path(tempfile.mkdtemp(prefix="evtrade-bench-"))
+        chain = EmbeddedChain(tmp)
+        try:
+            rec = settlement_throughput(chain, n_trades, rounds=rounds, preflight=False)
+        finally:
+            chain.close()
+            shutil.rmtree(tmp, ignore_errors=True)
     n_b, n_s = SHAPES[n_trades]
     return Record(
-        case=f"settle-embedded-{n_trades}",
+        case=f"settle-{backend}-{n_trades}x{rounds}",
         n_buyers=n_b,
         n_sellers=n_s,
         seconds=rec.seconds / rounds,
@@ -294,8 +299,8 @@ def settlement_case(n_trades: int, *, rounds: int = 3) -> Record:
         certificate=None,
         kkt=None,
         note=(
-            f"{rec.trades_per_second:.0f} trades/s, {rec.gas_per_trade:.0f} gas/trade, "
-            "preflight on; anvil: benchmarks/settlement.py"
+            f"{rec.trades_per_second:.0f} trades/s ({rounds} settlements of {n_trades} trades), "
+            f"{rec.gas_per_trade:.0f} gas/trade; more in benchmarks/settlement.py"
         ),
     )
 
@@ -324,5 +329,5 @@ def suite(*, quick: bool, repeats: int = 3) -> Iterator[Record]:
     yield batch_case(10_000, sample=200)
     yield pricing_case(10_000, 10_000, repeats=repeats)
     yield babg_case(repeats=repeats, reference=True)
-    yield settlement_case(100)
-    yield settlement_case(500)
+    yield settlement_case(500, backend="embedded", rounds=3)
+    yield settlement_case(500, backend="anvil", rounds=10)

@@ -514,6 +514,16 @@ class Ledger:
         preflight: bool = True,
     ) -> Any:
         """:meth:`settle` without waiting for the block (for pipelining many rounds)."""
+        data, gas = self.settle_calldata(round_id, trades)
+        return self.send_settle_data(rsu, data, gas, preflight=preflight)
+
+    def settle_calldata(
+        self, round_id: int, trades: Sequence[tuple[int, int, int]]
+    ) -> tuple[bytes, int]:
+        """The ``settle`` calldata and its gas limit, encoded with eth-abi.
+
+        web3's contract layer formats arguments element by element (0.6 s for 500 trades).
+        """
         if len(trades) > 1024:
             raise LedgerError(
                 f"field 'trades': at most 1024 trades per settlement, got {len(trades)}"
@@ -524,6 +534,12 @@ class Ledger:
         data = _SETTLE_SELECTOR + encode(
             ["uint256", "(uint256,uint256,uint256)[]"], [round_id, payload]
         )
+        return data, gas
+
+    def send_settle_data(
+        self, rsu: LocalAccount, data: bytes, gas: int, *, preflight: bool = True
+    ) -> Any:
+        """Send pre-encoded ``settle`` calldata (:meth:`settle_calldata`) without waiting."""
         return self.chain.send_data(
             rsu, self.market.address, data, gas, what="settle", preflight=preflight
         )

