@@ -414,6 +414,43 @@ def audit(
 
 
 @app.command()
+def serve(
+    settings_file: Annotated[
+        Path | None, typer.Option("--settings", help="TOML settings file (EVTRADE_* env vars win).")
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="Service and chain data.")
+    ] = None,
+    chain_url: ChainUrlOption = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+) -> None:
+    """Start the RSU service: REST API (/docs), the drivers' pages and the RSU dashboard."""
+    import os
+
+    import uvicorn
+
+    from evtrade.service.api import create_app
+    from evtrade.service.settings import Settings
+
+    for name, value in (
+        ("DATA_DIR", data_dir),
+        ("CHAIN_URL", chain_url),
+        ("HOST", host),
+        ("PORT", port),
+    ):
+        if value is not None:
+            os.environ[f"EVTRADE_{name}"] = str(value)
+    settings = Settings.load(settings_file)
+    typer.echo(
+        f"evtrade RSU service on http://{settings.host}:{settings.port}/ "
+        f"({'node ' + settings.chain_url if settings.chain_url else 'embedded chain'}, "
+        f"data in {settings.data_dir})"
+    )
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+
+
+@app.command()
 def bench(
     quick: Annotated[
         bool, typer.Option(help="Small cases only (seconds; the smoke run of make test).")

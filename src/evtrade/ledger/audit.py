@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from evtrade.ledger import units
-from evtrade.ledger.client import RoundView, round_market
+from evtrade.ledger.client import RoundView, has_revealed_pair, round_market
 from evtrade.market.clearing import clear
 from evtrade.market.geo import great_circle_km
 from evtrade.market.pricing import buyer_bid, seller_ask, transaction_price
@@ -110,9 +110,9 @@ def audit_round(view: RoundView, *, volume_tol_kwh: float = DEFAULT_VOLUME_TOL_K
                 )
             )
 
-    market = round_market(view)
+    market = round_market(view) if has_revealed_pair(view) else None
     max_gap = 0.0
-    if view.settled and market.buyers and market.sellers:
+    if view.settled and market is not None:
         result = clear(market, "eta")
         x = np.asarray(result.volume_matrix, dtype=float)
         for i, b in enumerate(market.buyers):
@@ -140,8 +140,8 @@ def audit_round(view: RoundView, *, volume_tol_kwh: float = DEFAULT_VOLUME_TOL_K
         round_id=view.round_id,
         settled=view.settled,
         trades=len(view.trades),
-        revealed_buyers=len(market.buyers),
-        revealed_sellers=len(market.sellers),
+        revealed_buyers=sum(q.value is not None for q in view.requests),
+        revealed_sellers=sum(p.value is not None for p in view.replies),
         max_price_error=max_price_error,
         max_volume_gap_kwh=max_gap,
         findings=tuple(findings),

@@ -695,8 +695,18 @@ def _location(lat: float | None, lon: float | None) -> tuple[int, int]:
     )
 
 
+def has_revealed_pair(view: RoundView) -> bool:
+    """True when at least one buyer and one seller revealed (a market to clear exists)."""
+    return any(q.value is not None for q in view.requests) and any(
+        p.value is not None for p in view.replies
+    )
+
+
 def round_market(view: RoundView) -> Market:
-    """A round's revealed bids as :class:`~evtrade.model.Market` (ids are addresses)."""
+    """A round's revealed bids as :class:`~evtrade.model.Market` (ids are addresses).
+
+    Needs at least one revealed buyer and one revealed seller (:func:`has_revealed_pair`).
+    """
     P, E = units.PRICE_SCALE, units.ENERGY_SCALE
     buyers = [
         Buyer(
@@ -747,9 +757,9 @@ def plan_settlement(view: RoundView) -> list[tuple[int, int, int]]:
     """
     from evtrade.market.clearing import clear
 
-    market = round_market(view)
-    if not market.buyers or not market.sellers:
+    if not has_revealed_pair(view):
         return []
+    market = round_market(view)
     result = clear(market, "eta")
     x = np.asarray(result.volume_matrix, dtype=float) * units.ENERGY_SCALE
     q_of = {q.buyer: q for q in view.requests}

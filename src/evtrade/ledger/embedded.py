@@ -158,6 +158,24 @@ class PersistentBackend(PyEVMBackend):  # type: ignore[misc]
         else:
             self.chain = _TesterChain(base_db)
 
+    def _touch_clock(self) -> None:
+        # py-evm stamps the pending block when the previous one is mined; after an idle spell
+        # that stamp is stale, and block.timestamp (the contracts' deadlines) would lag the wall
+        # clock. Move it to now (never backwards: a time_travel into the future stays).
+        chain: Any = self.chain
+        now = int(time.time())
+        if now > chain.header.timestamp and not chain.get_block().transactions:
+            chain.header = chain.header.copy(timestamp=now)
+
+    def send_raw_transaction(self, raw_transaction: bytes) -> Any:
+        self._touch_clock()
+        return super().send_raw_transaction(raw_transaction)
+
+    def call(self, transaction: Any, block_number: Any = "latest") -> Any:
+        if block_number == "pending":
+            self._touch_clock()
+        return super().call(transaction, block_number)
+
     def mine_blocks(self, num_blocks: int = 1, coinbase: bytes | None = None) -> Any:
         if coinbase is None:
             hashes = super().mine_blocks(num_blocks)

@@ -1,0 +1,1 @@
+"""The RSU service: FastAPI REST API, the drivers' web pages and the RSU dashboard."""

@@ -1,0 +1,271 @@
+"""HTTP layer: thin FastAPI routes, request schemas, the web pages and the live event stream."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import asdict
+from importlib import resources
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from evtrade.errors import ContractRejectedError, EvtradeError, LedgerError, MarketError
+from evtrade.model import Buyer, Seller
+from evtrade.service.pages import page
+from evtrade.service.rsu import Rsu, ServiceError
+from evtrade.service.settings import Settings
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Unlock(Strict):
+    password: str = Field(
+        min_length=1, max_length=200, description="the built-in wallet's password"
+    )
+
+
+class RegisterIn(Strict):
+    name: str = Field(min_length=1, max_length=60)
+    plate: str = Field(min_length=1, max_length=20, pattern=r"^[A-Za-z0-9 -]+$")
+    password: str = Field(min_length=6, max_length=200)
+    lat: float | None = Field(None, ge=-90, le=90)
+    lon: float | None = Field(None, ge=-180, le=180)
+
+
+class TopUpIn(Unlock):
+    tokens: float = Field(gt=0, le=1e9)
+
+
+class RequestIn(Unlock):
+    """A buyer's request: demand bounds (kWh), price range and sealed value (tokens/kWh), place."""
+
+    round_id: int | None = Field(None, ge=0, description="join this round; omitted: open a new one")
+    b_min: float = Field(ge=0, le=1e6)
+    b_max: float = Field(gt=0, le=1e6)
+    v: float = Field(
+        ge=0, le=1e6, description="private unit value v_i, sealed until the window closes"
+    )
+    v_min: float = Field(ge=0, le=1e6)
+    v_max: float = Field(gt=0, le=1e6)
+    w: float = Field(3.0, ge=0, le=5)
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+
+    @model_validator(mode="after")
+    def _ranges(self) -> RequestIn:
+        if self.b_min > self.b_max:
+            raise ValueError(f"b_min ({self.b_min}) must be <= b_max ({self.b_max})")
+        if not self.v_min <= self.v <= self.v_max:
+            raise ValueError(
+                f"v ({self.v}) must lie in [v_min, v_max] = [{self.v_min}, {self.v_max}]"
+            )
+        return self
+
+
+class ReplyIn(Unlock):
+    """A seller's reply: cost range and sealed cost (tokens/kWh), energy (kWh), loss rate, place."""
+
+    c: float = Field(
+        ge=0, le=1e6, description="private unit cost c_j, sealed until the window closes"
+    )
+    c_min: float = Field(ge=0, le=1e6)
+    c_max: float = Field(gt=0, le=1e6)
+    s_t: float = Field(gt=0, le=1e6)
+    s_r: float = Field(ge=0, le=1e6)
+    rho: float = Field(gt=0, le=1)
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+
+    @model_validator(mode="after")
+    def _ranges(self) -> ReplyIn:
+        if not self.c_min <= self.c <= self.c_max:
+            raise ValueError(
+                f"c ({self.c}) must lie in [c_min, c_max] = [{self.c_min}, {self.c_max}]"
+            )
+        if self.s_r >= self.s_t:
+            raise ValueError(f"s_r ({self.s_r}) must be below s_t ({self.s_t}): no spare energy")
+        return self
+
+
+class AcceptIn(Unlock):
+    seller_index: int = Field(ge=0, le=127)
+    kwh: float = Field(gt=0, le=1e6)
+
+
+class RelayIn(Strict):
+    raw: str = Field(
+        pattern=r"^0x[0-9a-fA-F]+$", max_length=200_000, description="signed transaction"
+    )
+
+
+def get_rsu(request: Request) -> Rsu:
+    """The running service's :class:`Rsu` (dependency)."""
+    rsu: Rsu = request.app.state.rsu
+    return rsu
+
+
+RsuDep = Annotated[Rsu, Depends(get_rsu)]
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The RSU service: REST API under /api, pages at /, /buyer, /seller, /rsu."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        rsu = Rsu(settings)
+        app.state.rsu = rsu
+        stop = threading.Event()
+
+        def clock() -> None:
+            while not stop.wait(settings.poll_seconds):
+                with contextlib.suppress(EvtradeError):  # the next tick retries
+                    rsu.tick()
+
+        thread = threading.Thread(target=clock, name="rsu-clock", daemon=True)
+        thread.start()
+        yield
+        stop.set()
+        thread.join(timeout=10)
+        rsu.close()
+
+    app = FastAPI(title="evtrade RSU service", version="0.1.0", lifespan=lifespan)
+    static = resources.files("evtrade.service").joinpath("static")
+    app.mount("/static", StaticFiles(directory=str(static)), name="static")
+
+    @app.exception_handler(EvtradeError)
+    async def domain_error(request: Request, exc: EvtradeError) -> JSONResponse:
+        if isinstance(exc, ServiceError):
+            status = exc.status
+        elif isinstance(exc, ContractRejectedError):
+            status = 409
+        elif isinstance(exc, MarketError | LedgerError):
+            status = 422
+        else:
+            status = 400
+        return JSONResponse(status_code=status, content={"detail": str(exc)})
+
+    @app.post("/api/vehicles", status_code=201)
+    def register(body: RegisterIn, rsu: RsuDep) -> dict[str, Any]:
+        address = rsu.register_vehicle(body.name, body.plate, body.password, body.lat, body.lon)
+        return rsu.vehicle_info(address)
+
+    @app.get("/api/vehicles")
+    def vehicles(rsu: RsuDep) -> list[dict[str, Any]]:
+        return [
+            {"address": v.address, "name": v.name, "lat": v.lat, "lon": v.lon}
+            for v in rsu.store.vehicles()
+        ]
+
+    @app.get("/api/vehicles/{address}")
+    def vehicle(address: str, rsu: RsuDep) -> dict[str, Any]:
+        return rsu.vehicle_info(address)
+
+    @app.post("/api/vehicles/{address}/topup")
+    def top_up(address: str, body: TopUpIn, rsu: RsuDep) -> dict[str, Any]:
+        return rsu.top_up(address, body.password, body.tokens)
+
+    @app.post("/api/vehicles/{address}/collect")
+    def collect(address: str, body: Unlock, rsu: RsuDep) -> dict[str, Any]:
+        return rsu.collect(address, body.password)
+
+    @app.post("/api/vehicles/{address}/requests", status_code=201)
+    def post_request(address: str, body: RequestIn, rsu: RsuDep) -> dict[str, Any]:
+        buyer = Buyer(
+            id=address,
+            v=body.v,
+            v_min=body.v_min,
+            v_max=body.v_max,
+            b_min=body.b_min,
+            b_max=body.b_max,
+            w=body.w,
+            lat=body.lat,
+            lon=body.lon,
+        )
+        return rsu.post_request(address, body.password, body.round_id, buyer)
+
+    @app.post("/api/rounds/{round_id}/replies/{address}", status_code=201)
+    def post_reply(round_id: int, address: str, body: ReplyIn, rsu: RsuDep) -> dict[str, Any]:
+        seller = Seller(
+            id=address,
+            c=body.c,
+            c_min=body.c_min,
+            c_max=body.c_max,
+            s_t=body.s_t,
+            s_r=body.s_r,
+            rho=body.rho,
+            lat=body.lat,
+            lon=body.lon,
+        )
+        return rsu.post_reply(address, body.password, round_id, seller)
+
+    @app.post("/api/rounds/{round_id}/accept/{address}")
+    def accept(round_id: int, address: str, body: AcceptIn, rsu: RsuDep) -> dict[str, Any]:
+        return rsu.accept(address, body.password, round_id, body.seller_index, body.kwh)
+
+    @app.get("/api/rounds")
+    def rounds(rsu: RsuDep) -> list[dict[str, Any]]:
+        return rsu.store.rounds()
+
+    @app.get("/api/rounds/{round_id}")
+    def round_detail(round_id: int, rsu: RsuDep) -> dict[str, Any]:
+        view = rsu.store.round(round_id)
+        if view is None:
+            raise ServiceError(404, f"field 'round_id': no round {round_id}")
+        return view
+
+    @app.post("/api/tx")
+    def relay(body: RelayIn, rsu: RsuDep) -> dict[str, Any]:
+        return rsu.relay(body.raw)
+
+    @app.get("/api/chain")
+    def chain(rsu: RsuDep) -> dict[str, Any]:
+        return {
+            "kind": rsu.chain.kind,
+            "chain_id": rsu.chain.chain_id,
+            "deployment": asdict(rsu.ledger.deployment),
+            "rsu": {
+                "address": rsu.operators.rsu.address,
+                "lat": settings.rsu_lat,
+                "lon": settings.rsu_lon,
+            },
+            "blocks": rsu.recent_blocks(),
+        }
+
+    @app.get("/api/events")
+    async def events(rsu: RsuDep) -> StreamingResponse:
+        async def stream() -> AsyncIterator[str]:
+            seen = -1
+            for _ in range(36_000):  # an hour at most; EventSource reconnects
+                if rsu.version != seen:
+                    seen = rsu.version
+                    yield f"data: {json.dumps({'version': seen})}\n\n"
+                await asyncio.sleep(0.25)
+
+        return StreamingResponse(stream(), media_type="text/event-stream")
+
+    for path, kind in (("/", "home"), ("/buyer", "buyer"), ("/seller", "seller"), ("/rsu", "rsu")):
+        app.add_api_route(
+            path,
+            _page_route(kind),
+            methods=["GET"],
+            response_class=HTMLResponse,
+            include_in_schema=False,
+        )
+    return app
+
+
+def _page_route(kind: str) -> Callable[[], HTMLResponse]:
+    def route() -> HTMLResponse:
+        return HTMLResponse(page(kind))
+
+    return route

@@ -1,0 +1,481 @@
+"""The RSU's use cases: what the routes call. No HTTP here, no HTML.
+
+An :class:`Rsu` owns the chain client, the operators' keys, the SQLite index and a lock that
+serialises chain writes. Vehicles that chose the built-in wallet have their key encrypted in the
+index; every state-changing call unlocks it with the vehicle's password and signs the transaction
+with the vehicle's own key (the contract checks ``msg.sender``). Vehicles that keep their own key
+send transactions they signed themselves through :meth:`Rsu.relay`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from hexbytes import HexBytes
+
+from evtrade.errors import ContractRejectedError, EvtradeError, LedgerError
+from evtrade.ledger import units
+from evtrade.ledger.chain import Chain, open_chain
+from evtrade.ledger.client import Ledger, RoundParams, RoundView, has_revealed_pair, round_market
+from evtrade.ledger.rounds import Operators, load_operators, open_ledger
+from evtrade.market.geo import great_circle_km
+from evtrade.model import Buyer, Seller
+from evtrade.service.settings import Settings
+from evtrade.service.store import Store, VehicleRow
+
+#: Key derivation of the built-in wallet (eth-account keystore v3, scrypt).
+KDF_ITERATIONS = 2**14
+_TOKEN = 10**18
+
+
+class ServiceError(EvtradeError):
+    """A request the service refuses; ``status`` is the HTTP status it maps to."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class BidFields:
+    """A request's or reply's fields as the driver enters them (kWh, tokens per kWh, degrees)."""
+
+    values: dict[str, Any]
+
+
+class Rsu:
+    """The roadside unit: auctioneer, relay and index of one market contract."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.lock = threading.RLock()
+        self.chain: Chain = open_chain(
+            data_dir=settings.data_dir / "chain", chain_url=settings.chain_url
+        )
+        self.ledger: Ledger = open_ledger(self.chain, settings.data_dir)
+        self.operators: Operators = load_operators(settings.data_dir)
+        self.store = Store(settings.data_dir / "service.sqlite")
+        self.version = 0
+        self.rebuild_index()
+
+    # -- index ----------------------------------------------------------------------------------
+
+    def rebuild_index(self) -> None:
+        """Rebuild the round index from chain events (start-up, after a crash)."""
+        with self.lock:
+            views = {
+                rid: self._round_json(self.ledger.round_view(rid))
+                for rid in range(self.ledger.round_count())
+            }
+            self.store.replace_rounds(views)
+            self.version += 1
+
+    def _refresh(self, round_id: int) -> dict[str, Any]:
+        view = self._round_json(self.ledger.round_view(round_id))
+        self.store.put_round(round_id, view)
+        self.version += 1
+        return view
+
+    def _names(self) -> dict[str, str]:
+        return {v.address.lower(): v.name for v in self.store.vehicles()}
+
+    def _round_json(self, view: RoundView) -> dict[str, Any]:
+        now = self.next_block_time()
+        if view.settled:
+            phase = "settled"
+        elif now <= view.deadline:
+            phase = "bidding"
+        elif now <= view.reveal_deadline:
+            phase = "reveal"
+        elif now <= view.settle_deadline:
+            phase = "settling"
+        else:
+            phase = "expired"
+        names = self._names()
+        P, E = units.PRICE_SCALE, units.ENERGY_SCALE
+        offers = self._offers(view) if phase in ("reveal", "settling", "settled") else []
+        traded_buyers = {t.buyer for t in view.trades}
+        traded_sellers = {t.seller for t in view.trades}
+        offered_buyers = {o["buyer"] for o in offers}
+        offered_sellers = {o["seller"] for o in offers}
+
+        def status(
+            address: str, revealed: bool, traded: set[str], offered: set[str]
+        ) -> tuple[str, str]:
+            if phase == "bidding":
+                return "pending", "bid window open"
+            if not revealed:
+                return "failed", "value not revealed in time"
+            if phase == "settled":
+                return (
+                    ("completed", "traded")
+                    if address in traded
+                    else ("failed", "no trade in the settlement")
+                )
+            if address in offered:
+                return "accepted", "priced: bid covers ask"
+            return "failed", "no counterpart with P* >= R* in range"
+
+        requests = []
+        for q in view.requests:
+            st, why = status(q.buyer, q.value is not None, traded_buyers, offered_buyers)
+            requests.append(
+                {
+                    "index": q.index,
+                    "address": q.buyer,
+                    "name": names.get(q.buyer.lower(), q.buyer[:10]),
+                    "b_min": q.b_min / E,
+                    "b_max": q.b_max / E,
+                    "v_min": q.v_min / P,
+                    "v_max": q.v_max / P,
+                    "lat": q.lat / units.DEGREE_SCALE,
+                    "lon": q.lon / units.DEGREE_SCALE,
+                    "escrow": q.escrow / _TOKEN,
+                    "revealed": q.value is not None,
+                    "status": st,
+                    "reason": why,
+                }
+            )
+        replies = []
+        for p in view.replies:
+            st, why = status(p.seller, p.value is not None, traded_sellers, offered_sellers)
+            replies.append(
+                {
+                    "index": p.index,
+                    "address": p.seller,
+                    "name": names.get(p.seller.lower(), p.seller[:10]),
+                    "c_min": p.c_min / P,
+                    "c_max": p.c_max / P,
+                    "s_t": p.s_t / E,
+                    "s_r": p.s_r / E,
+                    "rho": p.rho / units.RHO_SCALE,
+                    "lat": p.lat / units.DEGREE_SCALE,
+                    "lon": p.lon / units.DEGREE_SCALE,
+                    "revealed": p.value is not None,
+                    "status": st,
+                    "reason": why,
+                }
+            )
+        trades = [
+            {
+                "buyer": t.buyer,
+                "seller": t.seller,
+                "buyer_name": names.get(t.buyer.lower(), t.buyer[:10]),
+                "seller_name": names.get(t.seller.lower(), t.seller[:10]),
+                "kwh": t.energy / E,
+                "price": t.price / P,
+                "payment": t.payment / _TOKEN,
+                "block": t.block,
+                "tx": t.tx_hash,
+            }
+            for t in view.trades
+        ]
+        return {
+            "round_id": view.round_id,
+            "rsu": view.rsu,
+            "phase": phase,
+            "deadline": view.deadline,
+            "reveal_deadline": view.reveal_deadline,
+            "settle_deadline": view.settle_deadline,
+            "v_floor": view.v_floor / P,
+            "c_ceiling": view.c_ceiling / P,
+            "requests": requests,
+            "replies": replies,
+            "offers": offers,
+            "trades": trades,
+        }
+
+    def _offers(self, view: RoundView) -> list[dict[str, Any]]:
+        """Priced pairs of the revealed bids, with the P1 amounts the RSU would settle."""
+        from evtrade.market.clearing import clear
+
+        if not has_revealed_pair(view):
+            return []
+        market = round_market(view)
+        result = clear(market, "eta")
+        x = result.volume_matrix
+        q_of = {q.buyer: q for q in view.requests}
+        p_of = {p.seller: p for p in view.replies}
+        limit = market.auctioneer.max_distance_km
+        offers = []
+        for i, b in enumerate(market.buyers):
+            for j, s in enumerate(market.sellers):
+                q, p = q_of[b.id], p_of[s.id]
+                assert q.value is not None and p.value is not None
+                P, R, T, ok = units.fixed_prices(q.value, q.v_max, p.value, p.c_min)
+                d = float(great_circle_km(b.lat or 0.0, b.lon or 0.0, s.lat or 0.0, s.lon or 0.0))
+                if not ok or (limit is not None and d > limit):
+                    continue
+                offers.append(
+                    {
+                        "buyer": b.id,
+                        "seller": s.id,
+                        "buyer_index": q.index,
+                        "seller_index": p.index,
+                        "P": P / units.PRICE_SCALE,
+                        "R": R / units.PRICE_SCALE,
+                        "T": T / units.PRICE_SCALE,
+                        "kwh": float(x[i, j]),
+                        "distance_km": round(d, 3) if math.isfinite(d) else None,
+                    }
+                )
+        return offers
+
+    # -- vehicles -------------------------------------------------------------------------------
+
+    def register_vehicle(
+        self, name: str, plate: str, password: str, lat: float | None, lon: float | None
+    ) -> str:
+        """The authority certifies a new vehicle; its key goes into the built-in wallet."""
+        normal = "".join(plate.split()).upper()
+        if self.store.plate_taken(normal):
+            raise ServiceError(409, f"field 'plate': {normal} is already registered")
+        account = Account.create()
+        keystore = Account.encrypt(account.key, password, kdf="scrypt", iterations=KDF_ITERATIONS)
+        with self.lock:
+            expiry = self.chain.timestamp() + 365 * 24 * 3600
+            self.ledger.register_vehicle(self.operators.authority, account.address, normal, expiry)
+            self.store.add_vehicle(
+                VehicleRow(account.address, name, normal, dict(keystore), lat, lon)
+            )
+            self.version += 1
+        return str(account.address)
+
+    def vehicle(self, address: str) -> VehicleRow:
+        row = self.store.vehicle(address)
+        if row is None:
+            raise ServiceError(404, f"unknown vehicle {address}")
+        return row
+
+    def unlock(self, address: str, password: str) -> LocalAccount:
+        """The vehicle's key from the built-in wallet; a wrong password is refused."""
+        row = self.vehicle(address)
+        if row.keystore is None:
+            raise ServiceError(
+                403, f"vehicle {address} keeps its own key: send signed transactions to /api/tx"
+            )
+        try:
+            key = Account.decrypt(row.keystore, password)
+            account: LocalAccount = Account.from_key(key)
+            return account
+        except ValueError:
+            raise ServiceError(401, "field 'password': wrong password for this vehicle") from None
+
+    def vehicle_info(self, address: str) -> dict[str, Any]:
+        row = self.vehicle(address)
+        with self.lock:
+            bought, sold = self.ledger.energy(row.address)
+            return {
+                "address": row.address,
+                "name": row.name,
+                "plate": row.plate,
+                "valid": self.ledger.is_valid_vehicle(row.address),
+                "balance": self.ledger.balance(row.address) / _TOKEN,
+                "credit": self.ledger.credit(row.address) / _TOKEN,
+                "energy_bought": bought / units.ENERGY_SCALE,
+                "energy_sold": sold / units.ENERGY_SCALE,
+                "lat": row.lat,
+                "lon": row.lon,
+                "wallet": row.keystore is not None,
+            }
+
+    def top_up(self, address: str, password: str, tokens: float) -> dict[str, Any]:
+        self.unlock(address, password)
+        with self.lock:
+            self.ledger.mint(self.operators.authority, address, tokens)
+            self.version += 1
+        return self.vehicle_info(address)
+
+    def collect(self, address: str, password: str) -> dict[str, Any]:
+        """Claim every refund due to the vehicle and withdraw its credit (pull payments)."""
+        account = self.unlock(address, password)
+        with self.lock:
+            for view in self.store.rounds():
+                if view["phase"] not in ("settled", "expired"):
+                    continue
+                for q in view["requests"]:
+                    if q["address"].lower() == account.address.lower():
+                        with contextlib.suppress(ContractRejectedError):  # already refunded
+                            self.ledger.claim_refund(account, view["round_id"], q["index"])
+            if self.ledger.credit(account.address) > 0:
+                self.ledger.withdraw(account)
+            self.version += 1
+        return self.vehicle_info(address)
+
+    # -- the trading flow -----------------------------------------------------------------------
+
+    def open_round(self) -> int:
+        s = self.settings
+        params = RoundParams(
+            v_floor=s.v_floor,
+            c_ceiling=s.c_ceiling,
+            t_limit=s.t_limit,
+            t_reveal=s.t_reveal,
+            t_settle=s.t_settle,
+            l1=s.l1,
+            l2=s.l2,
+            max_distance_km=s.max_distance_km,
+        )
+        with self.lock:
+            round_id = self.ledger.open_round(self.operators.rsu, params)
+            self._refresh(round_id)
+        return round_id
+
+    def post_request(
+        self, address: str, password: str, round_id: int | None, buyer: Buyer
+    ) -> dict[str, Any]:
+        """A buyer's request; with no round given, the RSU opens one (the seed app's flow)."""
+        account = self.unlock(address, password)
+        with self.lock:
+            if round_id is None:
+                round_id = self.open_round()
+            self._check_round(round_id)
+            need = units.escrow(
+                units.to_fixed("v_max", buyer.v_max, units.PRICE_SCALE),
+                units.to_fixed("b_max", buyer.b_max, units.ENERGY_SCALE),
+            )
+            if self.ledger.balance(account.address) < need:
+                raise ServiceError(
+                    402,
+                    f"balance below the escrow v_max * b_max = {need / _TOKEN:g} tokens; top up",
+                )
+            pubkey = self.ledger.rsu_pubkey(self.operators.rsu.address)
+            bid = self.ledger.post_request(account, round_id, buyer, rsu_pubkey=pubkey)
+            self._refresh(round_id)
+        return {"round_id": round_id, "index": bid.index}
+
+    def post_reply(
+        self, address: str, password: str, round_id: int, seller: Seller
+    ) -> dict[str, Any]:
+        account = self.unlock(address, password)
+        with self.lock:
+            self._check_round(round_id)
+            pubkey = self.ledger.rsu_pubkey(self.operators.rsu.address)
+            bid = self.ledger.post_reply(account, round_id, seller, rsu_pubkey=pubkey)
+            self._refresh(round_id)
+        return {"round_id": round_id, "index": bid.index}
+
+    def accept(
+        self, address: str, password: str, round_id: int, seller_index: int, kwh: float
+    ) -> dict[str, Any]:
+        """The buyer chooses one offer; the trade completes and the others fail."""
+        account = self.unlock(address, password)
+        with self.lock:
+            self._check_round(round_id)
+            self._reveal_if_due(round_id)
+            self.ledger.accept(account, round_id, seller_index, kwh)
+            return self._refresh(round_id)
+
+    def next_block_time(self) -> float:
+        """The earliest timestamp the next block can carry: the chain's deadlines use it.
+
+        Block timestamps are whole seconds and strictly increasing, so a chain that mines a block
+        per transaction runs ahead of the wall clock; its next block is never stamped earlier than
+        the last one plus a second.
+        """
+        return max(time.time(), float(self.chain.timestamp() + 1))
+
+    def _check_round(self, round_id: int) -> None:
+        if not 0 <= round_id < self.ledger.round_count():
+            raise ServiceError(404, f"field 'round_id': no round {round_id}")
+
+    def _reveal_if_due(self, round_id: int) -> None:
+        view = self.ledger.round_view(round_id)
+        if view.settled or self.next_block_time() <= view.deadline:
+            return
+        if any(q.value is None for q in view.requests) or any(
+            p.value is None for p in view.replies
+        ):
+            self.ledger.reveal_sealed(self.operators.rsu, round_id)
+
+    def tick(self) -> None:
+        """The RSU's clock: reveal sealed bids after the window, settle at the P1 optimum after
+        the reveal window (unless the buyer already chose an offer)."""
+        with self.lock:
+            now = self.next_block_time()
+            for view in self.store.rounds():
+                rid = view["round_id"]
+                if view["phase"] in ("settled", "expired"):
+                    continue
+                try:
+                    if now > view["deadline"] and not all(
+                        b["revealed"] for b in view["requests"] + view["replies"]
+                    ):
+                        self._reveal_if_due(rid)
+                    if now > view["reveal_deadline"] + 1:
+                        self.ledger.settle_optimal(self.operators.rsu, rid)
+                    self._refresh(rid)
+                except (ContractRejectedError, LedgerError):
+                    self._refresh(rid)
+
+    def relay(self, raw: str) -> dict[str, Any]:
+        """Relay a transaction a vehicle signed itself, once its signer and target are checked."""
+        try:
+            data = HexBytes(raw)
+            sender = Account.recover_transaction(data)
+            decoded = self._decode_tx(data)
+        except Exception as exc:  # malformed RLP, bad signature: the client's fault
+            raise ServiceError(400, f"field 'raw': not a signed transaction ({exc})") from None
+        if not self.ledger.is_valid_vehicle(sender):
+            raise ServiceError(403, f"transaction signed by {sender}, not a registered vehicle")
+        to = str(decoded.get("to", "")).lower()
+        allowed = {self.ledger.market.address.lower(), self.ledger.token.address.lower()}
+        if to not in allowed:
+            raise ServiceError(403, "transactions may only call the market or the token contract")
+        with self.lock:
+            try:
+                self.chain.w3.eth.call(
+                    {"from": sender, "to": decoded["to"], "data": decoded["data"]}, "pending"
+                )
+            except Exception as exc:
+                raise ServiceError(409, f"the contract refuses this transaction: {exc}") from None
+            tx_hash = self.chain.w3.eth.send_raw_transaction(data)
+            receipt = self.chain.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)
+            self.version += 1
+        return {
+            "tx": HexBytes(tx_hash).to_0x_hex(),
+            "status": int(receipt["status"]),
+            "from": sender,
+        }
+
+    @staticmethod
+    def _decode_tx(data: bytes) -> dict[str, Any]:
+        from eth_account.typed_transactions.typed_transaction import TypedTransaction
+
+        if not data or data[0] > 0x7F:
+            raise ValueError("send a typed (EIP-2718) transaction, e.g. EIP-1559")
+        tx = TypedTransaction.from_bytes(HexBytes(data)).as_dict()
+        to = tx.get("to")
+        return {
+            "to": "0x" + bytes(to).hex() if isinstance(to, bytes) else to,
+            "data": tx.get("data"),
+        }
+
+    # -- chain view for the dashboard -----------------------------------------------------------
+
+    def recent_blocks(self, count: int = 10) -> list[dict[str, Any]]:
+        with self.lock:
+            head = int(self.chain.w3.eth.block_number)
+            out = []
+            for n in range(head, max(-1, head - count), -1):
+                block = self.chain.w3.eth.get_block(n)
+                out.append(
+                    {
+                        "number": n,
+                        "hash": block["hash"].to_0x_hex(),
+                        "timestamp": int(block["timestamp"]),
+                        "transactions": [HexBytes(t).to_0x_hex() for t in block["transactions"]],  # type: ignore[arg-type]
+                    }
+                )
+            return out
+
+    def close(self) -> None:
+        self.chain.close()
+        self.store.close()
