@@ -52,7 +52,8 @@ def _as_int(value: Any) -> int:
     return int(value, 16) if isinstance(value, str) else int(value)
 
 
-def _reason(exc: Exception) -> str:
+def revert_reason(exc: Exception) -> str:
+    """The contract's reason in a failed call's error, without the node's prefix."""
     message = getattr(exc, "message", None) or str(exc)
     for prefix in ("execution reverted: ", "execution reverted:"):
         if prefix in message:
@@ -116,7 +117,7 @@ class Chain(ABC):
                 if preflight:
                     fn.call({"from": account.address}, block_identifier="pending")
             except (ContractLogicError, Web3RPCError, TransactionFailed) as exc:
-                raise ContractRejectedError(f"{what}: {_reason(exc)}") from exc
+                raise ContractRejectedError(f"{what}: {revert_reason(exc)}") from exc
             except ValidationError as exc:  # py-evm refuses the transaction (e.g. no gas money)
                 raise LedgerError(f"{what}: {exc}") from exc
             tx = fn.build_transaction(
@@ -157,7 +158,7 @@ class Chain(ABC):
                         {"from": account.address, "to": target, "data": HexBytes(data)}, "pending"
                     )
                 except (ContractLogicError, Web3RPCError, TransactionFailed) as exc:
-                    raise ContractRejectedError(f"{what}: {_reason(exc)}") from exc
+                    raise ContractRejectedError(f"{what}: {revert_reason(exc)}") from exc
                 except ValidationError as exc:
                     raise LedgerError(f"{what}: {exc}") from exc
             tx = {
@@ -220,7 +221,9 @@ class Chain(ABC):
             tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
         except (Web3RPCError, ValueError) as exc:
             self._nonces.pop(account.address, None)
-            raise LedgerError(f"{what}: the node refused the transaction: {_reason(exc)}") from exc
+            raise LedgerError(
+                f"{what}: the node refused the transaction: {revert_reason(exc)}"
+            ) from exc
         return Sent(HexBytes(tx_hash), what)
 
     def wait(self, sent: Sent, timeout: float = 120.0) -> TxReceipt:

@@ -18,11 +18,12 @@ from typing import Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_utils.address import to_checksum_address
 from hexbytes import HexBytes
 
 from evtrade.errors import ContractRejectedError, EvtradeError, LedgerError
 from evtrade.ledger import units
-from evtrade.ledger.chain import Chain, open_chain
+from evtrade.ledger.chain import Chain, open_chain, revert_reason
 from evtrade.ledger.client import Ledger, RoundParams, RoundView, has_revealed_pair, round_market
 from evtrade.ledger.rounds import Operators, load_operators, open_ledger
 from evtrade.market.geo import great_circle_km
@@ -333,10 +334,16 @@ class Rsu:
     ) -> dict[str, Any]:
         """A buyer's request; with no round given, the RSU opens one (the seed app's flow)."""
         account = self.unlock(address, password)
+        if buyer.v_min < self.settings.v_floor:
+            raise ServiceError(
+                422,
+                f"field 'v_min' ({buyer.v_min}) is below the RSU's floor ({self.settings.v_floor})",
+            )
         with self.lock:
-            if round_id is None:
-                round_id = self.open_round()
-            self._check_round(round_id)
+            if not self.ledger.is_valid_vehicle(account.address):
+                raise ServiceError(
+                    403, f"vehicle {account.address}: certificate revoked or expired"
+                )
             need = units.escrow(
                 units.to_fixed("v_max", buyer.v_max, units.PRICE_SCALE),
                 units.to_fixed("b_max", buyer.b_max, units.ENERGY_SCALE),
@@ -346,6 +353,9 @@ class Rsu:
                     402,
                     f"balance below the escrow v_max * b_max = {need / _TOKEN:g} tokens; top up",
                 )
+            if round_id is None:
+                round_id = self.open_round()
+            self._check_round(round_id)
             pubkey = self.ledger.rsu_pubkey(self.operators.rsu.address)
             bid = self.ledger.post_request(account, round_id, buyer, rsu_pubkey=pubkey)
             self._refresh(round_id)
@@ -380,7 +390,7 @@ class Rsu:
         per transaction runs ahead of the wall clock; its next block is never stamped earlier than
         the last one plus a second.
         """
-        return max(time.time(), float(self.chain.timestamp() + 1))
+        return float(max(int(time.time()), self.chain.timestamp() + 1))
 
     def _check_round(self, round_id: int) -> None:
         if not 0 <= round_id < self.ledger.round_count():
@@ -432,11 +442,15 @@ class Rsu:
         with self.lock:
             try:
                 self.chain.w3.eth.call(
-                    {"from": sender, "to": decoded["to"], "data": decoded["data"]}, "pending"
+                    {"from": sender, "to": to_checksum_address(to), "data": decoded["data"]},
+                    "pending",
                 )
             except Exception as exc:
-                raise ServiceError(409, f"the contract refuses this transaction: {exc}") from None
-            tx_hash = self.chain.w3.eth.send_raw_transaction(data)
+                raise ServiceError(409, f"the contract refuses it: {revert_reason(exc)}") from None
+            try:  # a replayed or stale nonce, or too little gas money
+                tx_hash = self.chain.w3.eth.send_raw_transaction(data)
+            except Exception as exc:
+                raise ServiceError(409, f"the node refuses it: {revert_reason(exc)}") from None
             receipt = self.chain.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)
             self.version += 1
         return {
