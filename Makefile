@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 ANVIL_VERSION := 1.7.1
 ANVIL := .tools/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
 
-.PHONY: demo test lint typecheck figures bench clean
+.PHONY: demo serve test lint typecheck figures bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,13 +15,23 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
+# Debian's chromium for the browser tests (Playwright drives it; it never downloads a browser)
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
+
 $(ANVIL):
 	npm install --no-save --no-audit --no-fund --prefix .tools @foundry-rs/anvil-linux-amd64@$(ANVIL_VERSION)
+
+serve: $(STAMP)
+	$(BIN)/evtrade serve --data-dir out/demo
 
 demo: $(STAMP)
 	$(BIN)/evtrade clear examples/small.json
 	$(BIN)/evtrade demo
-	$(BIN)/evtrade chain run examples/small.json --data-dir out/chain
 	$(BIN)/evtrade reproduce eta --out out/eta
 
 lint: $(STAMP)
@@ -31,7 +41,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src
 
-test: lint typecheck $(ANVIL)
+test: lint typecheck $(ANVIL) $(CHROMIUM)
 	$(BIN)/pytest -q -m "not slow"
 
 figures: $(STAMP)

@@ -275,13 +275,21 @@ def reproduce_babg(
 
 @app.command()
 def demo(
-    seed: Annotated[int, typer.Option(help="Seed of the demo market.")] = 7,
+    seed: Annotated[int, typer.Option(help="Seed of the demo markets.")] = 7,
+    data_dir: Annotated[
+        Path, typer.Option("--data-dir", help="Where the demo's embedded chain lives.")
+    ] = Path("out/demo"),
 ) -> None:
-    """Clear a paper-scale market (35 buyers x 40 sellers) under the three mechanisms."""
+    """Clear a paper-scale market under three mechanisms, then run one round on the ledger.
+
+    The round: an embedded chain in DATA_DIR, a few registered vehicles, sealed bids revealed by
+    the RSU, settlement at Theorem 1 prices and P1 volumes; prints the trades with their block and
+    transaction, and the balances before and after.
+    """
     from evtrade.sim import ScenarioSpec, random_market
 
     market = random_market(ScenarioSpec(), np.random.default_rng(seed))
-    console = Console()
+    console = Console(width=170)
     table = Table(
         title=f"Paper-scale market: {market.n_buyers} buyers x {market.n_sellers} sellers"
     )
@@ -301,6 +309,61 @@ def demo(
             _fmt(r.satisfaction["mean"]),
         )
     console.print(table)
+    _demo_round(console, seed, data_dir)
+
+
+def _demo_round(console: Console, seed: int, data_dir: Path) -> None:
+    from evtrade.ledger.chain import EmbeddedChain
+    from evtrade.ledger.rounds import load_operators, open_ledger, run_round
+    from evtrade.sim import ScenarioSpec, random_market
+
+    spec = ScenarioSpec(n_buyers=3, n_sellers=4)
+    market = random_market(spec, np.random.default_rng(seed))
+    chain = EmbeddedChain(data_dir / "chain")
+    try:
+        ledger = open_ledger(chain, data_dir)
+        run = run_round(ledger, load_operators(data_dir), market, t_limit=30, t_reveal=30)
+    finally:
+        chain.close()
+    table = Table(
+        title=f"Round {run.round_id} on the embedded chain: sealed bids, settled at P*, R*, T"
+    )
+    for col in ("buyer", "seller", "kWh", "price T", "payment", "block", "transaction"):
+        table.add_column(col, justify="right")
+    names = {address: ident for ident, address in run.addresses.items()}
+    for t in run.trades:
+        table.add_row(
+            names[t.buyer],
+            names[t.seller],
+            f"{t.energy / 1e6:.3f}",
+            f"{t.price / 1e18:.4f}",
+            f"{t.payment / 1e18:.4f}",
+            str(t.block),
+            t.tx_hash,
+        )
+    console.print(table)
+    balances = Table(title="Balances (tokens) and energy on chain")
+    for col in ("vehicle", "account", "before", "after", "kWh bought", "kWh sold"):
+        balances.add_column(col, justify="right")
+    for ident, address in run.addresses.items():
+        bought, sold = run.energy_after[ident]
+        balances.add_row(
+            ident,
+            address,
+            f"{run.balances_before[ident] / 1e18:.4f}",
+            f"{run.balances_after[ident] / 1e18:.4f}",
+            f"{bought / 1e6:.3f}",
+            f"{sold / 1e6:.3f}",
+        )
+    console.print(balances)
+    for ident, reason in run.rejected.items():
+        typer.echo(f"excluded {ident}: {reason}")
+    if run.audit is not None:
+        typer.echo(f"audit: {'ok' if run.audit.ok else run.audit.findings}")
+    typer.echo(
+        f"\nOpen the web app on this chain: .venv/bin/evtrade serve --data-dir {data_dir}\n"
+        "then browse http://127.0.0.1:8000/ (vehicles), /rsu (dashboard), /docs (API)."
+    )
 
 
 @chain_app.command("run")
@@ -318,7 +381,7 @@ def chain_run(
     from evtrade.ledger.rounds import load_operators, open_ledger, run_round
 
     market = load_market(market_file)
-    chain = open_chain(data_dir=data_dir, chain_url=chain_url)
+    chain = open_chain(data_dir=data_dir / "chain", chain_url=chain_url)
     try:
         ledger = open_ledger(chain, data_dir, deployment)
         run = run_round(ledger, load_operators(data_dir), market)
@@ -390,7 +453,7 @@ def audit(
     path = deployment or data_dir / "deployment.json"
     if not path.exists():
         _fail(f"no deployment record at {path}; give --deployment")
-    chain = open_chain(data_dir=data_dir, chain_url=chain_url)
+    chain = open_chain(data_dir=data_dir / "chain", chain_url=chain_url)
     try:
         report = audit_round(Ledger(chain, Deployment.load(path)).round_view(round_id))
     finally:
