@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -74,7 +75,7 @@ def test_vehicle_refusals(client: httpx.Client) -> None:
     r = client.post(f"/api/vehicles/{car}/topup", json={"password": PASSWORD, "tokens": -5})
     assert r.status_code == 422 and "tokens" in problem(r)
     r = client.post(f"/api/vehicles/{car}/topup", json={"tokens": 5})
-    assert r.status_code == 422 and "password" in problem(r)
+    assert r.status_code == 401 and "unsigned request" in problem(r)
     assert head(client) == before
     assert client.get(f"/api/vehicles/{car}").json()["balance"] == 0
 
@@ -196,3 +197,64 @@ def test_pages_and_openapi(client: httpx.Client) -> None:
         assert client.get(path).status_code == 200, path
     spec = client.get("/openapi.json").json()
     assert "/api/vehicles/{address}/requests" in spec["paths"]
+
+
+def test_vehicle_with_its_own_key(client: httpx.Client) -> None:
+    from eth_account.messages import encode_defunct
+
+    from evtrade.service.rsu import registration_message, top_up_message
+
+    key = Account.create()
+    plate = "OWN1"
+
+    def sign(text: str, account: Account = key) -> str:
+        return account.sign_message(encode_defunct(text=text)).signature.to_0x_hex()
+
+    body = {"name": "Own", "plate": plate, "address": key.address}
+    before = head(client)
+    r = client.post(
+        "/api/vehicles",
+        json={
+            **body,
+            "signature": sign(registration_message(key.address, plate), Account.create()),
+        },
+    )
+    assert r.status_code == 401 and "signature" in problem(r)
+    r = client.post("/api/vehicles", json=body)
+    assert r.status_code == 422 and "address and signature go together" in problem(r)
+    r = client.post("/api/vehicles", json={**body, "password": PASSWORD, "signature": sign("x")})
+    assert r.status_code == 422 and "either password" in problem(r)
+    assert head(client) == before
+    r = client.post(
+        "/api/vehicles", json={**body, "signature": sign(registration_message(key.address, plate))}
+    )
+    assert r.status_code == 201 and r.json()["wallet"] is False, r.text
+    # A signed top-up: fresh, by this key, once.
+    now = int(time.time())
+    signed = {
+        "tokens": 5.0,
+        "timestamp": now,
+        "signature": sign(top_up_message(key.address, 5.0, now)),
+    }
+    r = client.post(f"/api/vehicles/{key.address}/topup", json={"tokens": 5.0})
+    assert r.status_code == 401 and "unsigned request" in problem(r)
+    r = client.post(f"/api/vehicles/{key.address}/topup", json={**signed, "tokens": 50.0})
+    assert r.status_code == 401 and "not signed by this vehicle" in problem(r)
+    old = now - 600
+    r = client.post(
+        f"/api/vehicles/{key.address}/topup",
+        json={
+            "tokens": 5.0,
+            "timestamp": old,
+            "signature": sign(top_up_message(key.address, 5.0, old)),
+        },
+    )
+    assert r.status_code == 401 and "timestamp" in problem(r)
+    r = client.post(f"/api/vehicles/{key.address}/topup", json=signed)
+    assert r.status_code == 200 and r.json()["balance"] == 5.0
+    r = client.post(f"/api/vehicles/{key.address}/topup", json=signed)  # replay
+    assert r.status_code == 409 and "already used" in problem(r)
+    # The wallet's actions need the built-in wallet; this vehicle relays its own transactions.
+    r = client.post(f"/api/vehicles/{key.address}/requests", json=request_body())
+    assert r.status_code == 403 and "/api/tx" in problem(r)
+    assert client.get(f"/api/vehicles/{key.address}").json()["balance"] == 5.0

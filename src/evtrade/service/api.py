@@ -35,15 +35,39 @@ class Unlock(Strict):
 
 
 class RegisterIn(Strict):
+    """Either ``password`` (the built-in wallet creates and keeps the key, encrypted) or
+    ``address`` + ``signature`` (the vehicle keeps its key and proves it by signing
+    :func:`~evtrade.service.rsu.registration_message`, EIP-191)."""
+
     name: str = Field(min_length=1, max_length=60)
     plate: str = Field(min_length=1, max_length=20, pattern=r"^[A-Za-z0-9 -]+$")
-    password: str = Field(min_length=6, max_length=200)
+    password: str | None = Field(None, min_length=6, max_length=200)
+    address: str | None = Field(None, pattern=r"^0x[0-9a-fA-F]{40}$")
+    signature: str | None = Field(None, pattern=r"^0x[0-9a-fA-F]{130}$")
     lat: float | None = Field(None, ge=-90, le=90)
     lon: float | None = Field(None, ge=-180, le=180)
 
+    @model_validator(mode="after")
+    def _one_kind_of_key(self) -> RegisterIn:
+        own = self.address is not None or self.signature is not None
+        if own and self.password is not None:
+            raise ValueError("give either password (built-in wallet) or address + signature")
+        if own and (self.address is None or self.signature is None):
+            raise ValueError("address and signature go together")
+        if not own and self.password is None:
+            raise ValueError("password (built-in wallet) or address + signature is required")
+        return self
 
-class TopUpIn(Unlock):
+
+class TopUpIn(Strict):
+    """Authorised by the wallet ``password``, or by ``signature`` (EIP-191) over
+    ``evtrade: top up {address} by {tokens!r} tokens at {timestamp}`` for a vehicle that keeps
+    its own key; a signed request is good for two minutes, once."""
+
     tokens: float = Field(gt=0, le=1e9)
+    password: str | None = Field(None, min_length=1, max_length=200)
+    signature: str | None = Field(None, pattern=r"^0x[0-9a-fA-F]{130}$")
+    timestamp: int | None = Field(None, ge=0)
 
 
 class RequestIn(Unlock):
@@ -156,7 +180,15 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.post("/api/vehicles", status_code=201)
     def register(body: RegisterIn, rsu: RsuDep) -> dict[str, Any]:
-        address = rsu.register_vehicle(body.name, body.plate, body.password, body.lat, body.lon)
+        address = rsu.register_vehicle(
+            body.name,
+            body.plate,
+            body.password,
+            body.lat,
+            body.lon,
+            own_address=body.address,
+            signature=body.signature,
+        )
         return rsu.vehicle_info(address)
 
     @app.get("/api/vehicles")
@@ -172,7 +204,13 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.post("/api/vehicles/{address}/topup")
     def top_up(address: str, body: TopUpIn, rsu: RsuDep) -> dict[str, Any]:
-        return rsu.top_up(address, body.password, body.tokens)
+        return rsu.top_up(
+            address,
+            body.tokens,
+            password=body.password,
+            signature=body.signature,
+            timestamp=body.timestamp,
+        )
 
     @app.post("/api/vehicles/{address}/collect")
     def collect(address: str, body: Unlock, rsu: RsuDep) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from eth_account import Account
+from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
 from hexbytes import HexBytes
@@ -33,7 +34,19 @@ from evtrade.service.store import Store, VehicleRow
 
 #: Key derivation of the built-in wallet (eth-account keystore v3, scrypt).
 KDF_ITERATIONS = 2**14
+#: How far a signed request's timestamp may be from the service's clock, seconds.
+SIGNATURE_WINDOW = 120
 _TOKEN = 10**18
+
+
+def registration_message(address: str, plate: str) -> str:
+    """What a vehicle that keeps its own key signs (EIP-191) to register."""
+    return f"evtrade: register vehicle {to_checksum_address(address)} with plate {plate}"
+
+
+def top_up_message(address: str, tokens: float, timestamp: int | None) -> str:
+    """What a vehicle that keeps its own key signs (EIP-191) to ask for a top-up."""
+    return f"evtrade: top up {to_checksum_address(address)} by {tokens!r} tokens at {timestamp}"
 
 
 class ServiceError(EvtradeError):
@@ -232,22 +245,51 @@ class Rsu:
     # -- vehicles -------------------------------------------------------------------------------
 
     def register_vehicle(
-        self, name: str, plate: str, password: str, lat: float | None, lon: float | None
+        self,
+        name: str,
+        plate: str,
+        password: str | None,
+        lat: float | None,
+        lon: float | None,
+        *,
+        own_address: str | None = None,
+        signature: str | None = None,
     ) -> str:
-        """The authority certifies a new vehicle; its key goes into the built-in wallet."""
+        """The authority certifies a new vehicle.
+
+        With a password the key is created in the built-in wallet; with ``own_address`` the
+        vehicle keeps its key and ``signature`` (EIP-191 over :func:`registration_message`)
+        proves it holds it.
+        """
         normal = "".join(plate.split()).upper()
         if self.store.plate_taken(normal):
             raise ServiceError(409, f"field 'plate': {normal} is already registered")
-        account = Account.create()
-        keystore = Account.encrypt(account.key, password, kdf="scrypt", iterations=KDF_ITERATIONS)
+        keystore: dict[str, Any] | None = None
+        if own_address is not None and signature is not None:
+            address = to_checksum_address(own_address)
+            message = encode_defunct(text=registration_message(address, normal))
+            try:
+                signer = Account.recover_message(message, signature=signature)
+            except Exception:
+                signer = None
+            if signer != address:
+                raise ServiceError(401, "field 'signature': not signed by the key of 'address'")
+            if self.store.vehicle(address) is not None:
+                raise ServiceError(409, f"field 'address': {address} is already registered")
+        elif password is not None:
+            account = Account.create()
+            address = account.address
+            keystore = dict(
+                Account.encrypt(account.key, password, kdf="scrypt", iterations=KDF_ITERATIONS)
+            )
+        else:
+            raise ServiceError(422, "give a password (built-in wallet) or address + signature")
         with self.lock:
             expiry = self.chain.timestamp() + 365 * 24 * 3600
-            self.ledger.register_vehicle(self.operators.authority, account.address, normal, expiry)
-            self.store.add_vehicle(
-                VehicleRow(account.address, name, normal, dict(keystore), lat, lon)
-            )
+            self.ledger.register_vehicle(self.operators.authority, address, normal, expiry)
+            self.store.add_vehicle(VehicleRow(address, name, normal, keystore, lat, lon))
             self.version += 1
-        return str(account.address)
+        return str(address)
 
     def vehicle(self, address: str) -> VehicleRow:
         row = self.store.vehicle(address)
@@ -287,12 +329,43 @@ class Rsu:
                 "wallet": row.keystore is not None,
             }
 
-    def top_up(self, address: str, password: str, tokens: float) -> dict[str, Any]:
-        self.unlock(address, password)
+    def top_up(
+        self,
+        address: str,
+        tokens: float,
+        *,
+        password: str | None = None,
+        signature: str | None = None,
+        timestamp: int | None = None,
+    ) -> dict[str, Any]:
+        """The authority mints a top-up, asked for with the wallet password or a signed request."""
+        if password is not None:
+            self.unlock(address, password)
+        else:
+            message = top_up_message(address, tokens, timestamp)
+            self.check_signed(address, message, signature, timestamp)
         with self.lock:
             self.ledger.mint(self.operators.authority, address, tokens)
             self.version += 1
         return self.vehicle_info(address)
+
+    def check_signed(
+        self, address: str, message: str, signature: str | None, timestamp: int | None
+    ) -> None:
+        """A signed request (EIP-191): by ``address``, fresh (2 minutes), never used before."""
+        row = self.vehicle(address)
+        if signature is None or timestamp is None:
+            raise ServiceError(401, "unsigned request: give password, or signature and timestamp")
+        if abs(time.time() - timestamp) > SIGNATURE_WINDOW:
+            raise ServiceError(401, f"field 'timestamp': more than {SIGNATURE_WINDOW} s from now")
+        try:
+            signer = Account.recover_message(encode_defunct(text=message), signature=signature)
+        except Exception:
+            signer = None
+        if signer != row.address:
+            raise ServiceError(401, "field 'signature': not signed by this vehicle's key")
+        if not self.store.use_signature(signature):
+            raise ServiceError(409, "field 'signature': this signed request was already used")
 
     def collect(self, address: str, password: str) -> dict[str, Any]:
         """Claim every refund due to the vehicle and withdraw its credit (pull payments)."""

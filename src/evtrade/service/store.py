@@ -25,6 +25,10 @@ CREATE TABLE IF NOT EXISTS vehicles (
     lon REAL,
     created REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS used_signatures (
+    signature TEXT PRIMARY KEY,
+    used REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS rounds (
     round_id INTEGER PRIMARY KEY,
     view TEXT NOT NULL
@@ -94,6 +98,17 @@ class Store:
                 self._conn.execute("SELECT 1 FROM vehicles WHERE plate = ?", (plate,)).fetchone()
                 is not None
             )
+
+    def use_signature(self, signature: str) -> bool:
+        """Record a signed request's signature; False if it was used before (a replay)."""
+        with self._lock:
+            try:
+                self._conn.execute(
+                    "INSERT INTO used_signatures VALUES (?, ?)", (signature.lower(), time.time())
+                )
+            except sqlite3.IntegrityError:
+                return False
+            return True
 
     def put_round(self, round_id: int, view: dict[str, Any]) -> None:
         with self._lock:

@@ -74,13 +74,22 @@ async function renderBuyer() {
   return v;
 }
 
+function km(a, b) {
+  const r = Math.PI / 180, dLat = (b.lat - a.lat) * r, dLon = (b.lon - a.lon) * r;
+  const h = Math.sin(dLat / 2) ** 2 + Math.cos(a.lat * r) * Math.cos(b.lat * r) * Math.sin(dLon / 2) ** 2;
+  return 2 * 6371.0088 * Math.asin(Math.sqrt(h));
+}
+
 async function renderSeller() {
   const v = await renderAccount();
   const rounds = await api("GET", "/api/rounds");
   const open = rounds.filter((r) => r.phase === "bidding" && !r.replies.some((p) => p.address.toLowerCase() === me.toLowerCase())
     && !r.requests.some((q) => q.address.toLowerCase() === me.toLowerCase()));
+  const here = {lat: v.lat ?? 0, lon: v.lon ?? 0};
+  const nearest = (r) => Math.min(...r.requests.map((q) => km(here, q)));
+  open.sort((a, b) => nearest(a) - nearest(b));  // requests near me first
   const openHtml = open.map((r) => `<div class="round" data-round="${r.round_id}"><h3>Round ${r.round_id}: ${esc(countdown(r))}</h3>
-    <p>${r.requests.map((q) => `${esc(q.name)} wants ${num(q.b_min)}-${num(q.b_max)} kWh, values in [${num(q.v_min)}, ${num(q.v_max)}]`).join("<br>")}</p>
+    <p>${r.requests.map((q) => `${esc(q.name)}, ${num(km(here, q), 2)} km away, wants ${num(q.b_min)}-${num(q.b_max)} kWh, values in [${num(q.v_min)}, ${num(q.v_max)}]`).join("<br>")}</p>
     <form class="reply" data-round="${r.round_id}">
       <label>cost c <input name="c" type="number" step="any" value="0.55"></label>
       <label>c_min <input name="c_min" type="number" step="any" value="0.5"></label>
