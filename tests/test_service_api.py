@@ -258,3 +258,28 @@ def test_vehicle_with_its_own_key(client: httpx.Client) -> None:
     r = client.post(f"/api/vehicles/{key.address}/requests", json=request_body())
     assert r.status_code == 403 and "/api/tx" in problem(r)
     assert client.get(f"/api/vehicles/{key.address}").json()["balance"] == 5.0
+
+
+def test_every_vehicle_endpoint_refuses_strangers_and_wrong_passwords(client: httpx.Client) -> None:
+    car = register(client, "Ivy", "IV 1")
+    stranger = "0x" + "ab" * 20
+    client.post(f"/api/vehicles/{car}/topup", json={"password": PASSWORD, "tokens": 20})
+    rid = client.post(f"/api/vehicles/{car}/requests", json=request_body()).json()["round_id"]
+    before = head(client)
+    endpoints = [
+        ("/api/vehicles/{a}/topup", {"tokens": 1}),
+        ("/api/vehicles/{a}/collect", {}),
+        ("/api/vehicles/{a}/requests", request_body(round_id=rid)),
+        (f"/api/rounds/{rid}/replies/{{a}}", reply_body()),
+        (f"/api/rounds/{rid}/accept/{{a}}", {"seller_index": 0, "kwh": 3}),
+    ]
+    for path, body in endpoints:
+        r = client.post(path.format(a=stranger), json={**body, "password": PASSWORD})
+        assert r.status_code == 404 and "unknown vehicle" in problem(r), path
+        r = client.post(path.format(a=car), json={**body, "password": "not the one"})
+        assert r.status_code == 401 and "wrong password" in problem(r), path
+        r = client.post(
+            path.format(a=car), content=b"{not json", headers={"Content-Type": "application/json"}
+        )
+        assert r.status_code == 422, path
+    assert head(client) == before
