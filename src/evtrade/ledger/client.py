@@ -255,18 +255,8 @@ class Ledger:
     def _deploy_one(chain: Chain, account: LocalAccount, name: str, args: Sequence[Any]) -> str:
         artifact = load_artifact(name)
         factory = chain.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
-        with chain._lock:
-            tx = factory.constructor(*args).build_transaction(
-                {
-                    "from": account.address,
-                    "gas": GAS["deploy"],
-                    "nonce": chain._next_nonce(account.address),
-                    "maxFeePerGas": chain._max_fee(),
-                    "maxPriorityFeePerGas": 0,
-                    "chainId": chain.chain_id,
-                }
-            )
-            sent = chain._send_signed(account, tx, f"deploy {name}")
+        code = factory.constructor(*args).data_in_transaction
+        sent = chain.send_data(account, None, HexBytes(code), GAS["deploy"], what=f"deploy {name}")
         receipt = chain.wait(sent)
         address = receipt["contractAddress"]
         if address is None:
