@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
+import logging
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -132,6 +132,9 @@ class RelayIn(Strict):
     )
 
 
+log = logging.getLogger("evtrade.service")
+
+
 def get_rsu(request: Request) -> Rsu:
     """The running service's :class:`Rsu` (dependency)."""
     rsu: Rsu = request.app.state.rsu
@@ -152,8 +155,10 @@ def create_app(settings: Settings) -> FastAPI:
 
         def clock() -> None:
             while not stop.wait(settings.poll_seconds):
-                with contextlib.suppress(EvtradeError):  # the next tick retries
+                try:
                     rsu.tick()
+                except Exception:  # the clock must outlive a failed tick; the next one retries
+                    log.exception("RSU clock tick failed")
 
         thread = threading.Thread(target=clock, name="rsu-clock", daemon=True)
         thread.start()
