@@ -93,6 +93,7 @@ def test_whole_flow_by_clicking(service: Service) -> None:
         accept.click()
         expect(page.locator("#my-rounds")).to_contain_text("completed")
         page.click("#collect button")
+        expect(page.locator("#bought")).not_to_have_text("0.000")
         page.screenshot(path=str(ARTIFACTS / "buyer-completed.png"), full_page=True)
 
         seller_page.goto(f"{service.url}/seller?address={sellers[0]}")
@@ -100,6 +101,7 @@ def test_whole_flow_by_clicking(service: Service) -> None:
         expect(seller_page.locator("#my-rounds")).to_contain_text("completed")
         seller_page.click("#collect button")
         expect(seller_page.locator("#sold")).not_to_have_text("0.000")
+        expect(seller_page.locator("#balance")).not_to_have_text("0.0000")
         seller_page.screenshot(path=str(ARTIFACTS / "seller-completed.png"), full_page=True)
 
         page.goto(service.url + "/rsu")
