@@ -25,7 +25,7 @@ from tests.service_process import (
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    with running_service(tmp_path_factory.mktemp("svc"), t_limit=12, t_reveal=6) as svc:
+    with running_service(tmp_path_factory.mktemp("svc"), t_limit=15, t_reveal=6) as svc:
         yield svc
 
 

@@ -38,7 +38,7 @@ sync_api = pytest.importorskip("playwright.sync_api")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     if not Path(CHROMIUM).exists():
         raise RuntimeError("Debian chromium is not installed: `make test` installs it")
-    with running_service(tmp_path_factory.mktemp("web"), t_limit=20, t_reveal=30) as svc:
+    with running_service(tmp_path_factory.mktemp("web"), t_limit=30, t_reveal=30) as svc:
         yield svc
 
 

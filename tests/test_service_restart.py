@@ -11,7 +11,7 @@ from tests.service_process import PASSWORD, Service, register, reply_body, reque
 
 
 def test_kill_mid_round_then_restart(tmp_path: Path) -> None:
-    service = Service(tmp_path / "svc", t_limit=10, t_reveal=3)
+    service = Service(tmp_path / "svc", t_limit=20, t_reveal=3)
     service.start()
     try:
         with service.client() as client:
