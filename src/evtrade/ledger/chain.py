@@ -151,21 +151,30 @@ class Chain(ABC):
         Callers with big arguments encode them with eth-abi: web3's contract layer formats
         arguments element by element, 0.6 s for a 500-trade settlement (docs/ledger.md).
         """
-        target = None if to is None else Web3.to_checksum_address(to)
-        call: dict[str, Any] = {"from": account.address, "data": HexBytes(data)}
-        if target is not None:
-            call["to"] = target
         with self._lock:
             if preflight:
-                try:
-                    self.w3.eth.call(cast(TxParams, call), "pending")
-                except (ContractLogicError, Web3RPCError, TransactionFailed) as exc:
-                    raise ContractRejectedError(f"{what}: {revert_reason(exc)}") from exc
-                except ValidationError as exc:  # py-evm refuses the transaction (no gas money)
-                    raise LedgerError(f"{what}: {exc}") from exc
-            tx = {**call, "value": 0, **self._envelope(account, gas)}
-            del tx["from"]
+                self.preflight(account.address, to, data, what=what)
+            tx: dict[str, Any] = {"data": HexBytes(data), "value": 0}
+            if to is not None:
+                tx["to"] = Web3.to_checksum_address(to)
+            tx.update(self._envelope(account, gas))
             return self._send_signed(account, tx, what)
+
+    def preflight(self, sender: str, to: str | None, data: bytes, *, what: str) -> None:
+        """Execute a call against the pending block and throw the result away.
+
+        Raises :class:`ContractRejectedError` with the contract's reason when it would revert,
+        :class:`LedgerError` when the node refuses the transaction itself (e.g. no gas money).
+        """
+        call: dict[str, Any] = {"from": Web3.to_checksum_address(sender), "data": HexBytes(data)}
+        if to is not None:
+            call["to"] = Web3.to_checksum_address(to)
+        try:
+            self.w3.eth.call(cast(TxParams, call), "pending")
+        except (ContractLogicError, Web3RPCError, TransactionFailed) as exc:
+            raise ContractRejectedError(f"{what}: {revert_reason(exc)}") from exc
+        except ValidationError as exc:  # py-evm refuses the transaction (no gas money)
+            raise LedgerError(f"{what}: {exc}") from exc
 
     def wait_status(self, sent: Sent, timeout: float = 120.0) -> dict[str, int]:
         """Wait for a receipt and return only its status, block and gas (no log decoding)."""

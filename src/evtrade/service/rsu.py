@@ -27,7 +27,6 @@ from evtrade.ledger import units
 from evtrade.ledger.chain import Chain, open_chain, revert_reason
 from evtrade.ledger.client import Ledger, RoundParams, RoundView, has_revealed_pair, round_market
 from evtrade.ledger.rounds import Operators, load_operators, open_ledger
-from evtrade.market.geo import great_circle_km
 from evtrade.model import Buyer, Seller
 from evtrade.service.settings import Settings
 from evtrade.service.store import Store, VehicleRow
@@ -212,34 +211,30 @@ class Rsu:
 
         if not has_revealed_pair(view):
             return []
-        market = round_market(view)
-        result = clear(market, "eta")
-        x = result.volume_matrix
+        table = clear(round_market(view), "eta").pair_table  # priced and in range
         q_of = {q.buyer: q for q in view.requests}
         p_of = {p.seller: p for p in view.replies}
-        limit = market.auctioneer.max_distance_km
         offers = []
-        for i, b in enumerate(market.buyers):
-            for j, s in enumerate(market.sellers):
-                q, p = q_of[b.id], p_of[s.id]
-                assert q.value is not None and p.value is not None
-                P, R, T, ok = units.fixed_prices(q.value, q.v_max, p.value, p.c_min)
-                d = float(great_circle_km(b.lat or 0.0, b.lon or 0.0, s.lat or 0.0, s.lon or 0.0))
-                if not ok or (limit is not None and d > limit):
-                    continue
-                offers.append(
-                    {
-                        "buyer": b.id,
-                        "seller": s.id,
-                        "buyer_index": q.index,
-                        "seller_index": p.index,
-                        "P": P / units.PRICE_SCALE,
-                        "R": R / units.PRICE_SCALE,
-                        "T": T / units.PRICE_SCALE,
-                        "kwh": float(x[i, j]),
-                        "distance_km": round(d, 3) if math.isfinite(d) else None,
-                    }
-                )
+        for i, j, kwh, d in zip(table.i, table.j, table.volume, table.distance_km, strict=True):
+            q, p = q_of[table.buyer_ids[i]], p_of[table.seller_ids[j]]
+            assert q.value is not None and p.value is not None
+            # The contract's exact prices; a float tie the contract would refuse is no offer.
+            P, R, T, ok = units.fixed_prices(q.value, q.v_max, p.value, p.c_min)
+            if not ok:
+                continue
+            offers.append(
+                {
+                    "buyer": q.buyer,
+                    "seller": p.seller,
+                    "buyer_index": q.index,
+                    "seller_index": p.index,
+                    "P": P / units.PRICE_SCALE,
+                    "R": R / units.PRICE_SCALE,
+                    "T": T / units.PRICE_SCALE,
+                    "kwh": float(kwh),
+                    "distance_km": round(float(d), 3) if math.isfinite(d) else None,
+                }
+            )
         return offers
 
     # -- vehicles -------------------------------------------------------------------------------
@@ -514,12 +509,9 @@ class Rsu:
             raise ServiceError(403, "transactions may only call the market or the token contract")
         with self.lock:
             try:
-                self.chain.w3.eth.call(
-                    {"from": sender, "to": to_checksum_address(to), "data": decoded["data"]},
-                    "pending",
-                )
-            except Exception as exc:
-                raise ServiceError(409, f"the contract refuses it: {revert_reason(exc)}") from None
+                self.chain.preflight(sender, to, decoded["data"], what="relayed transaction")
+            except LedgerError as exc:  # a revert, or the node refusing the sender
+                raise ServiceError(409, f"the contract refuses it: {exc}") from None
             try:  # a replayed or stale nonce, or too little gas money
                 tx_hash = self.chain.w3.eth.send_raw_transaction(data)
             except Exception as exc:
