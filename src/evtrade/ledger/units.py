@@ -37,11 +37,6 @@ def to_fixed(name: str, value: float, scale: int, *, signed: bool = False) -> in
     return out
 
 
-def from_fixed(value: int, scale: int) -> float:
-    """The float nearest to ``value / scale``."""
-    return value / scale
-
-
 def fixed_prices(v: int, v_max: int, c: int, c_min: int) -> tuple[int, int, int, bool]:
     """ETA Theorem 1 exactly as ``Market._prices`` computes it.
 

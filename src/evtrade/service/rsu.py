@@ -13,7 +13,6 @@ import contextlib
 import math
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from eth_account import Account
@@ -54,13 +53,6 @@ class ServiceError(EvtradeError):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
-
-
-@dataclass(frozen=True, slots=True)
-class BidFields:
-    """A request's or reply's fields as the driver enters them (kWh, tokens per kWh, degrees)."""
-
-    values: dict[str, Any]
 
 
 class Rsu:
