@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 ANVIL_VERSION := 1.7.1
 ANVIL := .tools/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
 
-.PHONY: demo serve test lint typecheck figures bench clean
+.PHONY: demo serve test fuzz lint typecheck figures bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ typecheck: $(STAMP)
 
 test: lint typecheck $(ANVIL) $(CHROMIUM)
 	$(BIN)/pytest -q -m "not slow"
+
+# Fuzzers at full length (schemathesis against a live service, hypothesis over market files).
+# `make test` runs the same tests (marker `fuzz`) with a short budget.
+fuzz: $(STAMP)
+	EVTRADE_FUZZ=long $(BIN)/pytest -q -m fuzz -p no:cacheprovider
 
 figures: $(STAMP)
 	$(BIN)/evtrade reproduce eta --out docs/figures/eta
