@@ -6,9 +6,11 @@ import os
 import tomllib
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from evtrade.errors import EvtradeError
+from evtrade.errors import EvtradeError, LedgerError, MarketError
+
+_DAY = 24 * 3600
 
 
 class SettingsError(EvtradeError, ValueError):
@@ -22,23 +24,88 @@ class Settings(BaseModel):
     given to ``evtrade serve --settings``; the environment wins.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     data_dir: Path = Path("evtrade-data")
     chain_url: str | None = None
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
-    t_limit: int = Field(60, ge=1, description="bid window T_limit, seconds")
-    t_reveal: int = Field(30, ge=1, description="reveal window (the buyer may accept an offer)")
-    t_settle: int = Field(3600, ge=1, description="settlement window")
-    v_floor: float = Field(0.5, ge=0, description="auctioneer's v^min")
-    c_ceiling: float = Field(1.0, gt=0, description="auctioneer's c^max")
-    l1: float = Field(0.0025, ge=0)
-    l2: float = Field(0.005, ge=0)
+    t_limit: int = Field(60, ge=1, le=_DAY, description="bid window T_limit, seconds")
+    bid_grace: int = Field(
+        30,
+        ge=0,
+        le=_DAY,
+        description="seconds the on-chain bid window outlasts the announced one, so that a bid "
+        "admitted before the announced deadline still reaches the chain after queueing",
+    )
+    t_reveal: int = Field(
+        30, ge=1, le=_DAY, description="reveal window (the buyer may accept an offer)"
+    )
+    t_settle: int = Field(3600, ge=1, le=30 * _DAY, description="settlement window")
+    v_floor: float = Field(0.5, description="auctioneer's v^min")
+    c_ceiling: float = Field(1.0, description="auctioneer's c^max")
+    l1: float = Field(0.0025, description="cost factor l1 of eq. (16), > 0")
+    l2: float = Field(0.005, description="cost factor l2 of eq. (16), >= 0")
     max_distance_km: float | None = Field(None, gt=0)
     rsu_lat: float = Field(57.7089, ge=-90, le=90)
     rsu_lon: float = Field(11.9746, ge=-180, le=180)
-    poll_seconds: float = Field(0.5, gt=0, description="how often the RSU checks its rounds")
+    poll_seconds: float = Field(0.5, gt=0, le=60, description="how often the RSU checks its rounds")
+    faucet_tokens: float = Field(
+        0.0,
+        ge=0,
+        le=1e9,
+        description="development faucet: tokens each vehicle may mint itself, in all; "
+        "0 (the default, production) turns it off and only the authority mints",
+    )
+
+    @model_validator(mode="after")
+    def _the_model_accepts_the_auctioneer(self) -> Settings:
+        """Refuse what the market model and the contract would refuse, naming the setting.
+
+        The auctioneer of every round the service opens is built from these settings; a value the
+        model refuses (e.g. ``l1 = 0``: eq. (16) needs a strictly convex cost) would otherwise
+        surface only when the first round is cleared.
+        """
+        from evtrade.ledger import units
+        from evtrade.model import Auctioneer
+
+        model_name = {"v_min": "v_floor", "c_max": "c_ceiling"}
+        try:
+            Auctioneer(
+                v_min=self.v_floor,
+                c_max=self.c_ceiling,
+                l1=self.l1,
+                l2=self.l2,
+                max_distance_km=self.max_distance_km,
+            )
+        except MarketError as exc:
+            message = str(exc).removeprefix("auctioneer: ")
+            field = message.split("'")[1] if message.count("'") >= 2 else ""
+            setting = model_name.get(field, field)
+            raise ValueError(
+                f"setting {setting!r}: {message.replace(repr(field), repr(setting), 1)}"
+            ) from None
+        if self.v_floor > self.c_ceiling:  # Market.open_round: "v_floor above c_ceiling"
+            raise ValueError(
+                f"setting 'v_floor' ({self.v_floor}) must be <= 'c_ceiling' ({self.c_ceiling})"
+            )
+        # What the contract stores is fixed point; the round read back must satisfy the model too.
+        scales = {name: units.PRICE_SCALE for name in ("v_floor", "c_ceiling", "l1", "l2")}
+        scales["max_distance_km"] = 1000  # metres on chain, 0 meaning unlimited
+        for name, scale in scales.items():
+            value = getattr(self, name)
+            if value is None:
+                continue
+            try:
+                fixed = units.to_fixed(name, value, scale)
+            except LedgerError as exc:
+                raise ValueError(f"setting {name!r}: {exc}") from None
+            if fixed == 0 and value > 0:
+                raise ValueError(
+                    f"setting {name!r} ({value}) rounds to 0 in the contract's fixed point"
+                    f" (units of {1 / scale:g})"
+                )
+        return self
 
     @classmethod
     def load(cls, file: Path | None = None) -> Settings:
@@ -56,6 +123,12 @@ class Settings(BaseModel):
         try:
             return cls.model_validate(values)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            field = ".".join(str(p) for p in first["loc"])
-            raise SettingsError(f"setting {field!r}: {first['msg']}") from exc
+            raise SettingsError(settings_problem(exc)) from exc
+
+
+def settings_problem(exc: ValidationError) -> str:
+    """The first problem of a failed validation, as one line naming the setting."""
+    first = exc.errors()[0]
+    message = str(first["msg"]).removeprefix("Value error, ")
+    field = ".".join(str(p) for p in first["loc"])
+    return f"setting {field!r}: {message}" if field else message
