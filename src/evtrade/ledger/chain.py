@@ -28,7 +28,7 @@ from web3 import Web3
 from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractLogicError, Web3RPCError
 from web3.providers.eth_tester import EthereumTesterProvider
-from web3.types import TxParams, TxReceipt
+from web3.types import RPCEndpoint, RPCResponse, TxParams, TxReceipt
 
 from evtrade.errors import ContractRejectedError, LedgerError
 from evtrade.ledger.embedded import PersistentBackend, SqliteStore
@@ -38,6 +38,7 @@ ANVIL_DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2f
 _FAUCET_FILE = "faucet.key"
 _STORE_FILE = "chain.sqlite"
 _FAUCET_WEI = 10**30
+_MAX_BLOCK_TIME = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,6 +251,14 @@ class Chain(ABC):
         """Timestamp of the latest block."""
         return int(self.w3.eth.get_block("latest")["timestamp"])
 
+    def next_timestamp(self) -> int:
+        """The earliest timestamp a transaction sent now can carry: the chain's deadlines use it.
+
+        Timestamps are whole seconds, strictly increasing, so it is never before the latest
+        block's plus one.
+        """
+        return max(int(time.time()), self.timestamp() + 1)
+
     @abstractmethod
     def advance_time(self, seconds: int) -> None:
         """Move the chain's clock forward (development chains only)."""
@@ -258,13 +267,46 @@ class Chain(ABC):
         """Release the back end."""
 
 
+class _Tester(EthereumTester):  # type: ignore[misc]
+    """eth-tester that leaves mining to the back end's block time."""
+
+    def send_raw_transaction(self, raw_transaction_hex: Any) -> Any:
+        # eth-tester's own method, without its decorator that mines a block per transaction.
+        return EthereumTester.send_raw_transaction.__wrapped__(self, raw_transaction_hex)
+
+
+class _LockedProvider(EthereumTesterProvider):
+    """Every request under the chain's lock (py-evm is not thread-safe), after a clock tick."""
+
+    def __init__(self, tester: _Tester, backend: PersistentBackend, lock: threading.RLock) -> None:
+        super().__init__(tester)
+        self._backend = backend
+        self._chain_lock = lock
+
+    def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
+        with self._chain_lock:
+            self._backend.tick()
+            return super().make_request(method, params)
+
+
 class EmbeddedChain(Chain):
-    """py-evm in this process, persisted to ``data_dir`` (nothing to start)."""
+    """py-evm in this process, persisted to ``data_dir`` (nothing to start).
+
+    Blocks follow the wall clock with a ``block_time`` of 1 s (docs/ledger.md): transactions
+    sent within one second share a block stamped with that second, mined once it has passed,
+    so a caller that waits for each receipt in turn gets one transaction per second.
+    ``block_time=0`` mines a block per transaction at once (stamped ``max(now, parent + 1)``,
+    so a burst runs the clock ahead of the wall clock), for tests that care about speed only.
+    """
 
     kind = "embedded"
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *, block_time: int = 1) -> None:
         super().__init__()
+        if isinstance(block_time, bool) or not isinstance(block_time, int):
+            raise LedgerError(f"block_time must be a whole number of seconds, not {block_time!r}")
+        if not 0 <= block_time <= _MAX_BLOCK_TIME:
+            raise LedgerError(f"block_time must be 0 to {_MAX_BLOCK_TIME} s, not {block_time}")
         data_dir.mkdir(parents=True, exist_ok=True)
         self.data_dir = data_dir
         faucet_path = data_dir / _FAUCET_FILE
@@ -274,16 +316,45 @@ class EmbeddedChain(Chain):
                 handle.write("0x" + secrets.token_hex(32))
         self.faucet = Account.from_key(faucet_path.read_text().strip())
         self.store = SqliteStore(data_dir / _STORE_FILE)
-        self.backend = PersistentBackend(self.store, {self.faucet.address: _FAUCET_WEI})
-        self.tester = EthereumTester(backend=self.backend, auto_mine_transactions=True)
-        self.w3 = Web3(EthereumTesterProvider(self.tester))
+        self.backend = PersistentBackend(
+            self.store, {self.faucet.address: _FAUCET_WEI}, block_time=block_time
+        )
+        self.tester = _Tester(backend=self.backend)
+        self.w3 = Web3(_LockedProvider(self.tester, self.backend, self._lock))
+
+    def _await_block(self, sent: Sent, timeout: float) -> None:
+        # Sleep until the pending block is due instead of polling the chain (and its lock).
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                self.backend.tick()
+                delay = self.backend.seconds_to_mine(bytes(sent.tx_hash))
+            if delay is None or time.monotonic() + delay > deadline:
+                return
+            time.sleep(delay + 0.002)
+
+    def wait(self, sent: Sent, timeout: float = 120.0) -> TxReceipt:
+        self._await_block(sent, timeout)
+        return super().wait(sent, timeout)
+
+    def wait_status(self, sent: Sent, timeout: float = 120.0) -> dict[str, int]:
+        self._await_block(sent, timeout)
+        return super().wait_status(sent, timeout)
+
+    def next_timestamp(self) -> int:
+        with self._lock:
+            return self.backend.pending_timestamp()
 
     def advance_time(self, seconds: int) -> None:
+        if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds < 1:
+            raise LedgerError(f"advance_time needs a positive whole number of seconds: {seconds!r}")
         with self._lock:
-            self.tester.time_travel(self.timestamp() + int(seconds))
+            self.backend.advance(seconds)
 
     def close(self) -> None:
+        """Mine what is pending (its second need not have passed), then close the store."""
         with self._lock:
+            self.backend.seal()
             self.store.close()
 
 

@@ -5,6 +5,16 @@ in one SQLite file and commits after every mined block, so a process killed at a
 (SIGKILL included) reopens at its last mined block with state and history intact: SQLite's
 write-ahead log rolls back a half-written block.
 
+**Block time.** eth-tester mines one block per transaction, and block timestamps are whole
+seconds that must increase strictly, so under load its clock ran ahead of the wall clock (280 s
+was seen) and bid windows closed early. Here, as on a chain with a block time, transactions
+gather in the pending block stamped with the current second and the block is mined once that
+second has passed: a block's timestamp is the wall-clock second its transactions arrived in, and
+never ahead of the wall clock (unless a development ``advance`` moved the clock on). Receipts
+exist only for mined, committed blocks, so a transaction is durable once its receipt is seen.
+``block_time=0`` keeps eth-tester's one block per transaction (anvil's automine) for callers
+that send one transaction after another and need no wall clock.
+
 It also replaces eth-tester's transaction and receipt lookups, which walk every block back from
 the head, with py-evm's transaction-hash index (constant time).
 """
@@ -133,16 +143,25 @@ class _TesterChain(MiningChain):
 
 
 class PersistentBackend(PyEVMBackend):  # type: ignore[misc]
-    """eth-tester's py-evm back end on a :class:`SqliteStore`."""
+    """eth-tester's py-evm back end on a :class:`SqliteStore`, with a block time.
 
-    def __init__(self, store: SqliteStore, funded: dict[str, int] | None = None) -> None:
+    Not thread-safe (neither is py-evm): the caller serialises every call, and calls
+    :meth:`tick` before each request so that a block whose second has passed is mined.
+    """
+
+    def __init__(
+        self, store: SqliteStore, funded: dict[str, int] | None = None, *, block_time: int = 1
+    ) -> None:
         # PyEVMBackend.__init__ would build an in-memory chain; this one opens or creates on disk.
         self.store = store
         self.account_keys = ()
+        self.block_time = block_time
+        self._pending: set[bytes] = set()
         base_db = AtomicDB(store)
         if store.is_empty():
             params = get_default_genesis_params(
-                {"gas_limit": GAS_LIMIT, "timestamp": int(time.time())}
+                # a second back, so that the first block can carry the current second
+                {"gas_limit": GAS_LIMIT, "timestamp": int(time.time()) - 1}
             )
             state: Any = {
                 to_canonical_address(address): {
@@ -157,24 +176,69 @@ class PersistentBackend(PyEVMBackend):  # type: ignore[misc]
             store.commit()
         else:
             self.chain = _TesterChain(base_db)
+        # A chain whose clock a development advance moved past the wall clock keeps its lead.
+        self.offset = max(0, self._head_timestamp() - int(time.time()))
 
-    def _touch_clock(self) -> None:
-        # py-evm stamps the pending block when the previous one is mined; after an idle spell
-        # that stamp is stale, and block.timestamp (the contracts' deadlines) would lag the wall
-        # clock. Move it to now (never backwards: a time_travel into the future stays).
+    # -- the clock ----------------------------------------------------------------------------
+
+    def now(self) -> int:
+        """The chain's clock: the wall-clock second plus the lead of development advances."""
+        return int(time.time()) + self.offset
+
+    def _head_timestamp(self) -> int:
+        return int(self.chain.get_canonical_head().timestamp)
+
+    def pending_timestamp(self) -> int:
+        """The timestamp of the pending block, which the next transaction joins."""
+        self.tick()
         chain: Any = self.chain
-        now = int(time.time())
-        if now > chain.header.timestamp and not chain.get_block().transactions:
+        return int(chain.header.timestamp)
+
+    def tick(self) -> None:
+        """Mine the pending block once its block time has passed; restamp an empty one to now.
+
+        py-evm stamps the pending block when the previous one is mined; after an idle spell that
+        stamp is stale, and block.timestamp (the contracts' deadlines) would lag the wall clock.
+        """
+        chain: Any = self.chain
+        now = self.now()
+        if self._pending and now >= chain.header.timestamp + self.block_time:
+            self.mine_blocks()
+        if not self._pending and now > chain.header.timestamp:
             chain.header = chain.header.copy(timestamp=now)
 
-    def send_raw_transaction(self, raw_transaction: bytes) -> Any:
-        self._touch_clock()
-        return super().send_raw_transaction(raw_transaction)
+    def seconds_to_mine(self, transaction_hash: bytes) -> float | None:
+        """Seconds until the pending transaction's block is due; ``None`` when it is not pending."""
+        if transaction_hash not in self._pending:
+            return None
+        chain: Any = self.chain
+        due = int(chain.header.timestamp) + self.block_time
+        return max(0.0, due - (time.time() + self.offset))
 
-    def call(self, transaction: Any, block_number: Any = "latest") -> Any:
-        if block_number == "pending":
-            self._touch_clock()
-        return super().call(transaction, block_number)
+    def seal(self) -> None:
+        """Mine the pending block now if it holds transactions (its stamp is not in the future)."""
+        if self._pending:
+            self.mine_blocks()
+
+    def advance(self, seconds: int) -> int:
+        """Development only: mine an empty block ``seconds`` after now, and keep that lead."""
+        self.seal()
+        target = max(self._head_timestamp(), self.now()) + seconds
+        chain: Any = self.chain
+        chain.header = chain.header.copy(timestamp=target)
+        self.mine_blocks()
+        self.offset = max(self.offset, target - int(time.time()))
+        return target
+
+    # -- transactions and mining --------------------------------------------------------------
+
+    def send_raw_transaction(self, raw_transaction: bytes) -> Any:
+        self.tick()
+        tx_hash = super().send_raw_transaction(raw_transaction)
+        self._pending.add(bytes(tx_hash))
+        if self.block_time == 0:
+            self.mine_blocks()
+        return tx_hash
 
     def mine_blocks(self, num_blocks: int = 1, coinbase: bytes | None = None) -> Any:
         if coinbase is None:
@@ -182,15 +246,17 @@ class PersistentBackend(PyEVMBackend):  # type: ignore[misc]
         else:
             hashes = super().mine_blocks(num_blocks, coinbase)
         self.store.commit()
+        self._pending.clear()
         return hashes
 
     def _locate(self, transaction_hash: bytes) -> tuple[Any, Any, int]:
-        try:
-            block_number, index = self.chain.chaindb.get_transaction_index(Hash32(transaction_hash))
-        except Exception as exc:  # py-evm raises TransactionNotFound of its own
+        if transaction_hash in self._pending:
             for index, transaction in enumerate(self.chain.get_block().transactions):
                 if transaction.hash == transaction_hash:
                     return self.chain.get_block(), transaction, index
+        try:
+            block_number, index = self.chain.chaindb.get_transaction_index(Hash32(transaction_hash))
+        except Exception as exc:  # py-evm raises TransactionNotFound of its own
             raise TransactionNotFound(
                 f"No transaction found for transaction hash: {encode_hex(transaction_hash)}"
             ) from exc
@@ -203,9 +269,13 @@ class PersistentBackend(PyEVMBackend):  # type: ignore[misc]
         return serialize_transaction(block, transaction, index, is_pending)
 
     def get_transaction_receipt(self, transaction_hash: bytes) -> Any:
+        # A node has no receipt for a pending transaction; the block may not be committed yet.
+        if transaction_hash in self._pending:
+            raise TransactionNotFound(
+                f"Transaction {encode_hex(transaction_hash)} is pending: no receipt yet"
+            )
         block, transaction, index = self._locate(transaction_hash)
-        is_pending = block.number == self.chain.get_block().number
         receipts = block.get_receipts(self.chain.chaindb)
         return serialize_transaction_receipt(
-            block, receipts, transaction, index, is_pending, self.chain.get_vm()
+            block, receipts, transaction, index, False, self.chain.get_vm()
         )
