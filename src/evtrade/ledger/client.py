@@ -14,7 +14,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from eth_abi.abi import encode
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -30,6 +29,7 @@ from evtrade.errors import ContractRejectedError, LedgerError
 from evtrade.ledger import units
 from evtrade.ledger.artifacts import CONTRACTS, load_artifact
 from evtrade.ledger.chain import Chain, read_json
+from evtrade.ledger.planning import plan_settlement
 from evtrade.ledger.sealing import commitment, new_salt, seal, unseal
 from evtrade.model import Auctioneer, Buyer, Market, Seller
 
@@ -736,64 +736,6 @@ def round_market(view: RoundView) -> Market:
         max_distance_km=view.max_distance_m / 1000 if view.max_distance_m else None,
     )
     return Market(buyers=tuple(buyers), sellers=tuple(sellers), auctioneer=auctioneer)
-
-
-def plan_settlement(view: RoundView) -> list[tuple[int, int, int]]:
-    """The trades an RSU settles: ETA prices, P1 volumes, rounded to energy units.
-
-    Volumes are floored to whole units; a buyer left below b_i^min by the rounding gets units
-    back on its pairs with the largest remainders, where its sellers' spare energy (13) allows.
-    Pairs the contract's exact test would refuse (a float tie at P* = R*) are dropped.
-    """
-    from evtrade.market.clearing import clear
-
-    if not has_revealed_pair(view):
-        return []
-    market = round_market(view)
-    result = clear(market, "eta")
-    x = np.asarray(result.volume_matrix, dtype=float) * units.ENERGY_SCALE
-    q_of = {q.buyer: q for q in view.requests}
-    p_of = {p.seller: p for p in view.replies}
-    reqs = [q_of[b.id] for b in market.buyers]
-    reps = [p_of[s.id] for s in market.sellers]
-    for i, q in enumerate(reqs):
-        for j, p in enumerate(reps):
-            assert q.value is not None and p.value is not None
-            if x[i, j] > 0 and not units.fixed_prices(q.value, q.v_max, p.value, p.c_min)[3]:
-                x[i, j] = 0.0
-    units_x = np.floor(x).astype(np.int64)
-    frac = x - units_x
-    sold = units_x.sum(axis=0)
-
-    def seller_fits(j: int, extra: int) -> bool:
-        p = reps[j]
-        return (int(sold[j]) + extra) * (units.RHO_SCALE + p.rho) <= (
-            p.s_t - p.s_r
-        ) * units.RHO_SCALE
-
-    for i, q in enumerate(reqs):
-        total = int(units_x[i].sum())
-        if total == 0:
-            continue
-        order = [j for j in np.argsort(-frac[i]) if x[i, j] > 0]
-        while total < q.b_min:
-            progressed = False
-            for j in order:
-                if total >= q.b_min:
-                    break
-                if seller_fits(int(j), 1):
-                    units_x[i, j] += 1
-                    sold[j] += 1
-                    total += 1
-                    progressed = True
-            if not progressed:
-                raise LedgerError(
-                    f"buyer {q.buyer}: volumes cannot be rounded to units within b_min and (13)"
-                )
-    return [
-        (reqs[i].index, reps[j].index, int(units_x[i, j]))
-        for i, j in zip(*np.nonzero(units_x), strict=True)
-    ]
 
 
 __all__ = [
