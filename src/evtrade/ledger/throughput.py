@@ -3,14 +3,21 @@
 A round of ``n_buyers x n_sellers`` bids, every pair trading 1 kWh, is prepared (vehicles
 registered, bids posted and revealed); then ``rounds`` such rounds are settled back to back,
 timed from the first ``settle`` sent to the last receipt, with the calldata encoded beforehand.
-On anvil (manual mining) the settlements are sent without waiting and mined in one block.
+On anvil (manual mining) the settlements are sent without waiting and mined in one block; on
+the embedded chain they are sent without waiting too and share the blocks of the seconds they
+arrive in (its 1 s block time), so the time includes the wait for the last block.
+
+The preparation sends each step's transactions from several threads, so that they share blocks:
+one after another, a chain with a block time would take a block per transaction.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from eth_account import Account
 
@@ -23,6 +30,18 @@ ANVIL_FLAGS = ("--gas-limit", "300000000", "--balance", "100000000")
 
 #: Bids per side for a settlement of n trades (every pair trades).
 SHAPES = {10: (2, 5), 100: (10, 10), 500: (20, 25), 1000: (25, 40)}
+
+#: Threads that send the preparation's transactions (the chain's lock orders the sends).
+_SENDERS = 16
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+def _each(fn: Callable[[_T], _R], items: Iterable[_T]) -> list[_R]:
+    """``fn`` on every item from several threads, results in order; the first error is raised."""
+    with ThreadPoolExecutor(_SENDERS) as pool:
+        return list(pool.map(fn, items))
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +65,20 @@ def _set_automine(chain: Chain, on: bool) -> None:
         chain.w3.provider.make_request("evm_setAutomine", [on])  # type: ignore[arg-type]
 
 
+def _post_bids(
+    ledger: Ledger,
+    round_id: int,
+    buyers: list[Any],
+    buyer: Buyer,
+    sellers: list[Any],
+    seller: Seller,
+) -> list[tuple[Any, SealedBid]]:
+    """Every buyer's request, then every seller's reply, each side sent concurrently."""
+    requests = _each(lambda a: ledger.post_request(a, round_id, buyer), buyers)
+    replies = _each(lambda a: ledger.post_reply(a, round_id, seller), sellers)
+    return list(zip(buyers, requests, strict=True)) + list(zip(sellers, replies, strict=True))
+
+
 def prepare_rounds(
     chain: Chain, n_trades: int, rounds: int
 ) -> tuple[Ledger, Any, list[tuple[int, list[tuple[int, int, int]]]]]:
@@ -57,25 +90,22 @@ def prepare_rounds(
     buyers = [Account.create() for _ in range(n_b)]
     sellers = [Account.create() for _ in range(n_s)]
     expiry = chain.timestamp() + 10**8
-    for k, a in enumerate(buyers + sellers):
-        ledger.register_vehicle(authority, a.address, f"BENCH {k}", expiry)
+    vehicles = list(enumerate(buyers + sellers))
+    _each(
+        lambda kv: ledger.register_vehicle(authority, kv[1].address, f"BENCH {kv[0]}", expiry),
+        vehicles,
+    )
     buyer = Buyer(id="b", v=0.95, v_min=0.6, v_max=1.0, b_min=0.0, b_max=float(n_s), w=3.0)
     seller = Seller(id="s", c=0.55, c_min=0.5, c_max=0.8, s_t=float(n_b) * 2 + 1, s_r=0.0, rho=0.05)
-    for a in buyers:
-        ledger.mint(authority, a.address, 2.0 * n_s * rounds)
+    _each(lambda a: ledger.mint(authority, a.address, 2.0 * n_s * rounds), buyers)
     trades = [(i, j, 10**6) for i in range(n_b) for j in range(n_s)]
     params = RoundParams(v_floor=0.5, c_ceiling=1.0, t_limit=600, t_reveal=600, t_settle=10**6)
     ready = []
     for _ in range(rounds):
         rid = ledger.open_round(rsu, params)
-        bids: list[tuple[Any, SealedBid]] = [
-            (a, ledger.post_request(a, rid, buyer)) for a in buyers
-        ] + [(a, ledger.post_reply(a, rid, seller)) for a in sellers]
-        ready.append((rid, bids))
+        ready.append((rid, _post_bids(ledger, rid, buyers, buyer, sellers, seller)))
     chain.advance_time(601)
-    for _, bids in ready:
-        for account, bid in bids:
-            ledger.reveal(account, bid)
+    _each(lambda ab: ledger.reveal(ab[0], ab[1]), [ab for _, bids in ready for ab in bids])
     return ledger, rsu, [(rid, trades) for rid, _ in ready]
 
 
