@@ -21,6 +21,9 @@ PASSWORD = "correct horse"
 
 class Service:
     def __init__(self, data_dir: Path, **settings: object) -> None:
+        # The tests top vehicles up through the development faucet (off by default in
+        # production: docs/security.md); pass faucet_tokens=0 to test the default.
+        settings = {"faucet_tokens": 1_000_000, **settings}
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"

@@ -234,7 +234,8 @@ def test_vehicle_with_its_own_key(client: httpx.Client) -> None:
     signed = {
         "tokens": 5.0,
         "timestamp": now,
-        "signature": sign(top_up_message(key.address, 5.0, now)),
+        "nonce": 1,
+        "signature": sign(top_up_message(key.address, 5.0, now, 1)),
     }
     r = client.post(f"/api/vehicles/{key.address}/topup", json={"tokens": 5.0})
     assert r.status_code == 401 and "unsigned request" in problem(r)
@@ -246,7 +247,8 @@ def test_vehicle_with_its_own_key(client: httpx.Client) -> None:
         json={
             "tokens": 5.0,
             "timestamp": old,
-            "signature": sign(top_up_message(key.address, 5.0, old)),
+            "nonce": 2,
+            "signature": sign(top_up_message(key.address, 5.0, old, 2)),
         },
     )
     assert r.status_code == 401 and "timestamp" in problem(r)

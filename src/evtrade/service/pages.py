@@ -10,8 +10,23 @@ from html import escape
 
 _PASSWORD = (
     '<section><label>Wallet password <input id="password" type="password" autocomplete="off">'
-    "</label></section>"
+    '</label> <button id="unlock" type="button">Show my details</button>'
+    '<p class="note">Name, plate and location are shown only to the vehicle itself, after its'
+    " password; everyone else sees what the chain shows (account, plate hash, balances).</p>"
+    "</section>"
 )
+
+_FAUCET_ON = """
+<section><h2>Top up (development faucet)</h2>
+<p class="note">This service runs a development faucet: each vehicle may mint itself up to
+_CAP tokens in all. In production the faucet is off and only the authority mints tokens.</p>
+<form id="topup"><label>Tokens <input name="tokens" type="number" step="any" value="100"></label>
+<button type="submit">Top up</button></form></section>"""
+
+_FAUCET_OFF = """
+<section><h2>Top up</h2>
+<p class="note">Tokens are minted by the authority only (the development faucet is off):
+ask the authority for a top-up of your account.</p></section>"""
 
 _TITLES = {
     "home": "Vehicles",
@@ -32,15 +47,14 @@ _BODIES = {
   <button type="submit">Register</button>
 </form>
 <p id="register-result" class="result" role="status"></p></section>
-<section><h2>Registered vehicles</h2><table id="vehicles"></table></section>
+<section><h2>Registered vehicles</h2>
+<p class="note">Only what the chain shows: the account and the hash of the plate.</p>
+<table id="vehicles"></table></section>
 """,
     "buyer": """
 <section id="account"></section>
 _PASSWORD
-
-<section><h2>Top up</h2>
-<form id="topup"><label>Tokens <input name="tokens" type="number" step="any" value="100"></label>
-<button type="submit">Top up</button></form></section>
+_FAUCET
 <section><h2>Post a request</h2>
 <form id="request">
   <label>b_min kWh <input name="b_min" type="number" step="any" value="2"></label>
@@ -73,10 +87,11 @@ _PASSWORD
 }
 
 
-def page(kind: str) -> str:
-    """The HTML of one page."""
+def page(kind: str, *, faucet_tokens: float = 0.0) -> str:
+    """The HTML of one page; the buyer's page says whether the development faucet is on."""
     title = escape(_TITLES[kind])
-    body = _BODIES[kind].replace("_PASSWORD", _PASSWORD)
+    faucet = _FAUCET_ON.replace("_CAP", f"{faucet_tokens:g}") if faucet_tokens > 0 else _FAUCET_OFF
+    body = _BODIES[kind].replace("_PASSWORD", _PASSWORD).replace("_FAUCET", faucet)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>evtrade: {title}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">

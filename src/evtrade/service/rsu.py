@@ -10,13 +10,14 @@ send transactions they signed themselves through :meth:`Rsu.relay`.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from eth_account import Account
-from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
 from hexbytes import HexBytes
@@ -24,9 +25,24 @@ from hexbytes import HexBytes
 from evtrade.errors import ContractRejectedError, EvtradeError, LedgerError
 from evtrade.ledger import units
 from evtrade.ledger.chain import Chain, open_chain, revert_reason
-from evtrade.ledger.client import Ledger, RoundParams, RoundView, has_revealed_pair, round_market
+from evtrade.ledger.client import (
+    Ledger,
+    RoundParams,
+    RoundView,
+    has_revealed_pair,
+    plate_hash,
+    round_market,
+)
 from evtrade.ledger.rounds import Operators, load_operators, open_ledger
-from evtrade.model import Buyer, Seller
+from evtrade.model import Buyer, Seller, safejson
+from evtrade.service.security import (
+    KdfGate,
+    SignatureError,
+    Throttle,
+    ThrottledError,
+    client_ip,
+    recover_canonical,
+)
 from evtrade.service.settings import Settings
 from evtrade.service.store import Store, VehicleRow
 
@@ -42,9 +58,28 @@ def registration_message(address: str, plate: str) -> str:
     return f"evtrade: register vehicle {to_checksum_address(address)} with plate {plate}"
 
 
-def top_up_message(address: str, tokens: float, timestamp: int | None) -> str:
-    """What a vehicle that keeps its own key signs (EIP-191) to ask for a top-up."""
-    return f"evtrade: top up {to_checksum_address(address)} by {tokens!r} tokens at {timestamp}"
+def top_up_message(address: str, tokens: float, timestamp: int, nonce: int) -> str:
+    """What a vehicle that keeps its own key signs (EIP-191) to ask the faucet for a top-up.
+
+    ``tokens`` is written as Python's ``repr`` of the float the service reads (``5`` -> ``5.0``).
+    """
+    return (
+        f"evtrade: top up {to_checksum_address(address)} by {float(tokens)!r} tokens"
+        f" at {timestamp} nonce {nonce}"
+    )
+
+
+def mint_message(address: str, tokens: float, timestamp: int, nonce: int) -> str:
+    """What the authority signs (EIP-191) to mint ``tokens`` to a vehicle."""
+    return (
+        f"evtrade: authority mints {float(tokens)!r} tokens to {to_checksum_address(address)}"
+        f" at {timestamp} nonce {nonce}"
+    )
+
+
+def details_message(address: str, timestamp: int, nonce: int) -> str:
+    """What a vehicle that keeps its own key signs (EIP-191) to read its own details."""
+    return f"evtrade: show details of {to_checksum_address(address)} at {timestamp} nonce {nonce}"
 
 
 class ServiceError(EvtradeError):
@@ -53,6 +88,14 @@ class ServiceError(EvtradeError):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
+
+
+class TooManyError(ServiceError):
+    """429: password guessing throttled; retry after ``retry_after`` seconds."""
+
+    def __init__(self, retry_after: int, message: str) -> None:
+        super().__init__(429, message)
+        self.retry_after = retry_after
 
 
 class Rsu:
@@ -67,6 +110,11 @@ class Rsu:
         self.ledger: Ledger = open_ledger(self.chain, settings.data_dir)
         self.operators: Operators = load_operators(settings.data_dir)
         self.store = Store(settings.data_dir / "service.sqlite")
+        # py-evm raised the recursion limit on import; C code recursing on a request's data must
+        # raise RecursionError, not overflow the C stack (docs/security.md).
+        safejson.restore_recursion_limit()
+        self.throttle = Throttle()
+        self.kdf = KdfGate()
         self.version = 0
         self.rebuild_index()
 
@@ -88,9 +136,6 @@ class Rsu:
         self.version += 1
         return view
 
-    def _names(self) -> dict[str, str]:
-        return {v.address.lower(): v.name for v in self.store.vehicles()}
-
     def _round_json(self, view: RoundView) -> dict[str, Any]:
         now = self.next_block_time()
         if view.settled:
@@ -103,7 +148,6 @@ class Rsu:
             phase = "settling"
         else:
             phase = "expired"
-        names = self._names()
         P, E = units.PRICE_SCALE, units.ENERGY_SCALE
         offers = self._offers(view) if phase in ("reveal", "settling", "settled") else []
         traded_buyers = {t.buyer for t in view.trades}
@@ -135,7 +179,6 @@ class Rsu:
                 {
                     "index": q.index,
                     "address": q.buyer,
-                    "name": names.get(q.buyer.lower(), q.buyer[:10]),
                     "b_min": q.b_min / E,
                     "b_max": q.b_max / E,
                     "v_min": q.v_min / P,
@@ -155,7 +198,6 @@ class Rsu:
                 {
                     "index": p.index,
                     "address": p.seller,
-                    "name": names.get(p.seller.lower(), p.seller[:10]),
                     "c_min": p.c_min / P,
                     "c_max": p.c_max / P,
                     "s_t": p.s_t / E,
@@ -172,8 +214,6 @@ class Rsu:
             {
                 "buyer": t.buyer,
                 "seller": t.seller,
-                "buyer_name": names.get(t.buyer.lower(), t.buyer[:10]),
-                "seller_name": names.get(t.seller.lower(), t.seller[:10]),
                 "kwh": t.energy / E,
                 "price": t.price / P,
                 "payment": t.payment / _TOKEN,
@@ -246,35 +286,42 @@ class Rsu:
 
         With a password the key is created in the built-in wallet; with ``own_address`` the
         vehicle keeps its key and ``signature`` (EIP-191 over :func:`registration_message`)
-        proves it holds it.
+        proves it holds it. Plate and address are unique: checked again under the lock, so of
+        concurrent registrations of one plate or one address exactly one succeeds (409 for the
+        others).
         """
         normal = "".join(plate.split()).upper()
-        if self.store.plate_taken(normal):
+        if self.store.plate_taken(normal):  # early, before any key work
             raise ServiceError(409, f"field 'plate': {normal} is already registered")
         keystore: dict[str, Any] | None = None
         if own_address is not None and signature is not None:
             address = to_checksum_address(own_address)
-            message = encode_defunct(text=registration_message(address, normal))
             try:
-                signer = Account.recover_message(message, signature=signature)
-            except Exception:
+                signer: str | None = recover_canonical(
+                    registration_message(address, normal), signature
+                )
+            except SignatureError:
                 signer = None
             if signer != address:
                 raise ServiceError(401, "field 'signature': not signed by the key of 'address'")
-            if self.store.vehicle(address) is not None:
-                raise ServiceError(409, f"field 'address': {address} is already registered")
         elif password is not None:
             account = Account.create()
             address = account.address
-            keystore = dict(
-                Account.encrypt(account.key, password, kdf="scrypt", iterations=KDF_ITERATIONS)
-            )
+            with self.kdf:
+                keystore = dict(
+                    Account.encrypt(account.key, password, kdf="scrypt", iterations=KDF_ITERATIONS)
+                )
         else:
             raise ServiceError(422, "give a password (built-in wallet) or address + signature")
         with self.lock:
+            if self.store.plate_taken(normal):
+                raise ServiceError(409, f"field 'plate': {normal} is already registered")
+            if self.store.address_taken(address) or self.ledger.is_valid_vehicle(address):
+                raise ServiceError(409, f"field 'address': {address} is already registered")
             expiry = self.chain.timestamp() + 365 * 24 * 3600
             self.ledger.register_vehicle(self.operators.authority, address, normal, expiry)
-            self.store.add_vehicle(VehicleRow(address, name, normal, keystore, lat, lon))
+            if not self.store.add_vehicle(VehicleRow(address, name, normal, keystore, lat, lon)):
+                raise ServiceError(409, "field 'plate': already registered")  # unreachable
             self.version += 1
         return str(address)
 
@@ -285,36 +332,89 @@ class Rsu:
         return row
 
     def unlock(self, address: str, password: str) -> LocalAccount:
-        """The vehicle's key from the built-in wallet; a wrong password is refused."""
+        """The vehicle's key from the built-in wallet; a wrong password is refused.
+
+        Guessing is throttled per (vehicle, client), per client and per vehicle
+        (:class:`~evtrade.service.security.Throttle`): a throttled check is refused (429) before
+        any scrypt work, and at most :func:`~evtrade.service.security.kdf_slots` derivations run
+        at once.
+        """
         row = self.vehicle(address)
         if row.keystore is None:
             raise ServiceError(
                 403, f"vehicle {address} keeps its own key: send signed transactions to /api/tx"
             )
+        client = client_ip.get()
         try:
-            key = Account.decrypt(row.keystore, password)
-            account: LocalAccount = Account.from_key(key)
-            return account
-        except ValueError:
-            raise ServiceError(401, "field 'password': wrong password for this vehicle") from None
+            self.throttle.check(row.address, client)
+            with self.kdf:
+                self.throttle.check(row.address, client)  # a queued burst stops here
+                try:
+                    key = Account.decrypt(row.keystore, password)
+                except ValueError:
+                    self.throttle.failed(row.address, client)
+                    raise ServiceError(
+                        401, "field 'password': wrong password for this vehicle"
+                    ) from None
+        except ThrottledError as exc:
+            raise TooManyError(exc.retry_after, f"field 'password': {exc.what}") from None
+        self.throttle.succeeded(row.address, client)
+        account: LocalAccount = Account.from_key(key)
+        return account
 
     def vehicle_info(self, address: str) -> dict[str, Any]:
+        """What the chain already makes public about a vehicle: no name, plate or location."""
         row = self.vehicle(address)
         with self.lock:
             bought, sold = self.ledger.energy(row.address)
             return {
                 "address": row.address,
-                "name": row.name,
-                "plate": row.plate,
+                "plate_hash": "0x" + plate_hash(row.plate).hex(),
                 "valid": self.ledger.is_valid_vehicle(row.address),
                 "balance": self.ledger.balance(row.address) / _TOKEN,
                 "credit": self.ledger.credit(row.address) / _TOKEN,
                 "energy_bought": bought / units.ENERGY_SCALE,
                 "energy_sold": sold / units.ENERGY_SCALE,
-                "lat": row.lat,
-                "lon": row.lon,
-                "wallet": row.keystore is not None,
             }
+
+    def private_info(self, address: str) -> dict[str, Any]:
+        """The vehicle's own view (after it authenticated): the public one, plus its name, plate,
+        location, kind of key and what the development faucet has left for it."""
+        row = self.vehicle(address)
+        info = self.vehicle_info(address)
+        cap = self.settings.faucet_tokens
+        info.update(
+            name=row.name,
+            plate=row.plate,
+            lat=row.lat,
+            lon=row.lon,
+            wallet=row.keystore is not None,
+            faucet_left=max(0.0, cap - self.store.faucet_given(row.address)),
+        )
+        return info
+
+    def details(
+        self,
+        address: str,
+        *,
+        password: str | None = None,
+        signature: str | None = None,
+        timestamp: int | None = None,
+        nonce: int | None = None,
+    ) -> dict[str, Any]:
+        """A vehicle reads its own details, with its wallet password or a signed request."""
+        if password is not None:
+            self.unlock(address, password)
+        else:
+            row = self.vehicle(address)
+            self.check_signed(
+                row.address,
+                lambda t, n: details_message(row.address, t, n),
+                signature,
+                timestamp,
+                nonce,
+            )
+        return self.private_info(address)
 
     def top_up(
         self,
@@ -324,34 +424,99 @@ class Rsu:
         password: str | None = None,
         signature: str | None = None,
         timestamp: int | None = None,
+        nonce: int | None = None,
     ) -> dict[str, Any]:
-        """The authority mints a top-up, asked for with the wallet password or a signed request."""
+        """The development faucet: a vehicle mints itself a top-up, within its cap.
+
+        Off unless the setting ``faucet_tokens`` is above 0: minting is the authority's act
+        (:meth:`mint`). Asked for with the wallet password or a signed request.
+        """
+        cap = self.settings.faucet_tokens
+        if cap <= 0:
+            raise ServiceError(
+                403,
+                "minting is the authority's act: the development faucet is off "
+                "(setting faucet_tokens); ask the authority for a top-up",
+            )
+        row = self.vehicle(address)
+        if tokens > cap - self.store.faucet_given(row.address):  # early, before any key work
+            raise ServiceError(403, self._faucet_left(row.address, cap))
         if password is not None:
             self.unlock(address, password)
         else:
-            message = top_up_message(address, tokens, timestamp)
-            self.check_signed(address, message, signature, timestamp)
+            self.check_signed(
+                row.address,
+                lambda t, n: top_up_message(row.address, tokens, t, n),
+                signature,
+                timestamp,
+                nonce,
+            )
         with self.lock:
-            self.ledger.mint(self.operators.authority, address, tokens)
+            if tokens > cap - self.store.faucet_given(row.address):
+                raise ServiceError(403, self._faucet_left(row.address, cap))
+            self.ledger.mint(self.operators.authority, row.address, tokens)
+            self.store.faucet_add(row.address, tokens)
+            self.version += 1
+        return self.private_info(address)
+
+    def _faucet_left(self, address: str, cap: float) -> str:
+        left = max(0.0, cap - self.store.faucet_given(address))
+        return (
+            f"field 'tokens': the development faucet gives each vehicle {cap:g} tokens in all;"
+            f" {left:g} left for this one"
+        )
+
+    def mint(
+        self, address: str, tokens: float, *, signature: str, timestamp: int, nonce: int
+    ) -> dict[str, Any]:
+        """The authority mints a top-up: a request signed with the authority's key, used once."""
+        row = self.vehicle(address)
+        authority = self.operators.authority.address
+        self.check_signed(
+            authority,
+            lambda t, n: mint_message(row.address, tokens, t, n),
+            signature,
+            timestamp,
+            nonce,
+            who="the authority's key",
+        )
+        with self.lock:
+            self.ledger.mint(self.operators.authority, row.address, tokens)
             self.version += 1
         return self.vehicle_info(address)
 
     def check_signed(
-        self, address: str, message: str, signature: str | None, timestamp: int | None
+        self,
+        signer: str,
+        message: Callable[[int, int], str],
+        signature: str | None,
+        timestamp: int | None,
+        nonce: int | None,
+        *,
+        who: str = "this vehicle's key",
     ) -> None:
-        """A signed request (EIP-191): by ``address``, fresh (2 minutes), never used before."""
-        row = self.vehicle(address)
-        if signature is None or timestamp is None:
-            raise ServiceError(401, "unsigned request: give password, or signature and timestamp")
-        if abs(time.time() - timestamp) > SIGNATURE_WINDOW:
+        """A signed request (EIP-191): by ``signer``, fresh (2 minutes), never used before.
+
+        The replay key is the digest of the signed text (address, amount, timestamp, nonce), not
+        the signature's bytes, and only canonical signatures (``v`` 27/28, low ``s``) are
+        accepted: re-encoding a signature does not make a new request.
+        """
+        if signature is None or timestamp is None or nonce is None:
+            raise ServiceError(
+                401, "unsigned request: give password, or signature, timestamp and nonce"
+            )
+        now = time.time()
+        if abs(now - timestamp) > SIGNATURE_WINDOW:
             raise ServiceError(401, f"field 'timestamp': more than {SIGNATURE_WINDOW} s from now")
+        text = message(timestamp, nonce)
         try:
-            signer = Account.recover_message(encode_defunct(text=message), signature=signature)
-        except Exception:
-            signer = None
-        if signer != row.address:
-            raise ServiceError(401, "field 'signature': not signed by this vehicle's key")
-        if not self.store.use_signature(signature):
+            recovered: str | None = recover_canonical(text, signature)
+        except SignatureError as exc:
+            raise ServiceError(401, f"field 'signature': {exc}") from None
+        if recovered != to_checksum_address(signer):
+            raise ServiceError(401, f"field 'signature': not signed by {who}")
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        if not self.store.use_request(digest, timestamp, int(now) - 2 * SIGNATURE_WINDOW):
             raise ServiceError(409, "field 'signature': this signed request was already used")
 
     def collect(self, address: str, password: str) -> dict[str, Any]:

@@ -7,6 +7,7 @@ start-up (:meth:`Store.replace_rounds`), so a restarted service shows the same h
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -25,9 +26,14 @@ CREATE TABLE IF NOT EXISTS vehicles (
     lon REAL,
     created REAL NOT NULL
 );
-CREATE TABLE IF NOT EXISTS used_signatures (
-    signature TEXT PRIMARY KEY,
-    used REAL NOT NULL
+CREATE TABLE IF NOT EXISTS used_requests (
+    digest TEXT PRIMARY KEY,
+    timestamp INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS used_requests_by_time ON used_requests (timestamp);
+CREATE TABLE IF NOT EXISTS faucet (
+    address TEXT PRIMARY KEY,
+    tokens REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS rounds (
     round_id INTEGER PRIMARY KEY,
@@ -54,22 +60,41 @@ class Store:
         self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.executescript(_SCHEMA)
+        # One plate, one vehicle. A database from before this rule may hold duplicates: then
+        # the index cannot be built and Rsu's check under its lock is the only one.
+        with contextlib.suppress(sqlite3.IntegrityError):
+            self._conn.execute(
+                "CREATE UNIQUE INDEX IF NOT EXISTS vehicles_plate ON vehicles(plate)"
+            )
         self._lock = threading.Lock()
 
-    def add_vehicle(self, row: VehicleRow) -> None:
+    def add_vehicle(self, row: VehicleRow) -> bool:
+        """Insert a vehicle; False if its address or plate is already there."""
         with self._lock:
-            self._conn.execute(
-                "INSERT INTO vehicles VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    row.address,
-                    row.name,
-                    row.plate,
-                    json.dumps(row.keystore) if row.keystore else None,
-                    row.lat,
-                    row.lon,
-                    time.time(),
-                ),
-            )
+            if self._conn.execute(
+                "SELECT 1 FROM vehicles WHERE lower(address) = lower(?) OR plate = ?",
+                (row.address, row.plate),
+            ).fetchone():
+                return False
+            try:
+                self._insert_vehicle(row)
+            except sqlite3.IntegrityError:
+                return False
+            return True
+
+    def _insert_vehicle(self, row: VehicleRow) -> None:
+        self._conn.execute(
+            "INSERT INTO vehicles VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                row.address,
+                row.name,
+                row.plate,
+                json.dumps(row.keystore) if row.keystore else None,
+                row.lat,
+                row.lon,
+                time.time(),
+            ),
+        )
 
     def vehicle(self, address: str) -> VehicleRow | None:
         with self._lock:
@@ -99,16 +124,43 @@ class Store:
                 is not None
             )
 
-    def use_signature(self, signature: str) -> bool:
-        """Record a signed request's signature; False if it was used before (a replay)."""
+    def address_taken(self, address: str) -> bool:
         with self._lock:
-            try:
+            return (
                 self._conn.execute(
-                    "INSERT INTO used_signatures VALUES (?, ?)", (signature.lower(), time.time())
-                )
+                    "SELECT 1 FROM vehicles WHERE lower(address) = lower(?)", (address,)
+                ).fetchone()
+                is not None
+            )
+
+    def use_request(self, digest: str, timestamp: int, forget_before: int) -> bool:
+        """Record a signed request by the digest of what was signed; False for a replay.
+
+        Rows older than ``forget_before`` are dropped: their timestamps are refused anyway.
+        """
+        with self._lock:
+            self._conn.execute("DELETE FROM used_requests WHERE timestamp < ?", (forget_before,))
+            try:
+                self._conn.execute("INSERT INTO used_requests VALUES (?, ?)", (digest, timestamp))
             except sqlite3.IntegrityError:
                 return False
             return True
+
+    def faucet_given(self, address: str) -> float:
+        """Tokens the development faucet has minted to ``address`` so far."""
+        with self._lock:
+            r = self._conn.execute(
+                "SELECT tokens FROM faucet WHERE address = ?", (address.lower(),)
+            ).fetchone()
+        return float(r[0]) if r else 0.0
+
+    def faucet_add(self, address: str, tokens: float) -> None:
+        with self._lock:
+            self._conn.execute(
+                "INSERT INTO faucet VALUES (?, ?)"
+                " ON CONFLICT(address) DO UPDATE SET tokens = tokens + excluded.tokens",
+                (address.lower(), tokens),
+            )
 
     def put_round(self, round_id: int, view: dict[str, Any]) -> None:
         with self._lock:

@@ -7,6 +7,8 @@ const me = params.get("address");
 const $ = (id) => document.getElementById(id);
 const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
 const num = (x, d = 3) => (x === null || x === undefined ? "" : Number(x).toFixed(d));
+// Public views carry accounts, not names: show an account short.
+const short = (a) => (a ? `${String(a).slice(0, 6)}…${String(a).slice(-4)}` : "");
 
 async function api(method, path, body) {
   const res = await fetch(path, {method, headers: {"Content-Type": "application/json"}, body: body ? JSON.stringify(body) : undefined});
@@ -28,14 +30,24 @@ function formData(form) {
   return out;
 }
 
+// The vehicle's own details (name, plate, location) come only after its password; kept here.
+let mine = null;
+async function myDetails() {
+  if (mine) return mine;
+  if (!me || !password()) return null;
+  mine = await api("POST", `/api/vehicles/${me}/details`, {password: password()});
+  return mine;
+}
+
 async function renderAccount() {
   if (!me || !$("account")) return null;
   const v = await api("GET", `/api/vehicles/${me}`);
-  $("account").innerHTML = `<h2>${esc(v.name)} <small>${esc(v.plate)}</small></h2>
-    <p>Account <code id="address">${esc(v.address)}</code></p>
+  const own = mine ? `${esc(mine.name)} <small>${esc(mine.plate)}</small>` : `Vehicle <small>${esc(short(v.address))}</small>`;
+  $("account").innerHTML = `<h2>${own}</h2>
+    <p>Account <code id="address">${esc(v.address)}</code> &middot; plate hash <code>${esc(short(v.plate_hash))}</code></p>
     <p>Balance <b id="balance">${num(v.balance, 4)}</b> tokens &middot; credit ${num(v.credit, 4)} &middot;
     energy bought <b id="bought">${num(v.energy_bought)}</b> kWh, sold <b id="sold">${num(v.energy_sold)}</b> kWh</p>`;
-  return v;
+  return {...v, lat: mine ? mine.lat : null, lon: mine ? mine.lon : null};
 }
 
 function statusCell(b) { return `<span class="status-${b.status}">${esc(b.status)}</span> <small>${esc(b.reason)}</small>`; }
@@ -56,12 +68,11 @@ async function renderBuyer() {
     const offers = r.offers.filter((o) => o.buyer.toLowerCase() === me.toLowerCase());
     const canAccept = r.phase === "reveal" && r.requests.length === 1;
     const rows = offers.map((o) => {
-      const seller = r.replies.find((p) => p.index === o.seller_index);
-      return `<tr><td>${esc(seller ? seller.name : o.seller)}</td><td>${num(o.T, 4)}</td><td>${num(o.kwh)}</td>
+      return `<tr><td><code>${esc(short(o.seller))}</code></td><td>${num(o.T, 4)}</td><td>${num(o.kwh)}</td>
         <td>${o.distance_km === null ? "" : num(o.distance_km, 2)}</td>
         <td>${canAccept ? `<button class="accept" data-round="${r.round_id}" data-seller="${o.seller_index}" data-kwh="${Math.max(q.b_min, Math.min(o.kwh, q.b_max)).toFixed(3)}">Accept</button>` : ""}</td></tr>`;
     }).join("");
-    const trades = r.trades.map((t) => `<li>${esc(t.seller_name)}: ${num(t.kwh)} kWh at ${num(t.price, 4)}, paid ${num(t.payment, 4)} (block ${t.block})</li>`).join("");
+    const trades = r.trades.map((t) => `<li>${esc(short(t.seller))}: ${num(t.kwh)} kWh at ${num(t.price, 4)}, paid ${num(t.payment, 4)} (block ${t.block})</li>`).join("");
     return `<div class="round" data-round="${r.round_id}"><h3>Round ${r.round_id}: ${esc(countdown(r))}</h3>
       <p>Request: ${statusCell(q)} &middot; replies ${r.replies.length}</p>
       ${rows ? `<table class="offers"><tr><th>seller</th><th>price T</th><th>optimal kWh</th><th>km</th><th></th></tr>${rows}</table>` : ""}
@@ -89,7 +100,7 @@ async function renderSeller() {
   const nearest = (r) => Math.min(...r.requests.map((q) => km(here, q)));
   open.sort((a, b) => nearest(a) - nearest(b));  // requests near me first
   const openHtml = open.map((r) => `<div class="round" data-round="${r.round_id}"><h3>Round ${r.round_id}: ${esc(countdown(r))}</h3>
-    <p>${r.requests.map((q) => `${esc(q.name)}, ${num(km(here, q), 2)} km away, wants ${num(q.b_min)}-${num(q.b_max)} kWh, values in [${num(q.v_min)}, ${num(q.v_max)}]`).join("<br>")}</p>
+    <p>${r.requests.map((q) => `${esc(short(q.address))}, ${num(km(here, q), 2)} km away, wants ${num(q.b_min)}-${num(q.b_max)} kWh, values in [${num(q.v_min)}, ${num(q.v_max)}]`).join("<br>")}</p>
     <form class="reply" data-round="${r.round_id}">
       <label>cost c <input name="c" type="number" step="any" value="0.55"></label>
       <label>c_min <input name="c_min" type="number" step="any" value="0.5"></label>
@@ -102,17 +113,22 @@ async function renderSeller() {
     $("open-rounds").innerHTML = openHtml || "<p>No open requests.</p>";
   }
   for (const f of document.querySelectorAll("form.reply")) {
-    f.onsubmit = (e) => {
+    f.onsubmit = async (e) => {
       e.preventDefault();
-      const body = {...formData(f), password: password(), lat: v.lat ?? 0, lon: v.lon ?? 0};
-      api("POST", `/api/rounds/${f.dataset.round}/replies/${me}`, body).then(ok, fail);
+      try {
+        const d = await myDetails();
+        const body = {...formData(f), password: password(), lat: d?.lat ?? 0, lon: d?.lon ?? 0};
+        await api("POST", `/api/rounds/${f.dataset.round}/replies/${me}`, body);
+        ok();
+        render();
+      } catch (err) { fail(err); }
     };
   }
   const mine = rounds.filter((r) => r.replies.some((p) => p.address.toLowerCase() === me.toLowerCase()));
   $("my-rounds").innerHTML = mine.map((r) => {
     const p = r.replies.find((x) => x.address.toLowerCase() === me.toLowerCase());
     const sold = r.trades.filter((t) => t.seller.toLowerCase() === me.toLowerCase())
-      .map((t) => `<li>${esc(t.buyer_name)}: ${num(t.kwh)} kWh at ${num(t.price, 4)}</li>`).join("");
+      .map((t) => `<li>${esc(short(t.buyer))}: ${num(t.kwh)} kWh at ${num(t.price, 4)}</li>`).join("");
     return `<div class="round" data-round="${r.round_id}"><h3>Round ${r.round_id}: ${esc(countdown(r))}</h3>
       <p>Reply: ${statusCell(p)}</p>${sold ? `<ul class="trades">${sold}</ul>` : ""}</div>`;
   }).join("") || "<p>No replies yet.</p>";
@@ -138,8 +154,10 @@ async function renderRsu() {
     <td>${r.trades.length}</td><td>${num(r.trades.reduce((a, t) => a + t.kwh, 0))}</td></tr>`).join("")}</table>`;
   svgPlot($("prices"), rounds.flatMap((r) => r.trades.map((t) => [t.block, t.price])));
   const chain = await api("GET", "/api/chain");
-  const vehicles = await api("GET", "/api/vehicles");
-  const pts = vehicles.filter((x) => x.lat !== null).map((x) => ({...x, rsu: false})).concat([{name: "RSU", lat: chain.rsu.lat, lon: chain.rsu.lon, rsu: true}]);
+  // The map shows where bids were placed (the chain records each bid's location), by account.
+  const placed = new Map();
+  for (const r of rounds) for (const b of r.requests.concat(r.replies)) if (!placed.has(b.address)) placed.set(b.address, {name: short(b.address), lat: b.lat, lon: b.lon, rsu: false});
+  const pts = [...placed.values()].concat([{name: "RSU", lat: chain.rsu.lat, lon: chain.rsu.lon, rsu: true}]);
   const map = $("map"), w = 320, h = 220;
   const lats = pts.map((p) => p.lat), lons = pts.map((p) => p.lon);
   const la0 = Math.min(...lats) - 0.01, la1 = Math.max(...lats) + 0.01, lo0 = Math.min(...lons) - 0.01, lo1 = Math.max(...lons) + 0.01;
@@ -153,8 +171,8 @@ async function renderRsu() {
 
 async function renderHome() {
   const vehicles = await api("GET", "/api/vehicles");
-  $("vehicles").innerHTML = `<tr><th>name</th><th>account</th><th></th></tr>` + vehicles.map((x) =>
-    `<tr><td>${esc(x.name)}</td><td><code>${esc(x.address)}</code></td>
+  $("vehicles").innerHTML = `<tr><th>account</th><th>plate hash</th><th></th></tr>` + vehicles.map((x) =>
+    `<tr><td><code>${esc(x.address)}</code></td><td><code>${esc(short(x.plate_hash))}</code></td>
      <td><a href="/buyer?address=${x.address}">buyer page</a> <a href="/seller?address=${x.address}">seller page</a></td></tr>`).join("");
 }
 
@@ -180,19 +198,23 @@ function wire() {
   const topup = $("topup");
   if (topup) topup.onsubmit = (e) => {
     e.preventDefault();
-    api("POST", `/api/vehicles/${me}/topup`, {...formData(topup), password: password()}).then(() => { ok(); render(); }, fail);
+    api("POST", `/api/vehicles/${me}/topup`, {...formData(topup), password: password()}).then((d) => { mine = d; ok(); render(); }, fail);
   };
   const req = $("request");
   if (req) req.onsubmit = async (e) => {
     e.preventDefault();
     try {
-      const v = await api("GET", `/api/vehicles/${me}`);
-      const r = await api("POST", `/api/vehicles/${me}/requests`, {...formData(req), password: password(), lat: v.lat ?? 0, lon: v.lon ?? 0});
+      const d = await myDetails();
+      const r = await api("POST", `/api/vehicles/${me}/requests`, {...formData(req), password: password(), lat: d?.lat ?? 0, lon: d?.lon ?? 0});
       ok();
       $("request-result").textContent = `Request posted in round ${r.round_id}`;
       render();
     } catch (err) { fail(err); }
   };
+  const pw = $("password");
+  if (pw) pw.onchange = () => { mine = null; };
+  const unlock = $("unlock");
+  if (unlock) unlock.onclick = () => { mine = null; myDetails().then(() => { ok(); render(); }, fail); };
   const collect = $("collect");
   if (collect) collect.onsubmit = (e) => {
     e.preventDefault();
