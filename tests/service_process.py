@@ -7,9 +7,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -24,6 +25,9 @@ class Service:
         # The tests top vehicles up through the development faucet (off by default in
         # production: docs/security.md); pass faucet_tokens=0 to test the default.
         settings = {"faucet_tokens": 1_000_000, **settings}
+        # A short grace after the announced bid window: a test sends its bids one after another,
+        # so none queues for long (docs/service.md, "Bid windows").
+        settings = {"bid_grace": 5, **settings}
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -58,6 +62,15 @@ class Service:
                 pass
             time.sleep(0.2)
         raise RuntimeError("service did not start")
+
+    def wait_exit(self, timeout: float = 300) -> int:
+        """Wait for the process to end by itself (a fault hook killed it); its return code."""
+        assert self.proc is not None
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"the service did not stop by itself in {timeout} s") from None
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -129,12 +142,27 @@ def reply_body(**over: object) -> dict[str, object]:
 
 
 def wait_for(
-    client: httpx.Client, round_id: int, phase: str, timeout: float = 90
-) -> dict[str, object]:
+    client: httpx.Client, round_id: int, phase: str, timeout: float = 180
+) -> dict[str, Any]:
+    """The round's view once it reaches ``phase`` (polling; generous for a busy machine)."""
+    return wait_until(client, round_id, lambda view: view["phase"] == phase, phase, timeout)
+
+
+def wait_until(
+    client: httpx.Client,
+    round_id: int,
+    ok: Callable[[dict[str, Any]], bool],
+    what: str = "the condition",
+    timeout: float = 180,
+) -> dict[str, Any]:
+    """The round's view once ``ok(view)`` holds (polling)."""
     deadline = time.monotonic() + timeout
+    view: dict[str, Any] = {}
     while time.monotonic() < deadline:
-        view = client.get(f"/api/rounds/{round_id}").json()
-        if view["phase"] == phase:
-            return dict(view)
+        r = client.get(f"/api/rounds/{round_id}")
+        if r.status_code == 200:
+            view = dict(r.json())
+            if ok(view):
+                return view
         time.sleep(0.3)
-    raise AssertionError(f"round {round_id} never reached {phase}: {view}")
+    raise AssertionError(f"round {round_id} never reached {what}: {view}")

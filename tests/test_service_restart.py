@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.service_process import PASSWORD, Service, register, reply_body, request_body, wait_for
+from tests.service_process import (
+    PASSWORD,
+    Service,
+    register,
+    reply_body,
+    request_body,
+    wait_for,
+    wait_until,
+)
 
 
 def test_kill_mid_round_then_restart(tmp_path: Path) -> None:
@@ -17,8 +25,11 @@ def test_kill_mid_round_then_restart(tmp_path: Path) -> None:
         with service.client() as client:
             buyers = [register(client, f"B{k}", f"RB {k}") for k in range(2)]
             sellers = [register(client, f"S{k}", f"RS {k}", lon=11.96) for k in range(2)]
-            for b in buyers:
-                client.post(f"/api/vehicles/{b}/topup", json={"password": PASSWORD, "tokens": 40})
+            for car in buyers + sellers:  # sellers too: bids may carry a deposit
+                r = client.post(
+                    f"/api/vehicles/{car}/topup", json={"password": PASSWORD, "tokens": 40}
+                )
+                assert r.status_code == 200, r.text
             rid = client.post(f"/api/vehicles/{buyers[0]}/requests", json=request_body()).json()[
                 "round_id"
             ]
@@ -34,6 +45,10 @@ def test_kill_mid_round_then_restart(tmp_path: Path) -> None:
                     ).status_code
                     == 201
                 )
+            # The index catches up with the chain on the RSU's next tick.
+            wait_until(
+                client, rid, lambda v: len(v["requests"]) == 2 and len(v["replies"]) == 2, "4 bids"
+            )
             before = client.get("/api/rounds").json()
         service.kill()  # bids sealed on chain, nothing revealed, nothing settled
 
@@ -58,6 +73,6 @@ def test_kill_mid_round_then_restart(tmp_path: Path) -> None:
                 f"/api/vehicles/{sellers[0]}/collect", json={"password": PASSWORD}
             ).json()
             earned = sum(t["payment"] for t in trades if t["seller"] == sellers[0])  # type: ignore[union-attr]
-            assert info["balance"] == pytest.approx(earned)
+            assert info["balance"] == pytest.approx(40 + earned)
     finally:
         service.stop()

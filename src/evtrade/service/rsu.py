@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import math
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from eth_account import Account
@@ -35,6 +37,7 @@ from evtrade.ledger.client import (
 )
 from evtrade.ledger.rounds import Operators, load_operators, open_ledger
 from evtrade.model import Buyer, Seller, safejson
+from evtrade.service import faults
 from evtrade.service.security import (
     KdfGate,
     SignatureError,
@@ -45,6 +48,12 @@ from evtrade.service.security import (
 )
 from evtrade.service.settings import Settings
 from evtrade.service.store import Store, VehicleRow
+
+log = logging.getLogger("evtrade.service")
+#: Longest pause between two attempts at a round whose reveal, settlement or view keeps failing.
+RETRY_CAP_SECONDS = 60.0
+#: Phases after which the RSU's clock has nothing left to do in a round.
+_FINAL_PHASES = ("settled", "expired")
 
 #: Key derivation of the built-in wallet (eth-account keystore v3, scrypt).
 KDF_ITERATIONS = 2**14
@@ -82,6 +91,24 @@ def details_message(address: str, timestamp: int, nonce: int) -> str:
     return f"evtrade: show details of {to_checksum_address(address)} at {timestamp} nonce {nonce}"
 
 
+@dataclass(frozen=True, slots=True)
+class RoundFailure:
+    """A round the RSU's clock could not advance: the error, since when, when it tries again."""
+
+    message: str
+    since: float
+    attempts: int
+    retry_at: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "message": self.message,
+            "since": self.since,
+            "attempts": self.attempts,
+            "retry_at": self.retry_at,
+        }
+
+
 class ServiceError(EvtradeError):
     """A request the service refuses; ``status`` is the HTTP status it maps to."""
 
@@ -116,40 +143,163 @@ class Rsu:
         self.throttle = Throttle()
         self.kdf = KdfGate()
         self.version = 0
+        # The RSU's clock (tick), per round: failures with their back-off, rounds whose index
+        # entry is behind the chain (bids posted since), the bid deadlines announced to drivers.
+        self._failures: dict[int, RoundFailure] = {}
+        self._retrying: dict[int, RoundFailure] = {}
+        self._dirty: set[int] = set()
+        self._next_refresh: dict[int, float] = {}
+        self._announced: dict[int, int] = {}
+        self._rsu_pubkey: bytes | None = None
+        faults.install(self.chain)  # test hook: a no-op unless EVTRADE_TEST_FAULT is set
         self.rebuild_index()
 
     # -- index ----------------------------------------------------------------------------------
 
     def rebuild_index(self) -> None:
-        """Rebuild the round index from chain events (start-up, after a crash)."""
+        """Rebuild the round index from chain events (start-up, after a crash).
+
+        A round that cannot be read or cleared keeps its last indexed view (or a stub) with its
+        error recorded; the other rounds and the start-up go on, and the clock retries it.
+        The bid deadlines announced to drivers are kept from the previous index.
+        """
         with self.lock:
-            views = {
-                rid: self._round_json(self.ledger.round_view(rid))
-                for rid in range(self.ledger.round_count())
-            }
+            old = {int(v["round_id"]): v for v in self.store.rounds()}
+            for rid, v in old.items():
+                if v.get("chain_deadline") is not None and v.get("deadline") is not None:
+                    self._announced[rid] = int(v["deadline"])
+            views: dict[int, dict[str, Any]] = {}
+            for rid in range(self.ledger.round_count()):
+                try:
+                    views[rid] = self._round_json(self.ledger.round_view(rid))
+                except Exception as exc:  # one bad round must not stop the others, nor start-up
+                    self._round_failed(rid, exc, "indexing")
+                    views[rid] = self._failed_view(rid, old.get(rid))
             self.store.replace_rounds(views)
             self.version += 1
 
     def _refresh(self, round_id: int) -> dict[str, Any]:
+        """Re-read one round from the chain into the index."""
+        self._dirty.discard(round_id)  # bids landing from now on mark it again
+        start = time.monotonic()
         view = self._round_json(self.ledger.round_view(round_id))
         self.store.put_round(round_id, view)
+        # A round of many bids costs a noticeable time to read back: refresh it because of new
+        # bids at most every poll interval and at most a third of the time.
+        cost = time.monotonic() - start
+        self._next_refresh[round_id] = time.monotonic() + max(self.settings.poll_seconds, 2 * cost)
         self.version += 1
         return view
 
-    def _round_json(self, view: RoundView) -> dict[str, Any]:
-        now = self.next_block_time()
-        if view.settled:
-            phase = "settled"
-        elif now <= view.deadline:
-            phase = "bidding"
-        elif now <= view.reveal_deadline:
-            phase = "reveal"
-        elif now <= view.settle_deadline:
-            phase = "settling"
+    def _failed_view(self, round_id: int, last: dict[str, Any] | None) -> dict[str, Any]:
+        """The index entry of a round that could not be read: its last view, or a stub."""
+        view = (
+            dict(last)
+            if last is not None
+            else {
+                "round_id": round_id,
+                "rsu": None,
+                "phase": "unknown",
+                "deadline": None,
+                "chain_deadline": None,
+                "reveal_deadline": None,
+                "settle_deadline": None,
+                "v_floor": None,
+                "c_ceiling": None,
+                "requests": [],
+                "replies": [],
+                "offers": [],
+                "trades": [],
+            }
+        )
+        view["error"] = self._failure_json(round_id)
+        return view
+
+    # -- failures of one round ------------------------------------------------------------------
+
+    def _round_failed(self, round_id: int, exc: BaseException, doing: str) -> None:
+        """Record a failure of one round: logged (with its traceback the first time and whenever
+        the error changes), shown in the round's JSON, retried with exponential back-off."""
+        message = f"{doing}: {type(exc).__name__}: {exc}"
+        now = time.time()
+        last = self._failures.get(round_id) or self._retrying.get(round_id)
+        attempts = 1 if last is None else last.attempts + 1
+        delay = min(RETRY_CAP_SECONDS, self.settings.poll_seconds * 2.0 ** min(attempts, 16))
+        failure = RoundFailure(
+            message=message,
+            since=now if last is None else last.since,
+            attempts=attempts,
+            retry_at=now + delay,
+        )
+        self._failures[round_id] = failure
+        if last is None or last.message != message:
+            log.error(
+                "round %d: %s (attempt %d, retrying in %.1f s)",
+                round_id,
+                message,
+                attempts,
+                delay,
+                exc_info=exc,
+            )
         else:
-            phase = "expired"
+            log.warning(
+                "round %d: still failing, attempt %d (retrying in %.1f s): %s",
+                round_id,
+                attempts,
+                delay,
+                message,
+            )
+
+    def _failure_json(self, round_id: int) -> dict[str, Any] | None:
+        failure = self._failures.get(round_id)
+        return None if failure is None else failure.to_json()
+
+    def round_failures(self) -> dict[int, dict[str, Any]]:
+        """The rounds whose last attempt failed, with the error, since when and the next try."""
+        return {rid: f.to_json() for rid, f in list(self._failures.items())}
+
+    def _announced_deadline(self, view: RoundView) -> int:
+        """The bid deadline drivers were told (wall clock): the on-chain one less the grace.
+
+        Rounds this service opened keep the deadline it announced; a round it did not open (or
+        whose announcement a crash lost) is taken to have been opened with today's grace.
+        """
+        announced = self._announced.get(view.round_id)
+        if announced is not None:
+            return announced
+        if view.rsu.lower() == self.operators.rsu.address.lower():
+            return view.deadline - self.settings.bid_grace
+        return view.deadline
+
+    def _phase(
+        self, settled: bool, deadlines: tuple[float, float, float, float], wall: float, now: float
+    ) -> str:
+        """A round's phase: bids are admitted until the announced deadline (wall clock); the chain
+        keeps its window open ``bid_grace`` longer for the bids admitted in time ("closing")."""
+        announced, deadline, reveal_deadline, settle_deadline = deadlines
+        if settled:
+            return "settled"
+        if now <= deadline:
+            return "bidding" if wall <= announced else "closing"
+        if now <= reveal_deadline:
+            return "reveal"
+        if now <= settle_deadline:
+            return "settling"
+        return "expired"
+
+    def _round_json(self, view: RoundView) -> dict[str, Any]:
+        announced = self._announced_deadline(view)
+        deadlines = (announced, view.deadline, view.reveal_deadline, view.settle_deadline)
+        phase = self._phase(view.settled, deadlines, time.time(), self.next_block_time())
+        if phase == "settled":
+            self._failures.pop(view.round_id, None)
         P, E = units.PRICE_SCALE, units.ENERGY_SCALE
-        offers = self._offers(view) if phase in ("reveal", "settling", "settled") else []
+        offers: list[dict[str, Any]] = []
+        if phase in ("reveal", "settling", "settled"):
+            try:
+                offers = self._offers(view)
+            except Exception as exc:  # the round is shown without offers, with the error
+                self._round_failed(view.round_id, exc, "pricing the offers")
         traded_buyers = {t.buyer for t in view.trades}
         traded_sellers = {t.seller for t in view.trades}
         offered_buyers = {o["buyer"] for o in offers}
@@ -160,6 +310,8 @@ class Rsu:
         ) -> tuple[str, str]:
             if phase == "bidding":
                 return "pending", "bid window open"
+            if phase == "closing":
+                return "pending", "bid window closed; bids admitted in time still reach the chain"
             if not revealed:
                 return "failed", "value not revealed in time"
             if phase == "settled":
@@ -226,7 +378,8 @@ class Rsu:
             "round_id": view.round_id,
             "rsu": view.rsu,
             "phase": phase,
-            "deadline": view.deadline,
+            "deadline": announced,
+            "chain_deadline": view.deadline,
             "reveal_deadline": view.reveal_deadline,
             "settle_deadline": view.settle_deadline,
             "v_floor": view.v_floor / P,
@@ -235,6 +388,7 @@ class Rsu:
             "replies": replies,
             "offers": offers,
             "trades": trades,
+            "error": self._failure_json(view.round_id),
         }
 
     def _offers(self, view: RoundView) -> list[dict[str, Any]]:
@@ -538,63 +692,114 @@ class Rsu:
     # -- the trading flow -----------------------------------------------------------------------
 
     def open_round(self) -> int:
+        """Open a round: drivers are told the bid window ``t_limit`` (wall clock); the chain's
+        window is ``bid_grace`` longer, so that a bid admitted before the announced deadline
+        still reaches the chain after waiting its turn (issue 11, item 9)."""
         s = self.settings
         params = RoundParams(
             v_floor=s.v_floor,
             c_ceiling=s.c_ceiling,
-            t_limit=s.t_limit,
+            t_limit=s.t_limit + s.bid_grace,
             t_reveal=s.t_reveal,
             t_settle=s.t_settle,
             l1=s.l1,
             l2=s.l2,
             max_distance_km=s.max_distance_km,
         )
+        # The chain stamps the opening block no earlier than this second, so the chain's deadline
+        # is at least ``bid_grace`` after the announced one.
+        opened = int(time.time())
+        round_id = self.ledger.open_round(self.operators.rsu, params)
         with self.lock:
-            round_id = self.ledger.open_round(self.operators.rsu, params)
+            self._announced[round_id] = opened + s.t_limit
             self._refresh(round_id)
         return round_id
 
+    def _admit_bid(self, round_id: int, received: float) -> None:
+        """Refuse a bid that reached the service after the round's announced deadline.
+
+        Checked against the time the request arrived, before any key work or queueing, so every
+        bid sent inside the window as the driver's clock sees it is admitted; the chain's window
+        is ``bid_grace`` longer to take it in (:meth:`open_round`).
+        """
+        view = self.store.round(round_id)
+        if view is None:  # not in the index: the chain decides (404 if there is no such round)
+            self._check_round(round_id)
+            return
+        deadline = view.get("deadline")
+        if view.get("phase") in _FINAL_PHASES or (deadline is not None and received > deadline):
+            raise ServiceError(
+                409,
+                f"field 'round_id': bid window closed: round {round_id} took bids until"
+                f" {deadline} (unix time); this bid arrived at {received:.0f}",
+            )
+
+    def _sealing_key(self) -> bytes:
+        """The RSU's public key the bids are sealed to (read from the registry once)."""
+        if self._rsu_pubkey is None:
+            self._rsu_pubkey = self.ledger.rsu_pubkey(self.operators.rsu.address)
+        return self._rsu_pubkey
+
+    def _bid_posted(self, round_id: int) -> None:
+        """The round's index entry is behind the chain: the clock re-reads it (coalesced)."""
+        self._dirty.add(round_id)
+
     def post_request(
-        self, address: str, password: str, round_id: int | None, buyer: Buyer
+        self,
+        address: str,
+        password: str,
+        round_id: int | None,
+        buyer: Buyer,
+        *,
+        received: float | None = None,
     ) -> dict[str, Any]:
-        """A buyer's request; with no round given, the RSU opens one (the seed app's flow)."""
+        """A buyer's request; with no round given, the RSU opens one (the seed app's flow).
+
+        ``received`` is when the request reached the service (default: now). No lock is held
+        while the transactions wait for their block, so bids of many vehicles share blocks; the
+        round's index entry catches up on the clock's next tick.
+        """
+        received = time.time() if received is None else received
+        if round_id is not None:
+            self._admit_bid(round_id, received)
         account = self.unlock(address, password)
         if buyer.v_min < self.settings.v_floor:
             raise ServiceError(
                 422,
                 f"field 'v_min' ({buyer.v_min}) is below the RSU's floor ({self.settings.v_floor})",
             )
-        with self.lock:
-            if not self.ledger.is_valid_vehicle(account.address):
-                raise ServiceError(
-                    403, f"vehicle {account.address}: certificate revoked or expired"
-                )
-            need = units.escrow(
-                units.to_fixed("v_max", buyer.v_max, units.PRICE_SCALE),
-                units.to_fixed("b_max", buyer.b_max, units.ENERGY_SCALE),
+        if not self.ledger.is_valid_vehicle(account.address):
+            raise ServiceError(403, f"vehicle {account.address}: certificate revoked or expired")
+        need = units.escrow(
+            units.to_fixed("v_max", buyer.v_max, units.PRICE_SCALE),
+            units.to_fixed("b_max", buyer.b_max, units.ENERGY_SCALE),
+        )
+        if self.ledger.balance(account.address) < need:
+            raise ServiceError(
+                402,
+                f"balance below the escrow v_max * b_max = {need / _TOKEN:g} tokens; top up",
             )
-            if self.ledger.balance(account.address) < need:
-                raise ServiceError(
-                    402,
-                    f"balance below the escrow v_max * b_max = {need / _TOKEN:g} tokens; top up",
-                )
-            if round_id is None:
-                round_id = self.open_round()
-            self._check_round(round_id)
-            pubkey = self.ledger.rsu_pubkey(self.operators.rsu.address)
-            bid = self.ledger.post_request(account, round_id, buyer, rsu_pubkey=pubkey)
-            self._refresh(round_id)
+        if round_id is None:
+            round_id = self.open_round()
+        bid = self.ledger.post_request(account, round_id, buyer, rsu_pubkey=self._sealing_key())
+        self._bid_posted(round_id)
         return {"round_id": round_id, "index": bid.index}
 
     def post_reply(
-        self, address: str, password: str, round_id: int, seller: Seller
+        self,
+        address: str,
+        password: str,
+        round_id: int,
+        seller: Seller,
+        *,
+        received: float | None = None,
     ) -> dict[str, Any]:
+        """A seller's reply to an open round (admitted as :meth:`post_request`)."""
+        received = time.time() if received is None else received
+        self._admit_bid(round_id, received)
         account = self.unlock(address, password)
-        with self.lock:
-            self._check_round(round_id)
-            pubkey = self.ledger.rsu_pubkey(self.operators.rsu.address)
-            bid = self.ledger.post_reply(account, round_id, seller, rsu_pubkey=pubkey)
-            self._refresh(round_id)
+        bid = self.ledger.post_reply(account, round_id, seller, rsu_pubkey=self._sealing_key())
+        self._bid_posted(round_id)
         return {"round_id": round_id, "index": bid.index}
 
     def accept(
@@ -609,13 +814,9 @@ class Rsu:
             return self._refresh(round_id)
 
     def next_block_time(self) -> float:
-        """The earliest timestamp the next block can carry: the chain's deadlines use it.
-
-        Block timestamps are whole seconds and strictly increasing, so a chain that mines a block
-        per transaction runs ahead of the wall clock; its next block is never stamped earlier than
-        the last one plus a second.
-        """
-        return float(max(int(time.time()), self.chain.timestamp() + 1))
+        """The earliest timestamp a transaction sent now can carry: the chain's deadlines use it
+        (:meth:`~evtrade.ledger.chain.Chain.next_timestamp`)."""
+        return float(self.chain.next_timestamp())
 
     def _check_round(self, round_id: int) -> None:
         if not 0 <= round_id < self.ledger.round_count():
@@ -632,23 +833,76 @@ class Rsu:
 
     def tick(self) -> None:
         """The RSU's clock: reveal sealed bids after the window, settle at the P1 optimum after
-        the reveal window (unless the buyer already chose an offer)."""
-        with self.lock:
-            now = self.next_block_time()
-            for view in self.store.rounds():
-                rid = view["round_id"]
-                if view["phase"] in ("settled", "expired"):
-                    continue
-                try:
-                    if now > view["deadline"] and not all(
-                        b["revealed"] for b in view["requests"] + view["replies"]
-                    ):
-                        self._reveal_if_due(rid)
-                    if now > view["reveal_deadline"] + 1:
-                        self.ledger.settle_optimal(self.operators.rsu, rid)
+        the reveal window (unless the buyer already chose an offer), and keep the index current.
+
+        Each round is advanced on its own, under the lock for that round only: a round whose
+        reveal, settlement or view fails is logged with its traceback, recorded (its JSON and the
+        dashboard show the error and since when) and retried with exponential back-off, while
+        the other rounds go on.
+        """
+        views = self.store.rounds()
+        self._index_new_rounds({int(v["round_id"]) for v in views})
+        for view in views:
+            rid = int(view["round_id"])
+            if view.get("phase") in _FINAL_PHASES and rid not in self._dirty:
+                continue
+            failure = self._failures.get(rid)
+            if failure is not None and time.time() < failure.retry_at:
+                continue
+            try:
+                with self.lock:
+                    self._advance(rid, view, failed=failure is not None)
+            except Exception as exc:  # isolate the round; the next tick goes on with the others
+                self._round_failed(rid, exc, f"advancing from phase {view.get('phase')!r}")
+                with self.lock, contextlib.suppress(Exception):
+                    last = self.store.round(rid)
+                    self.store.put_round(rid, self._failed_view(rid, last or view))
+                    self.version += 1
+            finally:
+                self._retrying.pop(rid, None)
+
+    def _index_new_rounds(self, known: set[int]) -> None:
+        """Index rounds opened on the market by anyone else (another tool, another RSU)."""
+        for rid in range(self.ledger.round_count()):
+            if rid in known or time.time() < getattr(self._failures.get(rid), "retry_at", 0.0):
+                continue
+            try:
+                with self.lock:
                     self._refresh(rid)
-                except (ContractRejectedError, LedgerError):
-                    self._refresh(rid)
+            except Exception as exc:  # recorded and shown; the clock retries it with back-off
+                self._round_failed(rid, exc, "indexing")
+                with self.lock:
+                    self.store.put_round(rid, self._failed_view(rid, None))
+                    self.version += 1
+
+    def _advance(self, rid: int, view: dict[str, Any], *, failed: bool) -> None:
+        """One step of the clock for one round: reveal, settle or refresh, whatever is due."""
+        now = self.next_block_time()
+        if view.get("chain_deadline") is None:  # a stub: the round could not be read yet
+            self._refresh(rid)
+            return
+        acted = False
+        bids = view["requests"] + view["replies"]
+        if now > view["chain_deadline"] and not all(b["revealed"] for b in bids):
+            self._reveal_if_due(rid)
+            acted = True
+        if now > view["reveal_deadline"] + 1 and view.get("phase") != "settled":
+            self.ledger.settle_optimal(self.operators.rsu, rid)
+            acted = True
+        deadlines = (
+            view["deadline"],
+            view["chain_deadline"],
+            view["reveal_deadline"],
+            view["settle_deadline"],
+        )
+        stale = self._phase(False, deadlines, time.time(), now) != view.get("phase")
+        behind = rid in self._dirty and time.monotonic() >= self._next_refresh.get(rid, 0.0)
+        if acted or stale or behind or failed:
+            # What was due went through; a failure of the refresh itself continues the record.
+            previous = self._failures.pop(rid, None)
+            if previous is not None:
+                self._retrying[rid] = previous
+            self._refresh(rid)
 
     def relay(self, raw: str) -> dict[str, Any]:
         """Relay a transaction a vehicle signed itself, once its signer and target are checked."""
