@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 from evtrade.ledger import units
 from evtrade.ledger.anvil import running_anvil
 from evtrade.ledger.audit import audit_round
-from evtrade.ledger.chain import Chain, EmbeddedChain, RpcChain
+from evtrade.ledger.chain import Chain, RpcChain
 from evtrade.market.pricing import buyer_bid, seller_ask, transaction_price
-from tests.ledger_world import PARAMS, World
+from tests.ledger_world import BUYER_TOKENS, PARAMS, SELLER_TOKENS, World, embedded_chain
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def anvil_url() -> Iterator[str]:
 @pytest.fixture(params=["embedded", "anvil"])
 def chain(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Chain]:
     if request.param == "embedded":
-        embedded = EmbeddedChain(tmp_path / "chain")
+        embedded = embedded_chain(tmp_path / "chain")
         yield embedded
         embedded.close()
     else:
@@ -42,7 +42,8 @@ def test_full_round_then_audit(chain: Chain) -> None:
     rid = world.open()
     world.bid(rid)  # values sealed to the RSU's key; the vehicles go offline
     chain.advance_time(PARAMS.t_limit + 1)
-    assert world.ledger.reveal_sealed(world.rsu, rid) == []
+    report = world.ledger.reveal_sealed(world.rsu, rid)
+    assert report.complete and report.transactions == 1 and len(report.revealed) == 5
     _, trades = world.ledger.settle_optimal(world.rsu, rid)
     view = world.ledger.round_view(rid)
     assert view.settled and len(view.trades) == len(trades) == 6
@@ -54,9 +55,11 @@ def test_full_round_then_audit(chain: Chain) -> None:
     for k, buyer in enumerate(world.buyers):
         world.ledger.claim_refund(buyer, rid, k)
     for seller in world.sellers:
-        world.ledger.withdraw(seller)
-    assert sum(world.ledger.balance(s.address) for s in world.sellers) == paid
-    assert sum(world.ledger.balance(b.address) for b in world.buyers) == 2000 * 10**18 - paid
+        world.ledger.withdraw(seller)  # payments and the deposit, back at the reveal
+    sellers = len(world.sellers) * SELLER_TOKENS * 10**18
+    buyers = len(world.buyers) * BUYER_TOKENS * 10**18
+    assert sum(world.ledger.balance(s.address) for s in world.sellers) == sellers + paid
+    assert sum(world.ledger.balance(b.address) for b in world.buyers) == buyers - paid
 
 
 def test_audit_flags_a_suboptimal_settlement(chain: Chain) -> None:
@@ -76,7 +79,7 @@ def test_audit_flags_a_suboptimal_settlement(chain: Chain) -> None:
 
 @pytest.fixture(scope="module")
 def price_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    chain = EmbeddedChain(tmp_path_factory.mktemp("prices"))
+    chain = embedded_chain(tmp_path_factory.mktemp("prices"))
     yield World.build(chain, 0, 0)
     chain.close()
 

@@ -45,15 +45,27 @@ GAS = {
     "approve": 80_000,
     "open_round": 400_000,
     "post_request": 700_000,
-    "post_reply": 600_000,
-    "reveal": 180_000,
+    "post_reply": 800_000,
+    "reveal": 200_000,
     "accept": 500_000,
-    "claim_refund": 150_000,
+    "claim_refund": 200_000,
+    "claim_deposit": 200_000,
     "withdraw": 120_000,
 }
 _SETTLE_BASE = 250_000
 _SETTLE_PER_TRADE = 30_000
 _SETTLE_PER_BID = 60_000
+#: Batch reveal: gas for the call and for each revealed bid; bids per transaction.
+_REVEAL_BASE = 120_000
+_REVEAL_PER_BID = 110_000
+REVEAL_CHUNK = 128
+#: Why the contract's batch reveal skipped a bid (Market.vy's SKIP_* codes).
+_SKIP_REASONS = {
+    1: "unknown bid",
+    3: "already revealed",
+    4: "value does not match the commitment",
+    5: "value outside the declared range",
+}
 _TOKEN = 10**18
 _SETTLE_SELECTOR = function_signature_to_4byte_selector(
     "settle(uint256,(uint256,uint256,uint256)[])"
@@ -102,6 +114,9 @@ class RoundParams:
     l1: float = 0.0025
     l2: float = 0.005
     max_distance_km: float | None = None
+    #: The least deposit of a bid, in tokens; burned when the bid is not revealed (the contract
+    #: raises it to the bid's bounded gain from withholding, docs/ledger.md).
+    deposit: float = 0.1
 
     @classmethod
     def from_auctioneer(cls, auctioneer: Auctioneer, **windows: int) -> RoundParams:
@@ -145,11 +160,18 @@ class RequestView:
     escrow: int
     sealed: bytes
     value: int | None = None
+    #: The part of the escrow burned if the value is not revealed.
+    deposit: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class ReplyView:
-    """A seller's reply as the chain recorded it (fixed-point integers)."""
+    """A seller's reply as the chain recorded it (fixed-point integers).
+
+    ``s_t - s_r`` is the spare energy *this round* may sell from, (13): the contract reserved it
+    from the seller's declaration less what its other open replies had reserved. ``s_r`` is
+    therefore the effective reserve; ``declared_s_r`` is what the seller declared.
+    """
 
     index: int
     seller: str
@@ -163,6 +185,35 @@ class ReplyView:
     commitment: bytes
     sealed: bytes
     value: int | None = None
+    #: Energy units this reply reserved (= s_t - s_r), losses included.
+    spare: int = 0
+    declared_s_r: int = 0
+    #: Tokens (base units) burned if the value is not revealed; back to credit at the reveal.
+    deposit: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedBid:
+    """A sealed bid the RSU could not reveal, and why; it stays excluded."""
+
+    is_buyer: bool
+    index: int
+    bidder: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RevealReport:
+    """What :meth:`Ledger.reveal_sealed` did: bids revealed, bids skipped, transactions sent."""
+
+    revealed: tuple[str, ...]
+    skipped: tuple[SkippedBid, ...]
+    transactions: int
+
+    @property
+    def complete(self) -> bool:
+        """True when no bid was skipped."""
+        return not self.skipped
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +249,8 @@ class RoundView:
     replies: tuple[ReplyView, ...]
     trades: tuple[TradeView, ...] = field(default=())
     settled: bool = False
+    #: The least deposit of a bid in this round (token base units).
+    deposit: int = 0
 
 
 def plate_hash(plate: str) -> bytes:
@@ -369,6 +422,7 @@ class Ledger:
             units.to_fixed("l1", params.l1, units.LOSS_SCALE),
             units.to_fixed("l2", params.l2, units.LOSS_SCALE),
             0 if distance is None else units.to_fixed("max_distance_km", distance, 1000),
+            units.to_fixed("deposit", params.deposit, _TOKEN),
         )
         (event,) = self.market.events.RoundOpened().process_receipt(receipt, errors=DISCARD)
         return int(event["args"]["round_id"])
@@ -382,15 +436,15 @@ class Ledger:
     ) -> SealedBid:
         """A buyer posts its request: public bounds, a commitment to v_i, and v_i sealed to the RSU.
 
-        Approves the escrow (v_max * b_max) first when the allowance is short.
+        Approves the escrow (max(v_max * b_max, deposit), :meth:`request_lock`) first when the
+        allowance is short.
         """
         v = units.to_fixed("v", buyer.v, units.PRICE_SCALE)
         v_max = units.to_fixed("v_max", buyer.v_max, units.PRICE_SCALE)
         b_max = units.to_fixed("b_max", buyer.b_max, units.ENERGY_SCALE)
-        need = units.escrow(v_max, b_max)
-        allowance = int(self._view(self.token, "allowance", account.address, self.market.address))
-        if allowance < need:
-            self.approve_escrow(account, need)
+        v_min = units.to_fixed("v_min", buyer.v_min, units.PRICE_SCALE)
+        need, _ = self.request_lock(round_id, b_max, v_min, v_max)
+        self._ensure_allowance(account, need)
         salt = new_salt()
         sealed = seal(rsu_pubkey, v, salt) if rsu_pubkey else b""
         receipt = self._do(
@@ -400,7 +454,7 @@ class Ledger:
             round_id,
             units.to_fixed("b_min", buyer.b_min, units.ENERGY_SCALE),
             b_max,
-            units.to_fixed("v_min", buyer.v_min, units.PRICE_SCALE),
+            v_min,
             v_max,
             units.to_fixed("w", buyer.w, units.W_SCALE),
             *_location(buyer.lat, buyer.lon),
@@ -418,8 +472,18 @@ class Ledger:
         *,
         rsu_pubkey: bytes | None = None,
     ) -> SealedBid:
-        """A seller posts its reply: public bounds and energy, a commitment to c_j, c_j sealed."""
+        """A seller posts its reply: public bounds and energy, a commitment to c_j, c_j sealed.
+
+        The reply reserves the seller's spare energy for this round and deposits tokens
+        (:meth:`reply_deposit`); the deposit is approved first when the allowance is short.
+        """
         c = units.to_fixed("c", seller.c, units.PRICE_SCALE)
+        c_min = units.to_fixed("c_min", seller.c_min, units.PRICE_SCALE)
+        c_max = units.to_fixed("c_max", seller.c_max, units.PRICE_SCALE)
+        s_t = units.to_fixed("s_t", seller.s_t, units.ENERGY_SCALE)
+        s_r = units.to_fixed("s_r", seller.s_r, units.ENERGY_SCALE)
+        _, deposit = self.reply_deposit(round_id, account.address, c_min, c_max, s_t, s_r)
+        self._ensure_allowance(account, deposit)
         salt = new_salt()
         sealed = seal(rsu_pubkey, c, salt) if rsu_pubkey else b""
         receipt = self._do(
@@ -427,10 +491,10 @@ class Ledger:
             self.market,
             "post_reply",
             round_id,
-            units.to_fixed("c_min", seller.c_min, units.PRICE_SCALE),
-            units.to_fixed("c_max", seller.c_max, units.PRICE_SCALE),
-            units.to_fixed("s_t", seller.s_t, units.ENERGY_SCALE),
-            units.to_fixed("s_r", seller.s_r, units.ENERGY_SCALE),
+            c_min,
+            c_max,
+            s_t,
+            s_r,
             units.to_fixed("rho", seller.rho, units.RHO_SCALE),
             *_location(seller.lat, seller.lon),
             commitment(self.market.address, round_id, account.address, c, salt),
@@ -466,27 +530,58 @@ class Ledger:
             gas=GAS["reveal"],
         )
 
-    def reveal_sealed(self, rsu: LocalAccount, round_id: int) -> list[str]:
-        """The RSU opens every sealed, unrevealed bid of a round and reveals it.
+    def reveal_sealed(self, rsu: LocalAccount, round_id: int) -> RevealReport:
+        """The RSU opens every sealed, unrevealed bid of a round and reveals them in one batch.
 
-        Returns the reasons for bids it could not reveal (no sealed value, a ciphertext that does
-        not open, a value that does not match its commitment); those bids stay excluded.
+        One ``reveal_for_many`` transaction per :data:`REVEAL_CHUNK` bids (one for any round of
+        up to 64 bids per side), so the number of bids never decides who is revealed. Bids it
+        could not reveal are reported: no sealed value, a ciphertext that does not open (found
+        here), a value that does not match its commitment or its range (skipped by the
+        contract, which reveals the others); those bids stay excluded.
         """
         view = self.round_view(round_id)
-        problems: list[str] = []
+        skipped: list[SkippedBid] = []
+        entries: list[tuple[bool, int, int, bytes]] = []
+        owners: dict[tuple[bool, int], str] = {}
         bids: list[tuple[bool, int, str, bytes]] = [
             (True, q.index, q.buyer, q.sealed) for q in view.requests if q.value is None
         ] + [(False, p.index, p.seller, p.sealed) for p in view.replies if p.value is None]
         for is_buyer, index, bidder, sealed in bids:
             if not sealed:
-                problems.append(f"{bidder}: no sealed value; the bidder must reveal")
+                skipped.append(
+                    SkippedBid(is_buyer, index, bidder, "no sealed value; the bidder must reveal")
+                )
                 continue
             try:
                 value, salt = unseal(rsu.key, sealed)
-                self.reveal_for(rsu, SealedBid(round_id, is_buyer, index, bidder, value, salt))
             except LedgerError as exc:
-                problems.append(f"{bidder}: {exc}")
-        return problems
+                skipped.append(SkippedBid(is_buyer, index, bidder, str(exc)))
+                continue
+            entries.append((is_buyer, index, value, salt))
+            owners[(is_buyer, index)] = bidder
+        revealed: list[str] = []
+        sent = 0
+        for start in range(0, len(entries), REVEAL_CHUNK):
+            chunk = entries[start : start + REVEAL_CHUNK]
+            receipt = self._do(
+                rsu,
+                self.market,
+                "reveal_for_many",
+                round_id,
+                chunk,
+                gas=_REVEAL_BASE + _REVEAL_PER_BID * len(chunk),
+            )
+            sent += 1
+            revealed += [
+                str(e["args"]["bidder"])
+                for e in self.market.events.Revealed().process_receipt(receipt, errors=DISCARD)
+            ]
+            for e in self.market.events.RevealSkipped().process_receipt(receipt, errors=DISCARD):
+                a = e["args"]
+                key = (bool(a["is_buyer"]), int(a["index"]))
+                reason = _SKIP_REASONS.get(int(a["reason"]), f"reason {a['reason']}")
+                skipped.append(SkippedBid(key[0], key[1], owners.get(key, a["bidder"]), reason))
+        return RevealReport(tuple(revealed), tuple(skipped), sent)
 
     def settle(
         self, rsu: LocalAccount, round_id: int, trades: Sequence[tuple[int, int, int]]
@@ -549,8 +644,65 @@ class Ledger:
         return self._do(account, self.market, "accept", round_id, seller_index, energy)
 
     def claim_refund(self, account: LocalAccount, round_id: int, index: int) -> TxReceipt:
-        """A buyer takes back the unspent part of its escrow."""
+        """A buyer takes back the unspent part of its escrow (less its deposit if unrevealed)."""
         return self._do(account, self.market, "claim_refund", round_id, index)
+
+    def claim_deposit(self, account: LocalAccount, round_id: int, index: int) -> TxReceipt:
+        """Close an unrevealed reply's deposit: back to credit if the round is void, else burned."""
+        return self._do(account, self.market, "claim_deposit", round_id, index)
+
+    # -- deposits and reservations --------------------------------------------------------------
+
+    def _ensure_allowance(self, account: LocalAccount, need: int) -> None:
+        if need <= 0:
+            return
+        allowance = int(self._view(self.token, "allowance", account.address, self.market.address))
+        if allowance < need:
+            self.approve_escrow(account, need)
+
+    def request_lock(self, round_id: int, b_max: int, v_min: int, v_max: int) -> tuple[int, int]:
+        """What a request takes (fixed-point arguments): ``(escrow, deposit)``, in base units.
+
+        The escrow is max(ceil(v_max * b_max), deposit) and includes the deposit.
+        """
+        escrow, deposit = self._view(self.market, "request_lock", round_id, b_max, v_min, v_max)
+        return int(escrow), int(deposit)
+
+    def reply_deposit(
+        self, round_id: int, seller: str, c_min: int, c_max: int, s_t: int, s_r: int
+    ) -> tuple[int, int]:
+        """What a reply would reserve and take now: ``(spare energy units, deposit base units)``.
+
+        ``spare`` is 0 (and the reply would be refused) when the seller's open replies already
+        reserve all that ``s_t - s_r`` declares.
+        """
+        spare, deposit = self._view(
+            self.market, "reply_deposit", round_id, seller, c_min, c_max, s_t, s_r
+        )
+        return int(spare), int(deposit)
+
+    def reply_deposit_for(self, round_id: int, seller: str, offer: Seller) -> int:
+        """The deposit (base units) a reply of ``offer`` would take now (0 if it would fail)."""
+        return self.reply_deposit(
+            round_id,
+            seller,
+            units.to_fixed("c_min", offer.c_min, units.PRICE_SCALE),
+            units.to_fixed("c_max", offer.c_max, units.PRICE_SCALE),
+            units.to_fixed("s_t", offer.s_t, units.ENERGY_SCALE),
+            units.to_fixed("s_r", offer.s_r, units.ENERGY_SCALE),
+        )[1]
+
+    def reserved_energy(self, seller: str) -> int:
+        """Energy units the seller's open replies reserve (released when their rounds end)."""
+        return int(self._view(self.market, "reserved_energy", seller))
+
+    def round_void(self, round_id: int) -> bool:
+        """True when the round's RSU was removed before settling it (every bid recovers)."""
+        return bool(self._view(self.market, "round_void", round_id))
+
+    def burned(self) -> int:
+        """Forfeited deposits burned so far (base units)."""
+        return int(self._view(self.market, "burned"))
 
     def withdraw(self, account: LocalAccount) -> TxReceipt:
         """A seller pulls its credited payments."""
@@ -584,6 +736,7 @@ class Ledger:
                 escrow=a["escrow"],
                 sealed=bytes(a["sealed"]),
                 value=revealed.get(a["buyer"]),
+                deposit=a["deposit"],
             )
             for a in (log["args"] for log in logs["RequestPosted"])
         )
@@ -594,13 +747,16 @@ class Ledger:
                 c_min=a["c_min"],
                 c_max=a["c_max"],
                 s_t=a["s_t"],
-                s_r=a["s_r"],
+                s_r=a["s_t"] - a["spare"],
                 rho=a["rho"],
                 lat=a["lat"],
                 lon=a["lon"],
                 commitment=bytes(a["commitment"]),
                 sealed=bytes(a["sealed"]),
                 value=revealed.get(a["seller"]),
+                spare=a["spare"],
+                declared_s_r=a["s_r"],
+                deposit=a["deposit"],
             )
             for a in (log["args"] for log in logs["ReplyPosted"])
         )
@@ -635,6 +791,7 @@ class Ledger:
             replies=replies,
             trades=trades,
             settled=settled,
+            deposit=a["deposit"],
         )
 
     _ROUND_EVENTS = (
@@ -745,9 +902,11 @@ __all__ = [
     "Ledger",
     "ReplyView",
     "RequestView",
+    "RevealReport",
     "RoundParams",
     "RoundView",
     "SealedBid",
+    "SkippedBid",
     "TradeView",
     "plan_settlement",
     "plate_hash",

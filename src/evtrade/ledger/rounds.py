@@ -1,6 +1,7 @@
 """Use case: run one market as a sealed-bid round on the ledger, end to end.
 
-Registers a vehicle per participant, tops up the buyers, opens a round at the RSU, posts every bid
+Registers a vehicle per participant, tops up the buyers (escrow) and the sellers (their bid
+deposit), opens a round at the RSU, posts every bid
 sealed to the RSU's key, lets the RSU reveal and settle it at the P1 optimum, pays out, and audits
 the result. The CLI's ``evtrade chain run`` and the demo call this; a researcher can call it on any
 market from the library.
@@ -109,11 +110,17 @@ def run_round(
     accounts = {ident: Account.create() for ident in ids}
     expiry = chain.timestamp() + 365 * 24 * 3600
     for ident, account in accounts.items():
-        ledger.register_vehicle(authority, account.address, f"EV-{ident}", expiry)
-    for b in market.buyers:
-        ledger.mint(authority, accounts[b.id].address, b.v_max * b.b_max + 1.0)
-    before = {ident: ledger.balance(a.address) for ident, a in accounts.items()}
+        # A plate is certified to one account: the run's fresh accounts get their own plates.
+        plate = f"EV-{ident}-{account.address[2:10]}"
+        ledger.register_vehicle(authority, account.address, plate, expiry)
     params = RoundParams.from_auctioneer(market.auctioneer, t_limit=t_limit, t_reveal=t_reveal)
+    for b in market.buyers:  # escrow v_max * b_max, which holds the deposit
+        ledger.mint(authority, accounts[b.id].address, b.v_max * b.b_max + params.deposit + 1.0)
+    for s in market.sellers:  # the deposit: at most max(round's, range/12 per kWh of spare) + 1
+        spare = max(s.s_t - s.s_r, 0.0)
+        deposit = max(params.deposit, (s.c_max - s.c_min) * spare / 12)
+        ledger.mint(authority, accounts[s.id].address, deposit + 1.0)
+    before = {ident: ledger.balance(a.address) for ident, a in accounts.items()}
     round_id = ledger.open_round(rsu, params)
     pubkey = ledger.rsu_pubkey(rsu.address)
     rejected: dict[str, str] = {}
@@ -131,11 +138,10 @@ def run_round(
     view = ledger.round_view(round_id)
     wait_until(chain, view.deadline)
     by_address = {a.address: ident for ident, a in accounts.items()}
-    problems = ledger.reveal_sealed(rsu, round_id)
-    for problem in problems:
-        address = problem.split(":", 1)[0]
-        rejected.setdefault(by_address.get(address, address), problem)
-    if problems:  # unrevealed bids stay out; settlement waits for the reveal window to close
+    report = ledger.reveal_sealed(rsu, round_id)
+    for skip in report.skipped:
+        rejected.setdefault(by_address.get(skip.bidder, skip.bidder), skip.reason)
+    if not report.complete:  # unrevealed bids stay out; settlement waits for the reveal window
         wait_until(chain, view.reveal_deadline)
     receipt, _ = ledger.settle_optimal(rsu, round_id)
     view = ledger.round_view(round_id)

@@ -6,6 +6,11 @@
         expiry, and registers the RSUs that run trading rounds. RSU membership
         can also change by a vote of more than half of the current RSUs, the
         signer voting of the papers' proof-of-authority chain.
+@dev Trust model: the authority is trusted to certify one account per real
+     vehicle (the contract enforces one valid account per plate hash) and to
+     mint only against top-ups; RSUs are trusted by majority, never singly:
+     one RSU cannot add or remove another. A vote is for an outcome
+     (candidate, add or remove, epoch): nothing else a voter sends splits it.
 """
 
 event VehicleRegistered:
@@ -40,6 +45,11 @@ vehicles: public(HashMap[address, Vehicle])
 is_rsu: public(HashMap[address, bool])
 rsu_pubkey: public(HashMap[address, Bytes[64]])
 rsu_count: public(uint256)
+# The epoch at which each current RSU joined (0: not an RSU). A market round records its RSU's
+# term, so a round outlives neither its RSU's removal nor a later re-admission.
+rsu_term: public(HashMap[address, uint256])
+# The account a plate hash is certified to: one valid account per vehicle.
+plate_owner: public(HashMap[bytes32, address])
 # Membership changes bump the epoch, so votes cast before a change lapse.
 epoch: public(uint256)
 _votes: HashMap[bytes32, uint256]
@@ -67,6 +77,14 @@ def register_vehicle(vehicle: address, plate_hash: bytes32, expiry: uint256):
     assert plate_hash != empty(bytes32), "registry: empty plate hash"
     assert expiry > block.timestamp, "registry: expiry in the past"
     assert not self.is_rsu[vehicle], "registry: address is an RSU"
+    owner: address = self.plate_owner[plate_hash]
+    assert owner == empty(address) or owner == vehicle or not self._valid(owner), (
+        "registry: plate certified to another vehicle"
+    )
+    previous: bytes32 = self.vehicles[vehicle].plate_hash
+    if previous != plate_hash and self.plate_owner[previous] == vehicle:
+        self.plate_owner[previous] = empty(address)
+    self.plate_owner[plate_hash] = vehicle
     self.vehicles[vehicle] = Vehicle(plate_hash=plate_hash, expiry=expiry, active=True)
     log VehicleRegistered(vehicle=vehicle, plate_hash=plate_hash, expiry=expiry)
 
@@ -90,6 +108,12 @@ def is_valid_vehicle(vehicle: address) -> bool:
     @notice True when the vehicle is registered, not revoked and not expired.
     @param vehicle The vehicle's account.
     """
+    return self._valid(vehicle)
+
+
+@internal
+@view
+def _valid(vehicle: address) -> bool:
     record: Vehicle = self.vehicles[vehicle]
     return record.active and record.expiry > block.timestamp
 
@@ -126,6 +150,10 @@ def vote_rsu(candidate: address, add: bool, pubkey: Bytes[64]) -> bool:
     @param add True to add, False to remove.
     @param pubkey The candidate's public key when adding (ignored when removing).
     @return True when this vote applied the change.
+    @dev The vote key is (candidate, add, epoch): the public key is not in it.
+         When adding, the key must hash to the candidate's address, so it is
+         fixed by the candidate; when removing it is ignored. Two voters can
+         therefore never split one outcome into two tallies.
     """
     assert self.is_rsu[msg.sender], "registry: caller is not an RSU"
     if add:
@@ -133,7 +161,7 @@ def vote_rsu(candidate: address, add: bool, pubkey: Bytes[64]) -> bool:
         self._check_pubkey(candidate, pubkey)
     else:
         assert self.is_rsu[candidate], "registry: not an RSU"
-    key: bytes32 = keccak256(abi_encode(candidate, add, keccak256(pubkey), self.epoch))
+    key: bytes32 = keccak256(abi_encode(candidate, add, self.epoch))
     assert not self._voted[key][msg.sender], "registry: already voted"
     self._voted[key][msg.sender] = True
     votes: uint256 = self._votes[key] + 1
@@ -170,6 +198,7 @@ def _add_rsu(rsu: address, pubkey: Bytes[64]):
     self.rsu_pubkey[rsu] = pubkey
     self.rsu_count += 1
     self.epoch += 1
+    self.rsu_term[rsu] = self.epoch
     log RsuAdded(rsu=rsu, pubkey=pubkey)
 
 
@@ -177,6 +206,7 @@ def _add_rsu(rsu: address, pubkey: Bytes[64]):
 def _remove_rsu(rsu: address):
     self.is_rsu[rsu] = False
     self.rsu_pubkey[rsu] = b""
+    self.rsu_term[rsu] = 0
     self.rsu_count -= 1
     self.epoch += 1
     log RsuRemoved(rsu=rsu)

@@ -2,7 +2,9 @@
 """
 @title Energy-trading token (the balances B_q of ETA's accounts)
 @notice A plain ERC-20 whose supply only the certificate authority mints,
-        when a vehicle tops up its account.
+        when a vehicle tops up its account. Any holder may burn its own
+        tokens: the market burns forfeited bid deposits, so that nobody (the
+        RSU least of all) profits from a bid that was never revealed.
 """
 from ethereum.ercs import IERC20
 
@@ -80,6 +82,18 @@ def mint(receiver: address, amount: uint256):
     self.totalSupply += amount
     self.balanceOf[receiver] += amount
     log Transfer(sender=empty(address), receiver=receiver, value=amount)
+
+
+@external
+def burn(amount: uint256):
+    """
+    @notice Destroy `amount` of the caller's tokens (the supply shrinks).
+    """
+    balance: uint256 = self.balanceOf[msg.sender]
+    assert balance >= amount, "token: insufficient balance"
+    self.balanceOf[msg.sender] = balance - amount
+    self.totalSupply -= amount
+    log Transfer(sender=msg.sender, receiver=empty(address), value=amount)
 
 
 @internal
