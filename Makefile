@@ -26,8 +26,9 @@ $(CHROMIUM):
 $(ANVIL):
 	npm install --no-save --no-audit --no-fund --prefix .tools @foundry-rs/anvil-linux-amd64@$(ANVIL_VERSION)
 
+# Development: the faucet lets each vehicle mint itself 1,000 tokens (off by default: docs/security.md)
 serve: $(STAMP)
-	$(BIN)/evtrade serve --data-dir out/demo
+	EVTRADE_FAUCET_TOKENS=$${EVTRADE_FAUCET_TOKENS:-1000} $(BIN)/evtrade serve --data-dir out/demo
 
 demo: $(STAMP)
 	$(BIN)/evtrade clear examples/small.json

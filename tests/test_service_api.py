@@ -154,6 +154,9 @@ def test_seed_app_flow_late_reply_and_double_accept(client: httpx.Client) -> Non
         for n, p in (("Fay", "FA 1"), ("Gus", "GU 1"), ("Hal", "HA 1"))
     )
     client.post(f"/api/vehicles/{buyer}/topup", json={"password": PASSWORD, "tokens": 50})
+    for seller in (s1, s2, late):  # a reply carries a deposit, back at the reveal
+        r = client.post(f"/api/vehicles/{seller}/topup", json={"password": PASSWORD, "tokens": 5})
+        assert r.status_code == 200, r.text
     r = client.post(f"/api/vehicles/{buyer}/requests", json=request_body())
     assert r.status_code == 201, r.text
     rid = r.json()["round_id"]
@@ -187,7 +190,7 @@ def test_seed_app_flow_late_reply_and_double_accept(client: httpx.Client) -> Non
     assert head(client) == before
     trade = view["trades"][0]
     info = client.post(f"/api/vehicles/{s2}/collect", json={"password": PASSWORD}).json()
-    assert info["balance"] == pytest.approx(trade["payment"]) and info["energy_sold"] == 4
+    assert info["balance"] == pytest.approx(5 + trade["payment"]) and info["energy_sold"] == 4
     info = client.post(f"/api/vehicles/{buyer}/collect", json={"password": PASSWORD}).json()
     assert info["balance"] == pytest.approx(50 - trade["payment"]) and info["energy_bought"] == 4
 

@@ -31,6 +31,7 @@ FLAGS = [
     "--disable-sync",
 ]
 
+SELLER_TOP_UP = 20
 sync_api = pytest.importorskip("playwright.sync_api")
 
 
@@ -63,6 +64,9 @@ def test_whole_flow_by_clicking(service: Service) -> None:
 
         buyer = register("Alice", "AL 1", "11.9746")
         page.screenshot(path=str(ARTIFACTS / "home.png"), full_page=True)
+        # The public list shows accounts and plate hashes, never names or plates.
+        expect(page.locator("#vehicles")).to_contain_text(buyer)
+        assert "Alice" not in page.locator("#vehicles").inner_text()
         sellers = [register("Bob", "BO 2", "11.9650"), register("Cleo", "CL 3", "11.9600")]
 
         page.goto(f"{service.url}/buyer?address={buyer}")
@@ -80,6 +84,14 @@ def test_whole_flow_by_clicking(service: Service) -> None:
         for seller, cost in zip(sellers, ("0.55", "0.60"), strict=True):
             seller_page.goto(f"{service.url}/seller?address={seller}")
             seller_page.fill("#password", PASSWORD)
+            # A reply carries a deposit (back at the reveal): the seller tops up first.
+            seller_page.fill("#topup input[name=tokens]", str(SELLER_TOP_UP))
+            seller_page.click("#topup button")
+            expect(seller_page.locator("#balance")).to_have_text(f"{SELLER_TOP_UP:.4f}")
+            # The page shows the vehicle's name and plate only after its password.
+            expect(seller_page.locator("#account")).to_contain_text(
+                "Bob" if seller == sellers[0] else "Cleo"
+            )
             form = seller_page.locator("form.reply[data-round='0']")
             form.locator("input[name=c]").fill(cost)
             form.locator("button").click()
@@ -119,8 +131,10 @@ def test_whole_flow_by_clicking(service: Service) -> None:
         assert trade.buyer == buyer and trade.seller == sellers[0]
         assert ledger.energy(buyer) == (trade.energy, 0)
         assert ledger.energy(sellers[0]) == (0, trade.energy)
-        assert ledger.balance(sellers[0]) == trade.payment
+        top_up = SELLER_TOP_UP * 10**18
+        assert ledger.balance(sellers[0]) == top_up + trade.payment
         assert ledger.balance(buyer) == 100 * 10**18 - trade.payment
-        assert ledger.balance(sellers[1]) == 0
+        # The seller who did not trade (nor collect) has its deposit back as credit.
+        assert ledger.balance(sellers[1]) + ledger.credit(sellers[1]) == top_up
     finally:
         chain.close()

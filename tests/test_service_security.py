@@ -245,7 +245,7 @@ def test_faucet_is_capped_per_vehicle_and_the_pages_say_so(client: httpx.Client)
     assert r.status_code == 200 and r.json()["faucet_left"] == 0
     assert client.get(f"/api/vehicles/{car}").json()["balance"] == FAUCET
     assert "development faucet" in client.get("/buyer").text
-    assert f"up to\n{FAUCET:g} tokens" in client.get("/buyer").text
+    assert f"up to\n{FAUCET:,.10g} tokens" in client.get("/buyer").text
 
 
 def test_the_authority_mints_with_its_key_only(service: Service, client: httpx.Client) -> None:

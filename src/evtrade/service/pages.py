@@ -71,7 +71,7 @@ _FAUCET
     "seller": """
 <section id="account"></section>
 _PASSWORD
-
+_FAUCET
 <section><h2>Open requests near me</h2><div id="open-rounds"></div></section>
 <section><h2>My replies</h2><div id="my-rounds"></div></section>
 <section><h2>Withdraw payments</h2><form id="collect">
@@ -88,9 +88,11 @@ _PASSWORD
 
 
 def page(kind: str, *, faucet_tokens: float = 0.0) -> str:
-    """The HTML of one page; the buyer's page says whether the development faucet is on."""
+    """The HTML of one page; the drivers' pages say whether the development faucet is on."""
     title = escape(_TITLES[kind])
-    faucet = _FAUCET_ON.replace("_CAP", f"{faucet_tokens:g}") if faucet_tokens > 0 else _FAUCET_OFF
+    faucet = (
+        _FAUCET_ON.replace("_CAP", f"{faucet_tokens:,.10g}") if faucet_tokens > 0 else _FAUCET_OFF
+    )
     body = _BODIES[kind].replace("_PASSWORD", _PASSWORD).replace("_FAUCET", faucet)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>evtrade: {title}</title>
