@@ -465,3 +465,52 @@ def test_client_wide_lock_and_bounded_memory() -> None:
     for k in range(1000):
         t.failed(f"0xmany{k}", f"client{k}")
     assert len(t._records) <= 50
+
+
+def test_the_middleware_restores_the_recursion_limit_and_refuses_before_the_app() -> None:
+    import asyncio
+    import sys
+
+    import evtrade.ledger.chain  # noqa: F401  (py-evm raises the limit on import)
+    from evtrade.model.safejson import SAFE_RECURSION_LIMIT
+    from evtrade.service.security import BoundedBody
+
+    reached: list[bytes] = []
+
+    async def app(scope: object, receive: object, send: object) -> None:
+        message = await receive()  # type: ignore[operator]
+        reached.append(message["body"])
+
+    async def call(body: bytes) -> int:
+        chunks = [{"type": "http.request", "body": body, "more_body": False}]
+        sent: list[dict[str, object]] = []
+
+        async def receive() -> dict[str, object]:
+            return chunks.pop(0) if chunks else {"type": "http.disconnect"}
+
+        async def send(message: dict[str, object]) -> None:
+            sent.append(message)
+
+        scope = {"type": "http", "headers": [], "client": ("10.0.0.1", 1)}
+        await BoundedBody(app)(scope, receive, send)  # type: ignore[arg-type]
+        return int(sent[0]["status"]) if sent else 0  # type: ignore[call-overload]
+
+    sys.setrecursionlimit(100_000)
+    try:
+        assert asyncio.run(call(DEEP)) == 422
+        assert sys.getrecursionlimit() == SAFE_RECURSION_LIMIT
+        assert asyncio.run(call(b'{"tokens": NaN}')) == 422
+        assert reached == []
+        assert asyncio.run(call(b'{"tokens": 1}')) == 0 and reached == [b'{"tokens": 1}']
+    finally:
+        sys.setrecursionlimit(max(sys.getrecursionlimit(), SAFE_RECURSION_LIMIT))
+
+
+def test_the_kdf_gate_bounds_concurrent_password_checks() -> None:
+    from evtrade.service.security import KdfGate
+
+    gate = KdfGate(slots=1, wait=0.01)
+    with gate, pytest.raises(ThrottledError), gate:
+        pass
+    with gate:  # the slot is free again
+        pass

@@ -361,7 +361,8 @@ def _demo_round(console: Console, seed: int, data_dir: Path) -> None:
     if run.audit is not None:
         typer.echo(f"audit: {'ok' if run.audit.ok else run.audit.findings}")
     typer.echo(
-        f"\nOpen the web app on this chain: .venv/bin/evtrade serve --data-dir {data_dir}\n"
+        "\nOpen the web app on this chain with the development faucet on: make serve, or\n"
+        f"EVTRADE_FAUCET_TOKENS=1000 .venv/bin/evtrade serve --data-dir {data_dir}\n"
         "then browse http://127.0.0.1:8000/ (vehicles), /rsu (dashboard), /docs (API)."
     )
 
