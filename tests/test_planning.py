@@ -728,3 +728,12 @@ def test_full_round_settles_on_chain(tmp_path: Path) -> None:
         assert world.ledger.round_view(view.round_id).settled
     finally:
         chain.close()
+
+
+def test_round_outside_p1_settles_empty() -> None:
+    """An RSU may open a round with l1 = 0 (the contract does not check it): P1 is then not
+    strictly convex and the library refuses it; the round settles with no trades, never hangs."""
+    view = dataclasses.replace(view_of_market(driver_market(OLD_FAILURES[0])), l1=0)
+    plan = plan_round(view)
+    assert plan.trades == () and plan.excluded
+    assert all("outside P1" in why for why in plan.excluded.values())

@@ -72,7 +72,7 @@ from numpy.typing import NDArray
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import maximum_flow
 
-from evtrade.errors import SolverError
+from evtrade.errors import MarketError, SolverError
 from evtrade.ledger import units
 
 if TYPE_CHECKING:
@@ -228,7 +228,15 @@ def plan_round(view: RoundView, *, max_trades: int = MAX_TRADES) -> SettlementPl
         return SettlementPlan(
             trades=(), excluded={q.index: alone for q in view.requests if q.value is not None}
         )
-    rnd = _integer_round(view)
+    try:
+        rnd = _integer_round(view)
+    except MarketError as exc:
+        # A round opened outside the library's domain (l1 = 0: P1 is not strictly convex). It
+        # settles with no trades, and every buyer gets its escrow back, rather than never.
+        why = f"excluded: the round's parameters are outside P1 ({exc})"
+        return SettlementPlan(
+            trades=(), excluded={q.index: why for q in view.requests if q.value is not None}
+        )
     x, y, gap, path = _plan_units(rnd)
     y = _improve(rnd, y, x)
     real = _welfare(rnd, x)
