@@ -152,6 +152,10 @@ def test_non_finite_numbers_and_huge_ids_are_4xx(service: Service, client: httpx
         assert r.status_code == 422, (rid, r.text)
     r = client.post(f"/api/vehicles/{car}/requests", json=request_body(round_id=2**63))
     assert r.status_code == 422
+    r = client.post(
+        "/api/vehicles", json={"name": "a\x00b", "plate": "NUL 1", "password": PASSWORD}
+    )
+    assert r.status_code == 422 and "name" in r.text
     for not_an_address in ("bob", "0x1234", "0x" + "zz" * 20, "0x" + "ab" * 21):
         r = client.post(
             f"/api/vehicles/{not_an_address}/topup",

@@ -53,7 +53,7 @@ class RegisterIn(Strict):
     ``address`` + ``signature`` (the vehicle keeps its key and proves it by signing
     :func:`~evtrade.service.rsu.registration_message`, EIP-191)."""
 
-    name: str = Field(min_length=1, max_length=60)
+    name: str = Field(min_length=1, max_length=60, pattern=r"^[^\x00-\x1f\x7f]+$")
     plate: str = Field(min_length=1, max_length=20, pattern=r"^[A-Za-z0-9 -]+$")
     password: str | None = Field(None, min_length=6, max_length=200)
     address: str | None = Field(None, pattern=r"^0x[0-9a-fA-F]{40}$")
