@@ -20,7 +20,7 @@ from tests.conftest import random_market_dict
 @pytest.fixture(scope="module")
 def ledger_and_operators(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     data = tmp_path_factory.mktemp("markets")
-    chain = EmbeddedChain(data / "chain")
+    chain = EmbeddedChain(data / "chain", block_time=0)  # a block per transaction: no waiting
     yield open_ledger(chain, data), load_operators(data)
     chain.close()
 

@@ -380,13 +380,15 @@ class RpcChain(Chain):
             raise LedgerError(f"the node at {self.url} cannot move its clock: {exc}") from exc
 
 
-def open_chain(*, data_dir: Path | None = None, chain_url: str | None = None) -> Chain:
-    """The embedded chain in ``data_dir`` or the node at ``chain_url``."""
+def open_chain(
+    *, data_dir: Path | None = None, chain_url: str | None = None, block_time: int = 1
+) -> Chain:
+    """The embedded chain in ``data_dir`` (with ``block_time``) or the node at ``chain_url``."""
     if chain_url:
         return RpcChain(chain_url)
     if data_dir is None:
         raise LedgerError("give a data directory for the embedded chain or a --chain-url")
-    return EmbeddedChain(data_dir)
+    return EmbeddedChain(data_dir, block_time=block_time)
 
 
 def read_json(path: Path) -> dict[str, Any]:
