@@ -44,6 +44,7 @@ from evtrade.service.security import (
     Throttle,
     ThrottledError,
     client_ip,
+    received_at,
     recover_canonical,
 )
 from evtrade.service.settings import Settings
@@ -109,6 +110,12 @@ class RoundFailure:
         }
 
 
+def _arrival() -> float:
+    """When the HTTP request being served reached the service (now, outside a request)."""
+    at = received_at.get()
+    return time.time() if at is None else at
+
+
 class ServiceError(EvtradeError):
     """A request the service refuses; ``status`` is the HTTP status it maps to."""
 
@@ -151,6 +158,7 @@ class Rsu:
         self._next_refresh: dict[int, float] = {}
         self._announced: dict[int, int] = {}
         self._rsu_pubkey: bytes | None = None
+        self._registering: set[str] = set()  # plates and addresses being registered
         faults.install(self.chain)  # test hook: a no-op unless EVTRADE_TEST_FAULT is set
         self.rebuild_index()
 
@@ -467,16 +475,28 @@ class Rsu:
                 )
         else:
             raise ServiceError(422, "give a password (built-in wallet) or address + signature")
-        with self.lock:
-            if self.store.plate_taken(normal):
+        with self.lock:  # check and reserve; the transactions wait for their block unlocked
+            if self.store.plate_taken(normal) or normal in self._registering:
                 raise ServiceError(409, f"field 'plate': {normal} is already registered")
-            if self.store.address_taken(address) or self.ledger.is_valid_vehicle(address):
+            if (
+                self.store.address_taken(address)
+                or address in self._registering
+                or self.ledger.is_valid_vehicle(address)
+            ):
                 raise ServiceError(409, f"field 'address': {address} is already registered")
+            self._registering.update((normal, address))
+        try:
             expiry = self.chain.timestamp() + 365 * 24 * 3600
             self.ledger.register_vehicle(self.operators.authority, address, normal, expiry)
-            if not self.store.add_vehicle(VehicleRow(address, name, normal, keystore, lat, lon)):
-                raise ServiceError(409, "field 'plate': already registered")  # unreachable
-            self.version += 1
+            with self.lock:
+                if not self.store.add_vehicle(
+                    VehicleRow(address, name, normal, keystore, lat, lon)
+                ):
+                    raise ServiceError(409, "field 'plate': already registered")  # unreachable
+                self.version += 1
+        finally:
+            with self.lock:
+                self._registering.difference_update((normal, address))
         return str(address)
 
     def vehicle(self, address: str) -> VehicleRow:
@@ -605,12 +625,17 @@ class Rsu:
                 timestamp,
                 nonce,
             )
-        with self.lock:
+        with self.lock:  # count it against the cap first; the mint waits for its block unlocked
             if tokens > cap - self.store.faucet_given(row.address):
                 raise ServiceError(403, self._faucet_left(row.address, cap))
-            self.ledger.mint(self.operators.authority, row.address, tokens)
             self.store.faucet_add(row.address, tokens)
-            self.version += 1
+        try:
+            self.ledger.mint(self.operators.authority, row.address, tokens)
+        except BaseException:
+            with self.lock:
+                self.store.faucet_add(row.address, -tokens)
+            raise
+        self.version += 1
         return self.private_info(address)
 
     def _faucet_left(self, address: str, cap: float) -> str:
@@ -755,11 +780,12 @@ class Rsu:
     ) -> dict[str, Any]:
         """A buyer's request; with no round given, the RSU opens one (the seed app's flow).
 
-        ``received`` is when the request reached the service (default: now). No lock is held
+        ``received`` is when the request reached the service (default: the HTTP request's
+        arrival, stamped by the middleware before any queueing; now outside one). No lock is held
         while the transactions wait for their block, so bids of many vehicles share blocks; the
         round's index entry catches up on the clock's next tick.
         """
-        received = time.time() if received is None else received
+        received = _arrival() if received is None else received
         if round_id is not None:
             self._admit_bid(round_id, received)
         account = self.unlock(address, password)
@@ -795,7 +821,7 @@ class Rsu:
         received: float | None = None,
     ) -> dict[str, Any]:
         """A seller's reply to an open round (admitted as :meth:`post_request`)."""
-        received = time.time() if received is None else received
+        received = _arrival() if received is None else received
         self._admit_bid(round_id, received)
         account = self.unlock(address, password)
         bid = self.ledger.post_reply(account, round_id, seller, rsu_pubkey=self._sealing_key())

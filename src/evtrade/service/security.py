@@ -44,6 +44,9 @@ Asgi = Callable[[Scope, Receive, Send], Awaitable[None]]
 #: The client (its IP address, as the socket sees it) of the request being served; set by
 #: :class:`BoundedBody`, read by the password throttle. Forwarded-for headers are not trusted.
 client_ip: ContextVar[str] = ContextVar("client_ip", default="-")
+#: When the request reached the service (wall clock): bids are admitted against it, not against
+#: the time a worker thread got round to them (docs/service.md, "Bid windows and load").
+received_at: ContextVar[float | None] = ContextVar("received_at", default=None)
 
 
 async def _reply(send: Send, status: int, detail: str) -> None:
@@ -81,6 +84,7 @@ class BoundedBody:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        received_at.set(time.time())
         safejson.restore_recursion_limit()
         peer = scope.get("client")
         client_ip.set(str(peer[0]) if peer else "-")

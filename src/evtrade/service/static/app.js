@@ -55,6 +55,7 @@ function statusCell(b) { return `<span class="status-${b.status}">${esc(b.status
 function countdown(r) {
   const now = Date.now() / 1000;
   if (r.phase === "bidding") return `bids close in ${Math.max(0, Math.round(r.deadline - now))} s`;
+  if (r.phase === "closing") return "bids closed; bids admitted in time are reaching the chain";
   if (r.phase === "reveal") return `offers open; the RSU settles in ${Math.max(0, Math.round(r.reveal_deadline - now))} s`;
   return r.phase;
 }
@@ -149,9 +150,12 @@ function svgPlot(svg, points) {
 
 async function renderRsu() {
   const rounds = await api("GET", "/api/rounds");
-  $("rounds").innerHTML = `<table><tr><th>round</th><th>phase</th><th>requests</th><th>replies</th><th>trades</th><th>kWh</th></tr>
+  const clock = (t) => new Date(t * 1000).toLocaleTimeString();
+  const failure = (e) => e ? `<span class="error">${esc(e.message)}</span>
+    <small>failing since ${clock(e.since)}, ${e.attempts} attempt(s), next at ${clock(e.retry_at)}</small>` : "";
+  $("rounds").innerHTML = `<table><tr><th>round</th><th>phase</th><th>requests</th><th>replies</th><th>trades</th><th>kWh</th><th>error</th></tr>
     ${rounds.map((r) => `<tr><td>${r.round_id}</td><td>${esc(countdown(r))}</td><td>${r.requests.length}</td><td>${r.replies.length}</td>
-    <td>${r.trades.length}</td><td>${num(r.trades.reduce((a, t) => a + t.kwh, 0))}</td></tr>`).join("")}</table>`;
+    <td>${r.trades.length}</td><td>${num(r.trades.reduce((a, t) => a + t.kwh, 0))}</td><td class="round-error">${failure(r.error)}</td></tr>`).join("")}</table>`;
   svgPlot($("prices"), rounds.flatMap((r) => r.trades.map((t) => [t.block, t.price])));
   const chain = await api("GET", "/api/chain");
   // The map shows where bids were placed (the chain records each bid's location), by account.
