@@ -6,12 +6,17 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from evtrade.bench import binding_problem
 from evtrade.errors import SolverError
-from evtrade.market.welfare import P1Problem, kkt_residual, solve_p1, welfare_value
+from evtrade.market.welfare import (
+    FEAS_RTOL,
+    P1Problem,
+    feasibility_violation,
+    kkt_residual,
+    solve_p1,
+    welfare_value,
+)
 
 from .conftest import cvxpy_p1, random_problem
 
@@ -78,13 +83,33 @@ def test_matches_cvxpy(seed: int, supply: float) -> None:
     assert_kkt(p, sol.x, sol.mu)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    seed=st.integers(0, 10_000),
-    n=st.integers(1, 9),
-    m=st.integers(1, 9),
-    supply=st.sampled_from([0.2, 0.5, 1.0, 3.0]),
-)
+def _property_cases(count: int = 40) -> list[tuple[int, int, int, float]]:
+    """The property test's cases, drawn once from a fixed generator: the same on every machine.
+
+    (Hypothesis's "derandomised" examples depend on its version and the machine, so a failure seen
+    on one machine could not be replayed on another.)
+    """
+    rng = np.random.default_rng(20261129)
+    supplies = (0.2, 0.5, 1.0, 3.0)
+    return [
+        (
+            int(rng.integers(0, 10_001)),
+            int(rng.integers(1, 10)),
+            int(rng.integers(1, 10)),
+            supplies[int(rng.integers(0, 4))],
+        )
+        for _ in range(count)
+    ]
+
+
+# Issue 11: seed 674 (9 x 2, supply 0.5) failed on another machine with a duality gap of -3.7e-8;
+# seeds 9670 and 9064 give -9.5e-8 and -3.8e-8 here. In each, the Newton point stops with seller
+# loads ~1e-8 above capacity; the repair then has to push buyers ~1e-8 kWh below b_min, and the
+# welfare of that infeasible point exceeds D(mu). Fixed by certifying feasible points only.
+REGRESSION_CASES = [(674, 9, 2, 0.5), (9670, 9, 2, 0.5), (9064, 9, 2, 0.5)]
+
+
+@pytest.mark.parametrize(("seed", "n", "m", "supply"), REGRESSION_CASES + _property_cases())
 def test_kkt_and_feasibility_property(seed: int, n: int, m: int, supply: float) -> None:
     p = random_problem(np.random.default_rng(seed), n, m, supply=supply)
     try:
@@ -93,10 +118,20 @@ def test_kkt_and_feasibility_property(seed: int, n: int, m: int, supply: float) 
         # Infeasible draws must really be infeasible: total minimum above total deliverable.
         assert p.b_min.sum() > 0
         return
-    assert_feasible(p, sol.x)
+    assert_feasible(p, sol.x, tol=1e-12)
     assert_kkt(p, sol.x, sol.mu)
-    assert sol.duality_gap >= -1e-8 * max(1.0, abs(sol.welfare))
+    # Weak duality: for feasible volumes the gap is >= 0 up to the rounding of D and the welfare.
+    assert sol.duality_gap >= -1e-12 * max(1.0, abs(sol.welfare))
     assert sol.duality_gap <= 1e-7 * max(1.0, abs(sol.welfare))
+
+
+def test_negative_gap_regression_is_certified_feasible() -> None:
+    """Issue 11's case class: the certificate refuses an infeasible repaired Newton point."""
+    p = random_problem(np.random.default_rng(9670), 9, 2, supply=0.5)
+    sol = solve_p1(p)
+    assert feasibility_violation(sol.x, p.b_min, p.b_max, p.g, p.cap) <= FEAS_RTOL
+    assert sol.duality_gap >= -1e-12 * max(1.0, abs(sol.welfare))
+    assert kkt_residual(p, sol.x, sol.mu) <= 1e-9
 
 
 def test_larger_market_against_cvxpy() -> None:

@@ -57,6 +57,12 @@ EPS = float(np.finfo(float).eps)
 LM_WEIGHT = 1e-2
 #: Newton iterations after which a residual still above 1e-5 of the scale means a crawl.
 SLOW_AFTER = 12
+#: A certificate needs volumes that break (12)-(13) by at most this fraction of the energy scale:
+#: the rounding of the repair's products, not a solver tolerance. Weak duality, D(mu) >= welfare,
+#: holds only for feasible volumes: a point that takes 1e-8 kWh more than a seller has, or gives
+#: a buyer 1e-8 kWh less than b_min, can show a welfare above D(mu), a negative gap that certifies
+#: nothing (issue 11: gap -3.7e-8 with buyers 1e-8 below b_min after a repair).
+FEAS_RTOL = 1e-12
 
 
 @dataclass(frozen=True)
@@ -601,14 +607,40 @@ def _solve_binding(
     return x_ip, mu_ip, state, newton.iterations + its, "p1-interior-point+dual-newton"
 
 
+def feasibility_violation(
+    x: FloatArray, b_min: FloatArray, b_max: FloatArray, g: FloatArray, cap: FloatArray
+) -> FloatArray:
+    """Largest breach of (12), (13) and x >= 0 by ``x``, relative to max(1, b_max, cap).
+
+    Works on (..., N, M) stacks (one figure per market). A certificate needs it at rounding level
+    (:data:`FEAS_RTOL`): weak duality bounds the welfare of feasible volumes only.
+    """
+    X = x.sum(axis=-1)
+    load = g * x.sum(axis=-2)
+    scale = np.maximum(np.maximum(b_max.max(axis=-1), cap.max(axis=-1)), 1.0)
+    breach = np.maximum.reduce(
+        [
+            np.max(b_min - X, axis=-1),
+            np.max(X - b_max, axis=-1),
+            np.max(load - cap, axis=-1),
+            np.max(-x, axis=(-2, -1)),
+            np.zeros(np.shape(scale)),
+        ]
+    )
+    return np.asarray(breach / scale)
+
+
+def _violation(p: P1Problem, x: FloatArray) -> float:
+    return float(feasibility_violation(x, p.b_min, p.b_max, p.g, p.cap))
+
+
 def _certified(p: P1Problem, x: FloatArray, dual: float) -> bool:
-    """Feasible (12)-(13) to rounding and duality gap within GAP_RTOL of the welfare."""
-    scale = max(1.0, float(np.max(p.cap)), float(np.max(p.b_max)))
-    X = x.sum(axis=1)
-    slack = 1e-9 * scale
-    if np.any(p.b_min - X > slack) or np.any(X - p.b_max > slack):
-        return False
-    if np.any(p.g * x.sum(axis=0) > p.cap + 1e-9 * scale):
+    """Feasible (12)-(13) to rounding and duality gap within GAP_RTOL of the welfare.
+
+    Feasibility comes first: only then is D(mu) an upper bound on the welfare of x (weak
+    duality), so that a small gap proves x optimal.
+    """
+    if _violation(p, x) > FEAS_RTOL:
         return False
     welfare = welfare_value(p, x)
     return dual - welfare <= GAP_RTOL * max(1.0, abs(welfare))
@@ -628,6 +660,11 @@ def _polish(
     newton = _dual_newton(p, mu, tol=tol, max_iter=30, patience=None)
     x_nt = _repair(p, newton.inner.x)
     x_ip = _clean(p, x_ip)
+    # A point that breaks (12)-(13) beyond rounding has no valid gap (its welfare may exceed
+    # D(mu)); it is chosen only when both do, and then the less infeasible one.
+    viol_nt, viol_ip = _violation(p, x_nt), _violation(p, x_ip)
+    if max(viol_nt, viol_ip) > FEAS_RTOL:
+        return (x_nt, newton.mu) if viol_nt <= viol_ip else (x_ip, mu)
     scale = max(1.0, abs(welfare_value(p, x_ip)))
     gap_nt = (newton.inner.dual - welfare_value(p, x_nt)) / scale
     gap_ip = (_inner(p, mu, need_t=False).dual - welfare_value(p, x_ip)) / scale
