@@ -112,6 +112,23 @@ def test_no_receipt_for_a_pending_transaction(chain: EmbeddedChain) -> None:
     assert chain.wait(sent)["status"] == 1
 
 
+def test_a_transaction_that_does_not_fit_waits_for_the_next_block(chain: EmbeddedChain) -> None:
+    # Creation code that is one INVALID opcode: it burns its whole gas limit at once, so two
+    # fill most of the 120M block and the third needs the next block.
+    burner = HexBytes("0xfe")
+    sent = [
+        chain.send_data(chain.faucet, None, burner, 50_000_000, what="burn", preflight=False)
+        for _ in range(3)
+    ]
+    receipts = [chain.w3.eth.wait_for_transaction_receipt(s.tx_hash) for s in sent]
+    assert all(r["status"] == 0 and r["gasUsed"] == 50_000_000 for r in receipts)
+    first, _, third = (int(r["blockNumber"]) for r in receipts)
+    assert third > first
+    stamps = [int(chain.w3.eth.get_block(int(r["blockNumber"]))["timestamp"]) for r in receipts]
+    assert stamps[2] > stamps[0]
+    assert stamps[2] <= time.time() + 1
+
+
 def test_advance_time_still_moves_the_clock(chain: EmbeddedChain) -> None:
     before = chain.timestamp()
     chain.advance_time(1000)

@@ -232,8 +232,29 @@ class PersistentBackend(PyEVMBackend):  # type: ignore[misc]
 
     # -- transactions and mining --------------------------------------------------------------
 
+    def _make_room(self, raw_transaction: bytes) -> None:
+        """A transaction that does not fit in the pending block waits for the next block.
+
+        py-evm refuses one whose gas limit exceeds what is left of the block's. The full block is
+        mined now (its stamp is not in the future) and the sender waits, under the caller's lock,
+        until the next block's second has come: a real chain leaves it in the mempool as long.
+        """
+        chain: Any = self.chain
+        header = chain.header
+        try:
+            gas = int(chain.get_transaction_builder().decode(raw_transaction).gas)
+        except Exception:  # not decodable: py-evm refuses it in send_raw_transaction
+            return
+        if not self._pending or header.gas_used + gas <= header.gas_limit:
+            return
+        self.mine_blocks()
+        time.sleep(max(0.0, chain.header.timestamp - (time.time() + self.offset)))
+        self.tick()
+
     def send_raw_transaction(self, raw_transaction: bytes) -> Any:
         self.tick()
+        if self.block_time > 0:
+            self._make_room(raw_transaction)
         tx_hash = super().send_raw_transaction(raw_transaction)
         self._pending.add(bytes(tx_hash))
         if self.block_time == 0:
