@@ -19,16 +19,24 @@ import signal
 from typing import Any
 
 from evtrade.ledger.chain import Chain, Sent
+from evtrade.service.settings import SettingsError
 
 ENV = "EVTRADE_TEST_FAULT"
 
 
 def parse(spec: str) -> tuple[str, str, int]:
-    """``sent:reveal:2`` -> ("sent", "reveal", 2); a malformed spec raises ValueError."""
-    when, what, n = spec.split(":")
-    if when not in ("sent", "mined") or not what or int(n) < 1:
-        raise ValueError(f"{ENV}={spec!r}: expected sent|mined:<label>:<n >= 1>")
-    return when, what, int(n)
+    """``sent:reveal:2`` -> ("sent", "reveal", 2); a malformed spec raises
+    :class:`~evtrade.service.settings.SettingsError` (a ValueError) naming the variable."""
+    parts = spec.split(":")
+    if (
+        len(parts) != 3
+        or parts[0] not in ("sent", "mined")
+        or not parts[1]
+        or not parts[2].isdigit()
+        or int(parts[2]) < 1
+    ):
+        raise SettingsError(f"{ENV}={spec!r}: expected sent|mined:<label>:<n >= 1>")
+    return parts[0], parts[1], int(parts[2])
 
 
 def install(chain: Chain, spec: str | None = None) -> None:
