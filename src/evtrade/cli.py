@@ -1,12 +1,18 @@
 """The ``evtrade`` command line. Commands only: the work lives in the library.
 
-Domain errors (a broken market file, a bad option) become one line on stderr and exit code 1.
+Error boundary: domain errors (a broken market file, a bad option, a ledger refusal) and unreadable
+or unwritable paths become one line on stderr and exit code 1. Anything else is a bug; it too ends
+as one line and exit code 1 (``error: internal error: ...``), with the traceback only when the
+environment sets ``EVTRADE_DEBUG=1``: a user who fed a hostile file never sees a traceback.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,6 +26,17 @@ from evtrade.errors import EvtradeError
 from evtrade.market import clear as clear_market
 from evtrade.market import expected_gains_exact, expected_outcome
 from evtrade.model import load_market
+from evtrade.model.files import MAX_BUYERS, MAX_FILE_BYTES, MAX_PAIRS, MAX_SELLERS
+from evtrade.model.participants import MAX_ENERGY, MAX_PRICE, MIN_RHO
+
+#: Most Monte Carlo samples: ~10 float arrays of this length are alive at once (~800 MB).
+MAX_SAMPLES = 10_000_000
+LIMITS_HELP = (
+    f"Limits (docs/json-format.md#limits): a file of at most {MAX_FILE_BYTES // 2**20} MiB "
+    f"nested at most 32 deep, {MAX_BUYERS:,} buyers, {MAX_SELLERS:,} sellers, "
+    f"{MAX_PAIRS:,} buyer-seller pairs (memory: ~400 bytes per pair), prices in "
+    f"[0, {MAX_PRICE:g}], energies in [0, {MAX_ENERGY:g}] kWh, rho in [{MIN_RHO:g}, 1]."
+)
 
 app = typer.Typer(
     help="Peer-to-peer electricity trading between electric vehicles.",
@@ -71,11 +88,49 @@ class OutputFormat(StrEnum):
 
 
 def _fail(message: str) -> None:
-    typer.echo(f"error: {message}", err=True)
+    typer.echo(f"error: {_one_line(message)}", err=True)
     raise typer.Exit(code=1)
 
 
-@app.command()
+def _one_line(message: str, limit: int = 500) -> str:
+    text = " ".join(str(message).split())
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+@contextmanager
+def error_boundary() -> Iterator[None]:
+    """Turn every failure inside a command into one line on stderr and exit code 1 (see module
+    docstring); ``typer.Exit`` and click's own usage errors pass through unchanged."""
+    try:
+        yield
+    except (typer.Exit, typer.Abort, SystemExit):
+        raise
+    except EvtradeError as exc:
+        _fail(str(exc))
+    except OSError as exc:  # a path the user gave: missing, a directory, no permission, disk full
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        _fail(f"{where}{exc.strerror or exc}")
+    except MemoryError:
+        _fail("out of memory (see the limits in docs/json-format.md#limits)")
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        raise typer.Exit(code=130) from None
+    except Exception as exc:
+        if os.environ.get("EVTRADE_DEBUG") == "1":
+            raise
+        _fail(
+            f"internal error: {type(exc).__name__}: {exc} (a bug; EVTRADE_DEBUG=1 shows the "
+            "traceback)"
+        )
+
+
+def _check_option(name: str, value: float | None, hi: float = MAX_PRICE) -> None:
+    """A price-like option: finite and in [0, hi] (products with volumes stay finite)."""
+    if value is not None and not 0.0 <= value <= hi:
+        _fail(f"--{name.replace('_', '-')}: must lie in [0, {hi:g}], got {value!r}")
+
+
+@app.command(epilog=LIMITS_HELP)
 def clear(
     market_file: Annotated[Path, typer.Argument(help="Market file (.json or .toml).")],
     mechanism: Annotated[
@@ -101,10 +156,21 @@ def clear(
         float | None, typer.Option(help="babg: price the grid charges, r^G (1.0).")
     ] = None,
 ) -> None:
-    """Clear one round: tradable pairs, rejected bids, unmatched participants, totals."""
+    """Clear one round: tradable pairs, rejected bids, unmatched participants, totals.
+
+    Every input gets an answer or a one-line error (exit code 1).
+    """
     from evtrade.market.mechanisms import run_mechanism
 
-    try:
+    for name, value in (
+        ("price", price),
+        ("grid_buy", grid_buy),
+        ("grid_sell", grid_sell),
+        ("alpha", alpha),
+        ("beta", beta),
+    ):
+        _check_option(name, value, 1.0 if name in ("alpha", "beta") else MAX_PRICE)
+    with error_boundary():
         market = load_market(market_file)
         result = run_mechanism(
             market,
@@ -116,13 +182,14 @@ def clear(
             grid_buy=grid_buy,
             grid_sell=grid_sell,
         )
-    except EvtradeError as exc:
-        _fail(str(exc))
-        return
+        record = result.to_dict()
+        # Refuses NaN / Infinity: a result that is not finite is reported, never printed.
+        text = json.dumps(record, indent=2, allow_nan=False)
     if output is OutputFormat.json:
-        typer.echo(json.dumps(result.to_dict(), indent=2, allow_nan=False))
+        typer.echo(text)
         return
-    _print_table(result.to_dict())
+    with error_boundary():
+        _print_table(record)
 
 
 def _fmt(x: Any, digits: int = 4) -> str:
@@ -175,16 +242,26 @@ def _print_table(d: dict[str, Any]) -> None:
 def montecarlo(
     mechanism: Annotated[MechanismName, typer.Option(help="Mechanism.")] = MechanismName.eta,
     price: Annotated[float | None, typer.Option(help="Posted price (single-price).")] = None,
-    v_lo: Annotated[float, typer.Option(help="Buyer values ~ U[v_lo, v_hi].")] = 0.0,
-    v_hi: Annotated[float, typer.Option()] = 1.0,
-    c_lo: Annotated[float, typer.Option(help="Seller costs ~ U[c_lo, c_hi].")] = 0.0,
-    c_hi: Annotated[float, typer.Option()] = 1.0,
-    samples: Annotated[int, typer.Option(help="Number of buyer-seller draws.")] = 1_000_000,
-    seed: Annotated[int, typer.Option(help="Seed of the generator.")] = 0,
+    v_lo: Annotated[
+        float, typer.Option(min=0.0, max=MAX_PRICE, help="Buyer values ~ U[v_lo, v_hi].")
+    ] = 0.0,
+    v_hi: Annotated[float, typer.Option(min=0.0, max=MAX_PRICE)] = 1.0,
+    c_lo: Annotated[
+        float, typer.Option(min=0.0, max=MAX_PRICE, help="Seller costs ~ U[c_lo, c_hi].")
+    ] = 0.0,
+    c_hi: Annotated[float, typer.Option(min=0.0, max=MAX_PRICE)] = 1.0,
+    samples: Annotated[
+        int,
+        typer.Option(
+            min=2, max=MAX_SAMPLES, help=f"Number of buyer-seller draws (at most {MAX_SAMPLES:,})."
+        ),
+    ] = 1_000_000,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the generator.")] = 0,
     output: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.table,
 ) -> None:
     """Expected gains from trade of one unit trade (9/64 for ETA with U[0,1] types)."""
-    try:
+    _check_option("price", price)
+    with error_boundary():
         out = expected_outcome(
             mechanism.value,
             v_range=(v_lo, v_hi),
@@ -196,9 +273,6 @@ def montecarlo(
         exact = None
         if (v_lo, v_hi, c_lo, c_hi) == (0.0, 1.0, 0.0, 1.0):
             exact = expected_gains_exact(mechanism.value, price=0.5 if price is None else price)
-    except EvtradeError as exc:
-        _fail(str(exc))
-        return
     record = {
         "mechanism": mechanism.value,
         "samples": samples,
@@ -209,7 +283,8 @@ def montecarlo(
         "satisfaction": out.satisfaction,
     }
     if output is OutputFormat.json:
-        typer.echo(json.dumps(record, indent=2))
+        with error_boundary():
+            typer.echo(json.dumps(record, indent=2, allow_nan=False))
         return
     for k, v in record.items():
         typer.echo(f"{k:18s} {_fmt(v, 6)}")
@@ -220,13 +295,14 @@ def reproduce_eta(
     out: Annotated[Path, typer.Option("--out", help="Output folder for PNG and CSV files.")] = Path(
         "out/eta"
     ),
-    seed: Annotated[int, typer.Option(help="Seed of every experiment's generator.")] = 2024,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of every experiment's generator.")] = 2024,
     quick: Annotated[bool, typer.Option(help="Fewer samples (smoke test).")] = False,
 ) -> None:
     """Regenerate ETA's Fig. 4, 5, 6, 7/8, 9, 10, 13, 14 (PNG + CSV) from the project's own runs."""
     from evtrade.sim.eta_figures import FIGURES, run_figure
 
-    _run_figures("ETA", list(FIGURES), run_figure, out, seed=seed, quick=quick)
+    with error_boundary():
+        _run_figures("ETA", list(FIGURES), run_figure, out, seed=seed, quick=quick)
     typer.echo(f"wrote {len(FIGURES)} figures (PNG + CSV) to {out}")
 
 
@@ -258,16 +334,17 @@ def reproduce_babg(
     out: Annotated[Path, typer.Option("--out", help="Output folder for PNG and CSV files.")] = Path(
         "out/babg"
     ),
-    seed: Annotated[int, typer.Option(help="Seed of every experiment's generator.")] = 2024,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of every experiment's generator.")] = 2024,
     quick: Annotated[bool, typer.Option(help="Fewer sizes and repetitions (smoke test).")] = False,
 ) -> None:
     """Regenerate Luo et al.'s Fig. 3-8 (BABG vs IDA vs ETA) as PNG + CSV, with a summary."""
     from evtrade.sim.babg_figures import FIGURES, run_figure, summary
 
-    results = _run_figures("BABG", list(FIGURES), run_figure, out, seed=seed, quick=quick)
-    scale_rows = results["fig3_7_8"]
-    gains = summary(scale_rows)
-    (out / "summary.json").write_text(json.dumps(gains, indent=2))
+    with error_boundary():
+        results = _run_figures("BABG", list(FIGURES), run_figure, out, seed=seed, quick=quick)
+        scale_rows = results["fig3_7_8"]
+        gains = summary(scale_rows)
+        (out / "summary.json").write_text(json.dumps(gains, indent=2))
     typer.echo(f"wrote Fig. 3-8 (PNG + CSV) and summary.json to {out}")
     for key, value in gains.items():
         typer.echo(f"  {key:24s} {value:+.1%}")
@@ -275,7 +352,7 @@ def reproduce_babg(
 
 @app.command()
 def demo(
-    seed: Annotated[int, typer.Option(help="Seed of the demo markets.")] = 7,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the demo markets.")] = 7,
     data_dir: Annotated[
         Path, typer.Option("--data-dir", help="Where the demo's embedded chain lives.")
     ] = Path("out/demo"),
@@ -367,7 +444,7 @@ def _demo_round(console: Console, seed: int, data_dir: Path) -> None:
     )
 
 
-@chain_app.command("run")
+@chain_app.command("run", epilog=LIMITS_HELP)
 def chain_run(
     market_file: Annotated[Path, typer.Argument(help="Market file (.json or .toml).")],
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
@@ -381,13 +458,14 @@ def chain_run(
     from evtrade.ledger.chain import open_chain
     from evtrade.ledger.rounds import load_operators, open_ledger, run_round
 
-    market = load_market(market_file)
-    chain = open_chain(data_dir=data_dir / "chain", chain_url=chain_url)
-    try:
-        ledger = open_ledger(chain, data_dir, deployment)
-        run = run_round(ledger, load_operators(data_dir), market)
-    finally:
-        chain.close()
+    with error_boundary():
+        market = load_market(market_file)
+        chain = open_chain(data_dir=data_dir / "chain", chain_url=chain_url)
+        try:
+            ledger = open_ledger(chain, data_dir, deployment)
+            run = run_round(ledger, load_operators(data_dir), market)
+        finally:
+            chain.close()
     ids = {address: ident for ident, address in run.addresses.items()}
     trades: list[dict[str, Any]] = [
         {
@@ -454,11 +532,12 @@ def audit(
     path = deployment or data_dir / "deployment.json"
     if not path.exists():
         _fail(f"no deployment record at {path}; give --deployment")
-    chain = open_chain(data_dir=data_dir / "chain", chain_url=chain_url)
-    try:
-        report = audit_round(Ledger(chain, Deployment.load(path)).round_view(round_id))
-    finally:
-        chain.close()
+    with error_boundary():
+        chain = open_chain(data_dir=data_dir / "chain", chain_url=chain_url)
+        try:
+            report = audit_round(Ledger(chain, Deployment.load(path)).round_view(round_id))
+        finally:
+            chain.close()
     if output is OutputFormat.json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
     else:
@@ -505,7 +584,8 @@ def serve(
     ):
         if value is not None:
             os.environ[f"EVTRADE_{name}"] = str(value)
-    settings = Settings.load(settings_file)
+    with error_boundary():
+        settings = Settings.load(settings_file)
     typer.echo(
         f"evtrade RSU service on http://{settings.host}:{settings.port}/ "
         f"({'node ' + settings.chain_url if settings.chain_url else 'embedded chain'}, "
@@ -555,8 +635,14 @@ def bench(
 
 
 def main() -> None:  # pragma: no cover - console entry point
+    """The console entry point: the last line of the error boundary (see module docstring)."""
     try:
         app()
     except EvtradeError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {_one_line(str(exc))}", err=True)
+        sys.exit(1)
+    except Exception as exc:
+        if os.environ.get("EVTRADE_DEBUG") == "1":
+            raise
+        typer.echo(f"error: internal error: {type(exc).__name__}: {_one_line(str(exc))}", err=True)
         sys.exit(1)

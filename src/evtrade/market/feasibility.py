@@ -22,11 +22,16 @@ from numpy.typing import NDArray
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import breadth_first_order, maximum_flow
 
+from evtrade.errors import MarketError
+
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
 
 #: Flow is computed in integers (scipy); capacities are scaled to this many units.
 _UNITS = 2**30
+#: Bound on the exclusion rule's work: the sum over its maximum-flow passes of the edges in the
+#: flow graph (about 10-20 s here). Beyond it the market is refused (docs/json-format.md#limits).
+MAX_EXCLUSION_WORK = 50_000_000
 
 
 def exclude_unservable_buyers(
@@ -46,13 +51,27 @@ def exclude_unservable_buyers(
     active = np.array([i not in excluded and b_min[i] > 0 for i in range(n)], dtype=bool)
     if np.any(active) and bool(proportional_fits(mask, b_min, deliverable, active)):
         return excluded
+    # The rule's order (largest b_min, then lower w, then smaller id), ranked once: each pass
+    # then picks its buyer in O(N) (sorting the blamed set every pass cost O(N log N) in Python).
+    rank = np.empty(n, dtype=np.int64)
+    rank[sorted(range(n), key=lambda i: (-b_min[i], w[i], ids[i]))] = np.arange(n)
+    work = 0
     while np.any(active):
+        # One maximum flow per excluded buyer: when minimums exceed supply by thousands of
+        # buyers the passes add up (1e5 x 10 ran for hours), so their total size is bounded.
+        work += int(np.count_nonzero(active)) + int(np.count_nonzero(mask[active])) + mask.shape[1]
+        if work > MAX_EXCLUSION_WORK:
+            raise MarketError(
+                "market: the buyers' minimum demands exceed what their sellers can deliver by so "
+                f"many buyers that the exclusion rule needs more than {MAX_EXCLUSION_WORK:.0e} "
+                f"edge-passes of maximum flow ({len(excluded)} buyers excluded so far); lower "
+                "b_min or split the round"
+            )
         blamed = _hall_violators(mask, b_min, deliverable, active)
         if blamed is None:
             break
         cand = np.flatnonzero(blamed)
-        key = sorted(cand, key=lambda i: (-b_min[i], w[i], ids[i]))
-        worst = int(key[0])
+        worst = int(cand[np.argmin(rank[cand])])
         excluded[worst] = (
             f"excluded: minimum demand b_min={b_min[worst]:g} kWh cannot be met together with "
             "the other buyers' minimums by the sellers it may trade with"

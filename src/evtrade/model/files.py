@@ -9,18 +9,38 @@ Layout (TOML uses ``[auctioneer]``, ``[[buyers]]``, ``[[sellers]]``)::
 ``l1``, ``l2`` (default 0.0025, 0.005 as in BABG), ``max_distance_km``, ``lat`` and ``lon`` are
 optional; unknown keys are ignored so files may carry more. Every problem is reported as a
 :class:`~evtrade.errors.MarketError` whose one-line message names the participant and the field.
+
+Files come from strangers, so reading is bounded before anything is built (limits and reasons in
+docs/json-format.md#limits): at most :data:`MAX_FILE_BYTES` are read, nesting deeper than
+:data:`~evtrade.model.safejson.MAX_DEPTH` is refused before a parser recurses, and the counts of
+buyers, sellers and pairs are checked before any participant or array exists.
 """
 
 from __future__ import annotations
 
-import json
+import sys
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from evtrade.errors import MarketError
-from evtrade.model.participants import Auctioneer, Buyer, Market, Seller
+from evtrade.model.participants import Auctioneer, Buyer, Market, Seller, show_id
+from evtrade.model.safejson import MAX_DEPTH, SAFE_RECURSION_LIMIT, JsonInputError, loads_bounded
+
+#: Largest market file read (bytes): 100,000 participants at ~150 bytes each, with room.
+MAX_FILE_BYTES = 16 * 2**20
+#: Most buyers in one market: the file limit holds ~100,000 participants, and the exclusion rule
+#: and the water-filling are linear in N.
+MAX_BUYERS = 100_000
+#: Most sellers: the dual Newton system of P1 is a dense M x M matrix (200 MB and ~4e10 flops
+#: per Cholesky factorisation at 5,000).
+MAX_SELLERS = 5_000
+#: Most buyer-seller pairs N x M: clearing keeps ~50 float64 arrays of N x M alive at its peak
+#: (400 bytes per pair measured at 1,000 x 1,000), so 1e7 pairs need ~4 GB; 1e5 x 1e5 would need
+#: 4 TB.
+MAX_PAIRS = 10_000_000
 
 BUYER_FIELDS = ("id", "v", "v_min", "v_max", "b_min", "b_max", "w")
 SELLER_FIELDS = ("id", "c", "c_min", "c_max", "s_t", "s_r", "rho")
@@ -40,9 +60,12 @@ def load_market(path: str | Path) -> Market:
     """
     p = Path(path)
     try:
-        raw = p.read_bytes()
+        with p.open("rb") as fh:
+            raw = fh.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise MarketError(f"{p}: cannot read market file ({exc.strerror or exc})") from exc
+    if len(raw) > MAX_FILE_BYTES:
+        raise MarketError(f"{p}: larger than the limit of {MAX_FILE_BYTES} bytes")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -63,25 +86,75 @@ def load_market(path: str | Path) -> Market:
     return market_from_dict(data)
 
 
+@contextmanager
+def _safe_recursion() -> Iterator[None]:
+    """The interpreter's default recursion limit while a parser runs (py-evm raises it to 1e5;
+    a deep recursion then may overflow the C stack instead of raising RecursionError)."""
+    old = sys.getrecursionlimit()
+    if old > SAFE_RECURSION_LIMIT:
+        sys.setrecursionlimit(SAFE_RECURSION_LIMIT)
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(old)
+
+
 def _parse_json(p: Path, text: str) -> Any:
     try:
-        return json.loads(text, parse_constant=_reject_constant)
-    except json.JSONDecodeError as exc:
-        raise MarketError(
-            f"{p}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from exc
-    except ValueError as exc:
+        with _safe_recursion():
+            return loads_bounded(text, max_bytes=MAX_FILE_BYTES, max_depth=MAX_DEPTH)
+    except JsonInputError as exc:
         raise MarketError(f"{p}: not valid JSON: {exc}") from exc
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number JSON allows")
+def toml_depth(text: str, limit: int = MAX_DEPTH) -> int:
+    """Nesting depth of arrays and inline tables in TOML ``text``, stopping once above ``limit``.
+
+    Brackets inside strings (basic, literal, multi-line) and comments do not count; a table header
+    counts as the brackets it has. Linear in the length; the text need not be valid TOML.
+    """
+    depth = deepest = 0
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "#":
+            j = text.find("\n", i)
+            i = n if j < 0 else j + 1
+            continue
+        if ch in "\"'":
+            delim = ch * 3 if text.startswith(ch * 3, i) else ch
+            i += len(delim)
+            while i < n and not text.startswith(delim, i):
+                if ch == '"' and text[i] == "\\":
+                    i += 1  # a basic string's escape: skip the escaped character
+                elif len(delim) == 1 and text[i] == "\n":
+                    break  # single-line strings end at the line (invalid; the parser says so)
+                i += 1
+            i += len(delim)
+            continue
+        if ch in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > limit:
+                    return deepest
+        elif ch in "]}" and depth > 0:
+            depth -= 1
+        i += 1
+    return deepest
 
 
 def _parse_toml(p: Path, text: str) -> Any:
+    if toml_depth(text) > MAX_DEPTH:
+        raise MarketError(f"{p}: not valid TOML: nested deeper than {MAX_DEPTH} levels")
     try:
-        return tomllib.loads(text)
+        with _safe_recursion():
+            return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
+        raise MarketError(f"{p}: not valid TOML: {exc}") from exc
+    except RecursionError:  # unreachable below MAX_DEPTH; kept as a last line
+        raise MarketError(f"{p}: not valid TOML: nested too deep") from None
+    except ValueError as exc:  # an integer too long for int() (over 4,300 digits)
         raise MarketError(f"{p}: not valid TOML: {exc}") from exc
 
 
@@ -92,6 +165,7 @@ def market_from_dict(data: Any) -> Market:
     if "auctioneer" not in data:
         raise MarketError("market: missing section 'auctioneer'")
     auctioneer = _auctioneer(data["auctioneer"])
+    check_market_size(len(_list(data, "buyers")), len(_list(data, "sellers")))
     buyers = tuple(
         _participant(Buyer, "buyer", k, item, BUYER_FIELDS)
         for k, item in enumerate(_list(data, "buyers"))
@@ -101,6 +175,20 @@ def market_from_dict(data: Any) -> Market:
         for k, item in enumerate(_list(data, "sellers"))
     )
     return Market(auctioneer=auctioneer, buyers=buyers, sellers=sellers)
+
+
+def check_market_size(n_buyers: int, n_sellers: int) -> None:
+    """Refuse a market above :data:`MAX_BUYERS`, :data:`MAX_SELLERS` or :data:`MAX_PAIRS`
+    before anything of its size is built (the reasons are at the constants)."""
+    if n_buyers > MAX_BUYERS:
+        raise MarketError(f"market: {n_buyers} buyers is more than the limit of {MAX_BUYERS}")
+    if n_sellers > MAX_SELLERS:
+        raise MarketError(f"market: {n_sellers} sellers is more than the limit of {MAX_SELLERS}")
+    if n_buyers * n_sellers > MAX_PAIRS:
+        raise MarketError(
+            f"market: {n_buyers} buyers x {n_sellers} sellers = {n_buyers * n_sellers} pairs is "
+            f"more than the limit of {MAX_PAIRS} (clearing needs ~400 bytes per pair)"
+        )
 
 
 def market_to_dict(market: Market) -> dict[str, Any]:
@@ -167,7 +255,7 @@ def _participant(
         raise MarketError(f"{kind} ({kind}s[{index}]): must be an object, got {_kind(item)}")
     ident = item.get("id")
     label = (
-        f"{kind} {ident!r} ({kind}s[{index}])"
+        f"{kind} {show_id(ident)} ({kind}s[{index}])"
         if isinstance(ident, str)
         else (f"{kind} ({kind}s[{index}])")
     )

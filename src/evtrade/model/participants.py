@@ -24,21 +24,61 @@ FloatArray = NDArray[np.float64]
 #: ETA: "the willingness w_i ... falls in [0, 5]".
 W_MAX = 5.0
 
+# Bounds on every number a market may hold. They are wide for any real round and keep every
+# quantity the mechanisms compute finite and well scaled in float64 (docs/json-format.md#limits):
+# a price times an energy times the number of pairs stays below 1e9 * 1e9 * 1e7 = 1e25, far from
+# overflow (1.8e308), and the P1 solver's per-kWh curvature 2 l1 rho stays >= 2e-12. Tiny and
+# subnormal values need no floor: every tolerance is relative to max(1, the largest value).
+
+#: Largest price (v, c and their ranges, the auctioneer's bounds), per kWh.
+MAX_PRICE = 1e9
+#: Largest energy (b_min, b_max, s_t, s_r), kWh: a heavy truck's battery holds ~1e3 kWh.
+MAX_ENERGY = 1e9
+#: Smallest loss rate (the ledger's resolution, 1e-6): k_j = 1 / (2 l1 rho_j) kWh per unit of
+#: price is the slope of a seller's supply in P1, and rho -> 0 sends it to infinity (rho = 1e-320
+#: gave 0 * inf = NaN volumes).
+MIN_RHO = 1e-6
+#: Range of l1 (eq. 16's quadratic loss factor; 1e-6 as for rho) and bound on l2 (its linear one).
+MIN_L1, MAX_L1 = 1e-6, 1e3
+MAX_L2 = 1e3
+#: Longest participant id (characters).
+MAX_ID_LENGTH = 256
+
 
 def _where(kind: str, ident: str | None, index: int | None) -> str:
     if kind == "auctioneer":
         return "auctioneer"
-    label = f"{kind} {ident!r}" if ident else kind
+    label = f"{kind} {show_id(ident)}" if ident else kind
     return f"{label} ({kind}s[{index}])" if index is not None else label
+
+
+def show_id(ident: str) -> str:
+    """``repr`` of an id for messages, cut to 40 characters (an error message stays one line)."""
+    return repr(ident) if len(ident) <= 40 else repr(ident[:40]) + "..."
 
 
 def check_number(where: str, name: str, value: Any) -> float:
     """Return ``value`` as a finite float or raise a :class:`MarketError` naming the field."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise MarketError(f"{where}: field {name!r} must be a number, got {type(value).__name__}")
-    out = float(value)
+    try:
+        out = float(value)
+    except OverflowError:  # an integer beyond float range (TOML allows any length)
+        out = math.inf
     if not math.isfinite(out):
-        raise MarketError(f"{where}: field {name!r} must be finite, got {value!r}")
+        shown = value if isinstance(value, float) else "an integer beyond float range"
+        raise MarketError(f"{where}: field {name!r} must be finite, got {shown!r}")
+    return out
+
+
+def check_bounded(where: str, name: str, value: Any, lo: float, hi: float, what: str) -> float:
+    """:func:`check_number`, then ``lo <= value <= hi``; the message names the field, the bounds
+    and what the field is."""
+    out = check_number(where, name, value)
+    if not lo <= out <= hi:
+        raise MarketError(
+            f"{where}: field {name!r} ({out:g}) must lie in [{lo:g}, {hi:g}] ({what})"
+        )
     return out
 
 
@@ -47,11 +87,13 @@ def _require(ok: bool, where: str, message: str) -> None:
         raise MarketError(f"{where}: {message}")
 
 
-def _check_location(where: str, lat: float | None, lon: float | None) -> None:
+def _check_location(where: str, lat: Any, lon: Any) -> None:
     _require((lat is None) == (lon is None), where, "fields 'lat' and 'lon' must be given together")
     if lat is not None:
+        lat = check_number(where, "lat", lat)
         _require(-90.0 <= lat <= 90.0, where, f"field 'lat' ({lat}) must lie in [-90, 90]")
     if lon is not None:
+        lon = check_number(where, "lon", lon)
         _require(-180.0 <= lon <= 180.0, where, f"field 'lon' ({lon}) must lie in [-180, 180]")
 
 
@@ -60,6 +102,16 @@ def _check_id(where: str, ident: Any) -> None:
         isinstance(ident, str), where, f"field 'id' must be a string, got {type(ident).__name__}"
     )
     _require(bool(ident.strip()), where, "field 'id' must not be empty")
+    _require(
+        len(ident) <= MAX_ID_LENGTH, where, f"field 'id' is longer than {MAX_ID_LENGTH} characters"
+    )
+    # Ids are printed (tables, messages) and written as UTF-8: no control characters, no lone
+    # surrogates (which cannot be encoded).
+    _require(
+        ident.isprintable() and not any("\ud800" <= ch <= "\udfff" for ch in ident),
+        where,
+        "field 'id' must be printable text (no control characters or lone surrogates)",
+    )
 
 
 @dataclass(frozen=True)
@@ -85,14 +137,11 @@ class Buyer:
     def __post_init__(self) -> None:
         where = _where("buyer", self.id if isinstance(self.id, str) else None, self.index)
         _check_id(where, self.id)
-        for name in ("v", "v_min", "v_max", "b_min", "b_max", "w"):
-            check_number(where, name, getattr(self, name))
         for name in ("v", "v_min", "v_max"):
-            value = getattr(self, name)
-            _require(value >= 0, where, f"field {name!r} ({value}) must be >= 0 (a price)")
+            check_bounded(where, name, getattr(self, name), 0.0, MAX_PRICE, "a price")
         for name in ("b_min", "b_max"):
-            value = getattr(self, name)
-            _require(value >= 0, where, f"field {name!r} ({value}) must be >= 0 (energy in kWh)")
+            check_bounded(where, name, getattr(self, name), 0.0, MAX_ENERGY, "energy in kWh")
+        check_bounded(where, "w", self.w, 0.0, W_MAX, "willingness")
         _require(
             self.v_max >= self.v_min,
             where,
@@ -103,7 +152,6 @@ class Buyer:
             where,
             f"field 'b_max' ({self.b_max}) must be >= b_min ({self.b_min})",
         )
-        _require(0.0 <= self.w <= W_MAX, where, f"field 'w' ({self.w}) must lie in [0, {W_MAX:g}]")
         _check_location(where, self.lat, self.lon)
 
 
@@ -111,7 +159,7 @@ class Buyer:
 class Seller:
     """Seller EV *j*: cost ``c`` in [``c_min``, ``c_max``], energy ``s_t``, reserve ``s_r``.
 
-    ``rho`` is the loss rate rho_j in (0, 1]: delivering x kWh drains (1 + rho_j) x from the
+    ``rho`` is the loss rate rho_j in [1e-6, 1]: delivering x kWh drains (1 + rho_j) x from the
     battery (ETA eq. 13) and costs rho_j (l1 x^2 + l2 x) (eq. 16). It must be positive so that the
     cost is strictly convex and the allocation unique.
     """
@@ -130,21 +178,15 @@ class Seller:
     def __post_init__(self) -> None:
         where = _where("seller", self.id if isinstance(self.id, str) else None, self.index)
         _check_id(where, self.id)
-        for name in ("c", "c_min", "c_max", "s_t", "s_r", "rho"):
-            check_number(where, name, getattr(self, name))
         for name in ("c", "c_min", "c_max"):
-            value = getattr(self, name)
-            _require(value >= 0, where, f"field {name!r} ({value}) must be >= 0 (a price)")
+            check_bounded(where, name, getattr(self, name), 0.0, MAX_PRICE, "a price")
         for name in ("s_t", "s_r"):
-            value = getattr(self, name)
-            _require(value >= 0, where, f"field {name!r} ({value}) must be >= 0 (energy in kWh)")
+            check_bounded(where, name, getattr(self, name), 0.0, MAX_ENERGY, "energy in kWh")
+        check_bounded(where, "rho", self.rho, MIN_RHO, 1.0, "loss rate")
         _require(
             self.c_max >= self.c_min,
             where,
             f"field 'c_max' ({self.c_max}) must be >= c_min ({self.c_min})",
-        )
-        _require(
-            0.0 < self.rho <= 1.0, where, f"field 'rho' ({self.rho}) must lie in (0, 1] (loss rate)"
         )
         _check_location(where, self.lat, self.lon)
 
@@ -172,12 +214,10 @@ class Auctioneer:
 
     def __post_init__(self) -> None:
         where = "auctioneer"
-        for name in ("v_min", "c_max", "l1", "l2"):
-            check_number(where, name, getattr(self, name))
-        _require(self.v_min >= 0, where, f"field 'v_min' ({self.v_min}) must be >= 0")
-        _require(self.c_max >= 0, where, f"field 'c_max' ({self.c_max}) must be >= 0")
-        _require(self.l1 > 0, where, f"field 'l1' ({self.l1}) must be > 0 (strictly convex cost)")
-        _require(self.l2 >= 0, where, f"field 'l2' ({self.l2}) must be >= 0")
+        for name in ("v_min", "c_max"):
+            check_bounded(where, name, getattr(self, name), 0.0, MAX_PRICE, "a price")
+        check_bounded(where, "l1", self.l1, MIN_L1, MAX_L1, "strictly convex cost, eq. 16")
+        check_bounded(where, "l2", self.l2, 0.0, MAX_L2, "linear cost, eq. 16")
         if self.max_distance_km is not None:
             d = check_number(where, "max_distance_km", self.max_distance_km)
             _require(d > 0, where, f"field 'max_distance_km' ({d}) must be > 0 or null")
