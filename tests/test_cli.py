@@ -97,6 +97,12 @@ BAD = [
     ("w above 5", _mutate(["buyers", 0, "w"], 7), "field 'w'"),
     ("lat without lon", _mutate(["buyers", 0, "lat"], 29.0), "lat"),
     ("buyer not object", _mutate(["buyers", 0], "B1"), "buyers[0]"),
+    # Issue 11, item 10: each of these once ended in a traceback.
+    ("deep nesting", "[" * 100_000 + "]" * 100_000, "nested deeper than 32"),
+    ("subnormal rho", _mutate(["sellers", 0, "rho"], 1e-320), "field 'rho'"),
+    ("price beyond limit", _mutate(["buyers", 0, "v_max"], 1e300), "field 'v_max'"),
+    ("integer beyond float", '{"auctioneer": {"v_min": 1' + "0" * 400 + "}}", "too long"),
+    ("unprintable id", _mutate(["buyers", 0, "id"], "a\nb"), "printable"),
 ]
 
 
@@ -154,3 +160,45 @@ def test_bench_quick_smoke() -> None:
             assert r["kkt"] <= 1e-6, r
         if r["welfare_gap"] is not None:  # the project is never worse than the reference
             assert r["welfare_gap"] <= 1e-6, r
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "a = " + "[" * 100_000 + "]" * 100_000 + "\n",  # RecursionError in tomllib
+        "a = " + "{b = " * 5_000 + "1" + "}" * 5_000 + "\n",
+        "[auctioneer]\nv_min = 1" + "0" * 5_000 + "\n",  # int() refuses > 4,300 digits
+        "[auctioneer]\nv_min = nan\nc_max = 1\n",
+    ],
+    ids=["deep arrays", "deep tables", "long integer", "nan"],
+)
+def test_hostile_toml_fails_in_one_line(tmp_path: Path, content: str) -> None:
+    f = tmp_path / "m.toml"
+    f.write_text(content)
+    out = run("clear", str(f))
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+
+
+def test_options_out_of_range_fail_in_one_line() -> None:
+    # --price 1e300 made the total payment overflow to inf, and the JSON dump raised.
+    out = run("clear", "examples/small.json", "--mechanism", "single-price", "--price", "1e300")
+    assert out.returncode == 1 and "--price" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+    out = run("montecarlo", "--samples", str(10**12))
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    out = run("montecarlo", "--seed", "-1")
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+
+
+def test_unwritable_output_and_unreadable_chain_market(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    out = run("reproduce", "eta", "--out", str(blocker / "sub"), "--quick")
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    out = run("chain", "run", str(deep), "--data-dir", str(tmp_path / "data"))
+    assert out.returncode == 1 and "nested deeper" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
