@@ -79,6 +79,8 @@ def test_receipt_comes_once_the_block_is_mined_and_not_ahead(chain: EmbeddedChai
         block = chain.w3.eth.get_block(receipt["blockNumber"])
         assert block["timestamp"] <= seen
         assert receipt["blockNumber"] <= chain.w3.eth.block_number
+        # The next transaction's block: after the latest, not ahead of the wall clock.
+        assert chain.timestamp() < chain.next_timestamp() <= time.time()
 
 
 def test_pending_transactions_are_seen_by_later_ones_in_the_block(
