@@ -21,15 +21,17 @@ def problem(**values: object) -> str:
 @pytest.mark.parametrize(
     ("values", "setting", "words"),
     [
-        ({"l1": 0}, "l1", "must be > 0"),  # eq. (16) needs a strictly convex cost
-        ({"l1": -0.1}, "l1", "must be > 0"),
-        ({"l2": -1}, "l2", "must be >= 0"),
-        ({"v_floor": -0.5}, "v_floor", "must be >= 0"),
-        ({"c_ceiling": -1}, "c_ceiling", "must be >= 0"),
-        ({"v_floor": 2.0, "c_ceiling": 1.0}, "v_floor", "<= 'c_ceiling'"),  # the contract's rule
-        ({"l1": 1e-30}, "l1", "rounds to 0"),  # stored as 0 on chain: the model would refuse it
+        # The model's own checks (its wording is the model's: only the setting's name is fixed).
+        ({"l1": 0}, "l1", "'l1'"),  # eq. (16) needs a strictly convex cost
+        ({"l1": -0.1}, "l1", "'l1'"),
+        ({"l1": 1e100}, "l1", "'l1'"),
+        ({"l2": -1}, "l2", "'l2'"),
+        ({"v_floor": -0.5}, "v_floor", "'v_floor'"),
+        ({"c_ceiling": -1}, "c_ceiling", "'c_ceiling'"),
+        # The contract's rules.
+        ({"v_floor": 2.0, "c_ceiling": 1.0}, "v_floor", "<= 'c_ceiling'"),
+        ({"l2": 1e-30}, "l2", "rounds to 0"),  # stored as 0 on chain: not what was asked for
         ({"max_distance_km": 1e-4}, "max_distance_km", "rounds to 0"),  # 0 m means unlimited
-        ({"l1": 1e100}, "l1", "too large"),
         ({"v_floor": float("nan")}, "v_floor", "finite"),
         ({"c_ceiling": float("inf")}, "c_ceiling", "finite"),
         ({"max_distance_km": 0}, "max_distance_km", "greater than 0"),
@@ -65,7 +67,7 @@ def test_environment_and_file_errors_are_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("EVTRADE_L1", "0")
-    with pytest.raises(SettingsError, match=r"^setting 'l1': field 'l1' \(0.0\) must be > 0"):
+    with pytest.raises(SettingsError, match=r"^setting 'l1': "):
         Settings.load()
     monkeypatch.delenv("EVTRADE_L1")
     file = tmp_path / "rsu.toml"
