@@ -131,6 +131,26 @@ def test_a_round_that_cannot_be_cleared_stalls_no_other_round_nor_start_up(
         assert bad in again.round_failures()
 
 
+def test_a_round_whose_windows_passed_while_the_rsu_was_away_expires_without_error(
+    tmp_path: Path,
+) -> None:
+    # The RSU's clock does not run (no ticks) through the reveal and settlement windows, as if
+    # the service were down; afterwards it must neither reveal nor settle (the contract would
+    # refuse) but mark the round expired, and show no error.
+    with rsu_at(tmp_path, t_limit=8, bid_grace=0, t_reveal=1, t_settle=1) as rsu:
+        buyer, seller = vehicle(rsu, "X 1"), vehicle(rsu, "X 2")
+        round_id = rsu.open_round()
+        bid_pair(rsu, round_id, buyer, seller)
+        settle_deadline = rsu.ledger.round_view(round_id).settle_deadline
+        while rsu.next_block_time() <= settle_deadline:
+            time.sleep(0.5)
+        head = rsu.chain.w3.eth.block_number
+        view = tick_until(rsu, round_id, "expired")
+        assert view["error"] is None and rsu.round_failures() == {}
+        assert not any(b["revealed"] for b in view["requests"] + view["replies"])
+        assert rsu.chain.w3.eth.block_number == head  # nothing sent
+
+
 def wait_until_failed(rsu: Rsu, round_id: int, timeout: float = 240) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

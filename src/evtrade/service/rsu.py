@@ -909,10 +909,13 @@ class Rsu:
             return
         acted = False
         bids = view["requests"] + view["replies"]
-        if now > view["chain_deadline"] and not all(b["revealed"] for b in bids):
+        revealing = view["chain_deadline"] < now <= view["reveal_deadline"]
+        if revealing and not all(b["revealed"] for b in bids):
             self._reveal_if_due(rid)
             acted = True
-        if now > view["reveal_deadline"] + 1 and view.get("phase") != "settled":
+        # Past the settlement window the contract refuses; the refresh below marks it expired.
+        settling = view["reveal_deadline"] + 1 < now <= view["settle_deadline"]
+        if settling and view.get("phase") != "settled":
             self.ledger.settle_optimal(self.operators.rsu, rid)
             acted = True
         deadlines = (
