@@ -36,7 +36,7 @@ from evtrade.model import Auctioneer, Buyer, Market, Seller
 #: Gas limits, measured use times about 1.5 (docs/ledger.md); settle adds per-trade and per-bid gas.
 GAS = {
     "deploy": 6_000_000,
-    "register_vehicle": 160_000,
+    "register_vehicle": 200_000,
     "revoke_vehicle": 60_000,
     "register_rsu": 250_000,
     "revoke_rsu": 80_000,
@@ -45,10 +45,10 @@ GAS = {
     "approve": 80_000,
     "open_round": 400_000,
     "post_request": 700_000,
-    "post_reply": 800_000,
-    "reveal": 200_000,
+    "post_reply": 1_000_000,
+    "reveal": 250_000,
     "accept": 500_000,
-    "claim_refund": 200_000,
+    "claim_refund": 250_000,
     "claim_deposit": 200_000,
     "withdraw": 120_000,
 }
@@ -57,7 +57,7 @@ _SETTLE_PER_TRADE = 30_000
 _SETTLE_PER_BID = 60_000
 #: Batch reveal: gas for the call and for each revealed bid; bids per transaction.
 _REVEAL_BASE = 120_000
-_REVEAL_PER_BID = 110_000
+_REVEAL_PER_BID = 130_000
 REVEAL_CHUNK = 128
 #: Why the contract's batch reveal skipped a bid (Market.vy's SKIP_* codes).
 _SKIP_REASONS = {

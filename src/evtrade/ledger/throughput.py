@@ -88,9 +88,10 @@ def prepare_rounds(
     ledger = Ledger.deploy(chain, authority)
     ledger.register_rsu(authority, rsu)
     buyers = [Account.create() for _ in range(n_b)]
-    sellers = [Account.create() for _ in range(n_s)]
+    # Sellers per round: a reply reserves the seller's spare energy until its round ends.
+    sellers = [[Account.create() for _ in range(n_s)] for _ in range(rounds)]
     expiry = chain.timestamp() + 10**8
-    vehicles = list(enumerate(buyers + sellers))
+    vehicles = list(enumerate(buyers + [a for group in sellers for a in group]))
     _each(
         lambda kv: ledger.register_vehicle(authority, kv[1].address, f"BENCH {kv[0]}", expiry),
         vehicles,
@@ -98,12 +99,13 @@ def prepare_rounds(
     buyer = Buyer(id="b", v=0.95, v_min=0.6, v_max=1.0, b_min=0.0, b_max=float(n_s), w=3.0)
     seller = Seller(id="s", c=0.55, c_min=0.5, c_max=0.8, s_t=float(n_b) * 2 + 1, s_r=0.0, rho=0.05)
     _each(lambda a: ledger.mint(authority, a.address, 2.0 * n_s * rounds), buyers)
+    _each(lambda a: ledger.mint(authority, a.address, 10.0), [a for g in sellers for a in g])
     trades = [(i, j, 10**6) for i in range(n_b) for j in range(n_s)]
     params = RoundParams(v_floor=0.5, c_ceiling=1.0, t_limit=600, t_reveal=600, t_settle=10**6)
     ready = []
-    for _ in range(rounds):
+    for group in sellers:
         rid = ledger.open_round(rsu, params)
-        ready.append((rid, _post_bids(ledger, rid, buyers, buyer, sellers, seller)))
+        ready.append((rid, _post_bids(ledger, rid, buyers, buyer, group, seller)))
     chain.advance_time(601)
     _each(lambda ab: ledger.reveal(ab[0], ab[1]), [ab for _, bids in ready for ab in bids])
     return ledger, rsu, [(rid, trades) for rid, _ in ready]

@@ -808,34 +808,40 @@ def _try_reveal(
     round_id: uint256, is_buyer: bool, index: uint256, bid_value: uint256, salt: bytes32, by_rsu: bool
 ) -> uint256:
     # Reveal one existing bid (the caller checked the window and the index); 0 on success, else
-    # the reason it was skipped. Writes nothing unless it succeeds.
+    # the reason it was skipped. Writes nothing unless it succeeds. Reads only the fields it
+    # checks: a whole bid is a dozen cold storage slots.
     bidder: address = empty(address)
     if is_buyer:
-        q: Request = self.requests[round_id][index]
-        bidder = q.buyer
-        if q.revealed:
+        bidder = self.requests[round_id][index].buyer
+        if self.requests[round_id][index].revealed:
             return SKIP_ALREADY_REVEALED
-        if q.commitment != keccak256(abi_encode(self, round_id, bidder, bid_value, salt)):
+        expected: bytes32 = keccak256(abi_encode(self, round_id, bidder, bid_value, salt))
+        if self.requests[round_id][index].commitment != expected:
             return SKIP_COMMITMENT
-        if bid_value < q.v_min or bid_value > q.v_max:
+        if bid_value < self.requests[round_id][index].v_min:
+            return SKIP_OUT_OF_RANGE
+        if bid_value > self.requests[round_id][index].v_max:
             return SKIP_OUT_OF_RANGE
         self.requests[round_id][index].value = bid_value
         self.requests[round_id][index].revealed = True
     else:
-        p: Reply = self.replies[round_id][index]
-        bidder = p.seller
-        if p.revealed:
+        bidder = self.replies[round_id][index].seller
+        if self.replies[round_id][index].revealed:
             return SKIP_ALREADY_REVEALED
-        if p.commitment != keccak256(abi_encode(self, round_id, bidder, bid_value, salt)):
+        expected: bytes32 = keccak256(abi_encode(self, round_id, bidder, bid_value, salt))
+        if self.replies[round_id][index].commitment != expected:
             return SKIP_COMMITMENT
-        if bid_value < p.c_min or bid_value > p.c_max:
+        if bid_value < self.replies[round_id][index].c_min:
+            return SKIP_OUT_OF_RANGE
+        if bid_value > self.replies[round_id][index].c_max:
             return SKIP_OUT_OF_RANGE
         self.replies[round_id][index].value = bid_value
         self.replies[round_id][index].revealed = True
         # Revealed: the deposit is no longer at stake and goes back to the seller's credit.
+        deposit: uint256 = self.replies[round_id][index].deposit
         self.replies[round_id][index].deposit_done = True
-        self.credit[bidder] += p.deposit
-        log DepositReturned(round_id=round_id, bidder=bidder, amount=p.deposit)
+        self.credit[bidder] += deposit
+        log DepositReturned(round_id=round_id, bidder=bidder, amount=deposit)
     self.rounds[round_id].n_revealed += 1
     log Revealed(round_id=round_id, bidder=bidder, value=bid_value, by_rsu=by_rsu)
     return 0
