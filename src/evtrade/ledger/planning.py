@@ -29,8 +29,10 @@ one unit), every buyer with d_i > 0 at exactly b_i^min, every other buyer at sum
 and every seller at most C_j: it passes (12) and (13). Units are then added greedily where they
 raise the welfare and fit. The solver's point is feasible only to its tolerance; if the flow
 falls short for that reason, an exact integer max flow decides: either the minimums cannot be met
-in units (then buyers are excluded by the project's rule, below) or a feasible plan is built from
-that flow and filled towards x.
+in units (then buyers are excluded by the project's rule, below) or they can, and the plan is the
+integer point nearest floor(x) in units moved (an LP whose matrix is totally unimodular and whose
+bounds are integers, so the simplex vertex is integral; it is checked exactly). When the solver
+itself fails, the max flow's plan (every b_min met, nothing more) is settled: feasible, not optimal.
 
 Exclusion. A round whose real problem (capacities s^t - s^r over 1 + rho) is feasible may be
 infeasible in units, by under one unit per seller. Buyers are then excluded by the rule of
