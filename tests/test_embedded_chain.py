@@ -173,6 +173,14 @@ def test_block_time_zero_mines_each_transaction(tmp_path: Path) -> None:
         chain.close()
 
 
+def test_waiting_for_an_unknown_transaction_is_a_ledger_error(chain: EmbeddedChain) -> None:
+    unknown = Sent(HexBytes(b"\x01" * 32), "ghost")
+    with pytest.raises(LedgerError, match="ghost: no receipt"):
+        chain.wait(unknown, timeout=0.2)
+    with pytest.raises(LedgerError, match="ghost: no receipt"):
+        chain.wait_status(unknown, timeout=0.2)
+
+
 @pytest.mark.parametrize("bad", [-1, 61, 1.5, True, "1"])
 def test_block_time_refuses_bad_values(tmp_path: Path, bad: object) -> None:
     with pytest.raises(LedgerError, match="block_time"):

@@ -26,7 +26,7 @@ from eth_utils.exceptions import ValidationError
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract.contract import ContractFunction
-from web3.exceptions import ContractLogicError, Web3RPCError
+from web3.exceptions import ContractLogicError, TimeExhausted, Web3RPCError
 from web3.providers.eth_tester import EthereumTesterProvider
 from web3.types import RPCEndpoint, RPCResponse, TxParams, TxReceipt
 
@@ -228,9 +228,12 @@ class Chain(ABC):
 
     def wait(self, sent: Sent, timeout: float = 120.0) -> TxReceipt:
         """Wait for a receipt; a reverted transaction raises :class:`ContractRejectedError`."""
-        receipt = self.w3.eth.wait_for_transaction_receipt(
-            sent.tx_hash, timeout=timeout, poll_latency=0.05
-        )
+        try:
+            receipt = self.w3.eth.wait_for_transaction_receipt(
+                sent.tx_hash, timeout=timeout, poll_latency=0.05
+            )
+        except TimeExhausted as exc:
+            raise LedgerError(f"{sent.what}: no receipt after {timeout} s") from exc
         if receipt["status"] != 1:
             raise ContractRejectedError(
                 f"{sent.what}: reverted on chain in block {receipt['blockNumber']}"
