@@ -19,13 +19,14 @@ call must change nothing. After every step:
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from hypothesis import HealthCheck, event, settings
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
@@ -37,7 +38,7 @@ from evtrade.model import Buyer, Seller
 from tests.ledger_world import embedded_chain
 
 LONG = os.environ.get("EVTRADE_FUZZ") == "long"
-EXAMPLES, STEPS = (60, 40) if LONG else (3, 14)
+EXAMPLES, STEPS = (60, 40) if LONG else (4, 25)
 RHO = units.RHO_SCALE
 E = units.ENERGY_SCALE
 WINDOW = 20  # t_limit = t_reveal = t_settle, seconds
@@ -66,6 +67,8 @@ class Model:
 
 
 _chain: EmbeddedChain | None = None
+#: What the sequences did (calls made, refused, rounds settled): printed, and checked to be varied.
+STATS: Counter[str] = Counter()
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -102,6 +105,10 @@ class LedgerMachine(RuleBasedStateMachine):
             self.ledger.mint(self.authority, car.address, TOKENS)
             self.model.minted += TOKENS * 10**18
         self.rounds: list[int] = []
+        # A round with a bid on each side to start from: the rules have material at once.
+        self.open_round(0, 0.1)
+        self.post_request(0, 0, 0.9, 4, True)
+        self.post_reply(0, 0, 0.6, 20, 10, True)
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -109,17 +116,20 @@ class LedgerMachine(RuleBasedStateMachine):
         try:
             done = call(*args, **kwargs)
         except ContractRejectedError as exc:
-            event(f"refused {call.__name__}: {str(exc).split(': ', 1)[-1]}")
+            STATS[f"refused {call.__name__}: {str(exc)[-50:]}"] += 1
             return None
-        event(f"done {call.__name__}")
+        STATS[f"done {call.__name__}"] += 1
         return done
 
     def _round(self, k: int) -> int:
-        return self.rounds[k % len(self.rounds)]
+        """One of the three latest rounds, mostly the latest (where bids are still open)."""
+        recent = self.rounds[-3:]
+        return recent[-1] if k < 5 else recent[k % len(recent)]
 
     def _record_settlement(self, round_id: int) -> None:
         view = self.ledger.round_view(round_id)
         self.model.settled[round_id] = self.model.settled.get(round_id, 0) + 1
+        STATS["settled"] += 1
         rho = {p.seller: p.rho for p in view.replies}
         for t in view.trades:
             key = (round_id, t.seller)
@@ -127,7 +137,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
     # -- rules --------------------------------------------------------------------------------
 
-    @rule(rsu=st.integers(0, 2), deposit=st.sampled_from([0.0, 0.1, 3.0]))
+    @rule(rsu=st.sampled_from([0, 0, 1, 2]), deposit=st.sampled_from([0.0, 0.1, 3.0]))
     def open_round(self, rsu: int, deposit: float) -> None:
         params = RoundParams(
             v_floor=0.5,
@@ -190,20 +200,27 @@ class LedgerMachine(RuleBasedStateMachine):
         self._try(self.ledger.reveal, account, bid)
 
     @precondition(lambda self: self.rounds)
-    @rule(k=st.integers(0, 9), by=st.integers(0, 2))
-    def reveal_sealed(self, k: int, by: int) -> None:
-        self._try(self.ledger.reveal_sealed, self.rsus[by], self._round(k))
-
-    @precondition(lambda self: self.rounds)
-    @rule(k=st.integers(0, 9), share=st.sampled_from([0.3, 1.0, 1.2]), optimal=st.booleans())
-    def settle(self, k: int, share: float, optimal: bool) -> None:
+    @rule(
+        k=st.integers(0, 9),
+        by=st.integers(0, 2),
+        reveal_first=st.booleans(),
+        share=st.sampled_from([0.3, 1.0, 1.2]),
+        optimal=st.booleans(),
+    )
+    def reveal_and_settle(
+        self, k: int, by: int, reveal_first: bool, share: float, optimal: bool
+    ) -> None:
+        """An RSU (maybe not the round's) batch-reveals the sealed bids, then settles."""
         rid = self._round(k)
+        if reveal_first:
+            self._try(self.ledger.reveal_sealed, self.rsus[by], rid)
         view = self.ledger.round_view(rid)
         rsu = next((r for r in self.rsus if r.address == view.rsu), self.rsus[0])
         if optimal:
             try:
                 done = self.ledger.settle_optimal(rsu, rid)
-            except LedgerError:  # refused, or nothing the planner can settle
+            except LedgerError as exc:  # refused, or nothing the planner can settle
+                STATS[f"refused settle_optimal: {str(exc)[-60:]}"] += 1
                 done = None
         else:  # each revealed buyer takes a share of a revealed seller's spare (may break (13))
             buyers = [q for q in view.requests if q.value is not None]
@@ -214,8 +231,26 @@ class LedgerMachine(RuleBasedStateMachine):
             ]
             done = self._try(self.ledger.settle, rsu, rid, trades) if trades else None
         if done is not None:
-            event("settled")
             self._record_settlement(rid)
+
+    @rule(
+        v=values,
+        c=values,
+        s_t=st.sampled_from([12, 20]),
+        withhold=st.sampled_from([None, 0, 1]),
+    )
+    def full_round(self, v: float, c: float, s_t: float, withhold: int | None) -> None:
+        """A whole round: everyone bids (one bidder unsealed, maybe withholding), RSU 0 reveals
+        and settles; the sellers' earlier replies may still reserve their energy."""
+        self.open_round(0, 0.1)
+        for who in (0, 1):
+            self.post_request(who, 0, v, 4, who != withhold)
+            self.post_reply(who, 0, c, s_t, 2, True)
+        self.chain.advance_time(WINDOW + 1)
+        self._try(self.ledger.reveal_sealed, self.rsus[0], self.rounds[-1])
+        if withhold is not None:  # settlement waits for the reveal window to close
+            self.chain.advance_time(WINDOW + 1)
+        self.reveal_and_settle(0, 0, False, 1.0, True)
 
     @precondition(lambda self: self.rounds)
     @rule(k=st.integers(0, 9), who=st.integers(0, 1), kwh_=kwh, seller=st.integers(0, 1))
@@ -225,25 +260,30 @@ class LedgerMachine(RuleBasedStateMachine):
             self._record_settlement(rid)
 
     @precondition(lambda self: self.model.bids)
-    @rule(k=st.integers(0, 99))
-    def claim(self, k: int) -> None:
+    @rule(k=st.integers(0, 99), withdraw=st.booleans())
+    def collect(self, k: int, withdraw: bool) -> None:
+        """A bidder claims its refund, anyone closes a reply's deposit, or a bidder withdraws."""
         account, bid = self.model.bids[k % len(self.model.bids)]
-        if bid.is_buyer:
+        if withdraw:
+            self._try(self.ledger.withdraw, account)
+        elif bid.is_buyer:
             self._try(self.ledger.claim_refund, account, bid.round_id, bid.index)
         else:  # anyone may close a reply's deposit
             self._try(self.ledger.claim_deposit, self.buyers[0], bid.round_id, bid.index)
 
-    @rule(who=st.integers(0, 3))
-    def withdraw(self, who: int) -> None:
-        self._try(self.ledger.withdraw, (self.buyers + self.sellers)[who])
-
-    @rule(voter=st.integers(0, 2), victim=st.integers(0, 2), pubkey=st.sampled_from([b"", b"\x01"]))
-    def vote_out(self, voter: int, victim: int, pubkey: bytes) -> None:
-        self._try(self.ledger.vote_rsu, self.rsus[voter], self.rsus[victim].address, False, pubkey)
-
-    @rule(victim=st.integers(0, 2))
-    def revoke(self, victim: int) -> None:
-        self._try(self.ledger.revoke_rsu, self.authority, self.rsus[victim].address)
+    @rule(
+        voter=st.integers(0, 2),
+        victim=st.integers(1, 2),  # RSU 0 stays, so that rounds keep opening
+        pubkey=st.sampled_from([b"", b"\x01"]),
+        by_authority=st.booleans(),
+    )
+    def remove_rsu(self, voter: int, victim: int, pubkey: bytes, by_authority: bool) -> None:
+        """An RSU votes another out (any bytes as the key), or the authority revokes it."""
+        if by_authority:
+            self._try(self.ledger.revoke_rsu, self.authority, self.rsus[victim].address)
+        else:
+            address = self.rsus[victim].address
+            self._try(self.ledger.vote_rsu, self.rsus[voter], address, False, pubkey)
 
     @rule(seconds=st.sampled_from([1, WINDOW, 2 * WINDOW]))
     def advance_time(self, seconds: int) -> None:
@@ -306,4 +346,6 @@ LedgerMachine.TestCase.settings = settings(
 
 @pytest.mark.fuzz
 def test_ledger_state_machine(shared_chain: EmbeddedChain) -> None:
+    STATS.clear()
     LedgerMachine.TestCase().runTest()
+    print(dict(sorted(STATS.items())))

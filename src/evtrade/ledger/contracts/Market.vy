@@ -921,24 +921,24 @@ def _settle(round_id: uint256, trades: DynArray[Trade, MAX_TRADES]):
     for i: uint256 in range(n_buyers, bound=MAX_BIDS):
         if bought[i] == 0:
             continue
-        q: Request = self.requests[round_id][i]
+        # Only the fields checked are read: a whole request is a dozen cold storage slots.
         # (12): b_i^min <= sum_j b_ij <= b_i^max
-        assert bought[i] >= q.b_min, "market: energy below b_min (12)"
-        assert bought[i] <= q.b_max, "market: energy above b_max (12)"
-        assert paid[i] <= q.escrow, "market: payment above escrow"
+        assert bought[i] >= self.requests[round_id][i].b_min, "market: energy below b_min (12)"
+        assert bought[i] <= self.requests[round_id][i].b_max, "market: energy above b_max (12)"
+        assert paid[i] <= self.requests[round_id][i].escrow, "market: payment above escrow"
         self.requests[round_id][i].paid = paid[i]
-        self.energy_bought[q.buyer] += bought[i]
+        self.energy_bought[b_addr[i]] += bought[i]
     for j: uint256 in range(n_sellers, bound=MAX_BIDS):
         if sold[j] == 0:
             continue
-        p: Reply = self.replies[round_id][j]
         # (13), sign corrected: sum_i (1 + rho_j) b_ij <= s_j^t - s_j^r, where the seller's
         # spare s_j^t - s_j^r is what this reply reserved across the seller's open rounds.
-        assert sold[j] * (RHO_SCALE + p.rho) <= p.spare * RHO_SCALE, (
+        rho: uint256 = self.replies[round_id][j].rho
+        assert sold[j] * (RHO_SCALE + rho) <= self.replies[round_id][j].spare * RHO_SCALE, (
             "market: energy above the seller's spare energy (13)"
         )
-        self.energy_sold[p.seller] += sold[j]
-        self.credit[p.seller] += earned[j]
+        self.energy_sold[s_addr[j]] += sold[j]
+        self.credit[s_addr[j]] += earned[j]
     log RoundSettled(
         round_id=round_id, trades=len(trades), energy=total_energy, payment=total_payment
     )
