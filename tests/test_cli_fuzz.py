@@ -131,6 +131,42 @@ def base_market(draw: st.DrawFn) -> dict[str, Any]:
 
 
 @st.composite
+def extreme_valid_market(draw: st.DrawFn) -> dict[str, Any]:
+    """A market inside every limit, every number at or near a bound (0, subnormal, 1e9, ...):
+    accepted, so it must clear to finite numbers (or fail in one line, e.g. a solver error)."""
+    edge = st.sampled_from([0.0, 5e-324, 1e-300, 1e-6, 0.5, 1.0, 1e3, 1e9])
+
+    def ordered() -> tuple[float, float, float]:
+        lo, mid, hi = sorted(draw(edge) for _ in range(3))
+        return lo, mid, hi
+
+    buyers, sellers = [], []
+    for i in range(draw(st.integers(1, 5))):
+        v_min, v, v_max = ordered()
+        b_min, _, b_max = ordered()
+        w = draw(st.sampled_from([0.0, 5e-324, 1e-6, 1.0, 5.0]))
+        buyers.append(
+            {"id": f"B{i}", "v": v, "v_min": v_min, "v_max": v_max, "b_min": b_min}
+            | {"b_max": b_max, "w": w}
+        )
+    for j in range(draw(st.integers(1, 5))):
+        c_min, c, c_max = ordered()
+        s_r, _, s_t = ordered()
+        rho = draw(st.sampled_from([1e-6, 1e-3, 0.5, 1.0]))
+        sellers.append(
+            {"id": f"S{j}", "c": c, "c_min": c_min, "c_max": c_max, "s_t": s_t, "s_r": s_r}
+            | {"rho": rho}
+        )
+    auctioneer = {
+        "v_min": draw(st.sampled_from([0.0, 5e-324, 0.5, 1e9])),
+        "c_max": draw(st.sampled_from([0.0, 1.0, 1e9])),
+        "l1": draw(st.sampled_from([1e-6, 0.0025, 1e3])),
+        "l2": draw(st.sampled_from([0.0, 5e-324, 0.005, 1e3])),
+    }
+    return {"auctioneer": auctioneer, "buyers": buyers, "sellers": sellers}
+
+
+@st.composite
 def mutated_market(draw: st.DrawFn) -> Any:
     """A base market after 0-4 mutations (fields, sections, ids, nesting, duplicates)."""
     d: Any = draw(base_market())
@@ -207,7 +243,9 @@ def to_toml(d: dict[str, Any]) -> str:
 @st.composite
 def market_file(draw: st.DrawFn) -> tuple[str, bytes]:
     """(suffix, content): a mutated market as JSON or TOML, deep nesting, or raw bytes/text."""
-    form = draw(st.sampled_from(["json", "json", "json", "toml", "toml", "deep", "raw"]))
+    form = draw(st.sampled_from(["json", "json", "json", "toml", "toml", "deep", "raw", "edge"]))
+    if form == "edge":
+        return ".json", json.dumps(draw(extreme_valid_market())).encode()
     if form == "deep":
         depth = draw(st.sampled_from([33, 500, 5_000, 200_000]))
         if draw(st.booleans()):
@@ -343,6 +381,28 @@ def test_large_market_within_limits_clears(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["clear", str(path), "--format", "json"])
     check_outcome(result.exit_code, result.stdout, result.stderr, [])
     assert result.exit_code == 0
+
+
+@settings(
+    max_examples=CASES,
+    deadline=None,
+    database=None,
+    derandomize=not LONG,
+    suppress_health_check=list(HealthCheck),
+)
+@given(market=extreme_valid_market(), args=options)
+def test_clear_accepted_extremes(
+    tmp_path_factory: pytest.TempPathFactory, market: dict[str, Any], args: list[str]
+) -> None:
+    """Every accepted market gives finite numbers (rho = 1e-320 once gave NaN, then a traceback)."""
+    path = tmp_path_factory.mktemp("edge") / "market.json"
+    path.write_text(json.dumps(market))
+    argv = ["clear", str(path), *(args if "--format" in args else [*args, "--format", "json"])]
+    result = CliRunner().invoke(app, argv)
+    RAN["in_process"] += 1
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    check_outcome(result.exit_code, result.stdout, result.stderr, argv)
 
 
 def test_report_counts() -> None:

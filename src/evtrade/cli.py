@@ -363,6 +363,11 @@ def demo(
     the RSU, settlement at Theorem 1 prices and P1 volumes; prints the trades with their block and
     transaction, and the balances before and after.
     """
+    with error_boundary():
+        _demo(seed, data_dir)
+
+
+def _demo(seed: int, data_dir: Path) -> None:
     from evtrade.sim import ScenarioSpec, random_market
 
     market = random_market(ScenarioSpec(), np.random.default_rng(seed))
