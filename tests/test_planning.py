@@ -25,7 +25,7 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 
 from evtrade import clear
 from evtrade.errors import ContractRejectedError, LedgerError
-from evtrade.ledger import units
+from evtrade.ledger import planning, units
 from evtrade.ledger.chain import EmbeddedChain
 from evtrade.ledger.client import (
     ReplyView,
@@ -72,7 +72,7 @@ def make_view(
     replies: list[dict[str, int]],
     *,
     v_floor: int = 0,
-    c_ceiling: int = 10**30,
+    c_ceiling: int = 10**27,
     l1: int = 25 * 10**14,
     l2: int = 5 * 10**15,
 ) -> RoundView:
@@ -239,9 +239,14 @@ def extreme_market(seed: int, max_bids: int = 12) -> Market:
 # -- what every plan must satisfy -----------------------------------------------------------------
 
 
+def market_of(view: RoundView) -> Market:
+    """The market the planner clears: the revealed bids the market model takes."""
+    return round_market(planning._plannable(view)[0])
+
+
 def integer_feasible(view: RoundView, plan: SettlementPlan, buyers: list[int]) -> bool:
     """Whether these buyers' b_min can all be met in units together (an independent MILP)."""
-    market = round_market(view)
+    market = market_of(view)
     reqs = {q.buyer: q for q in view.requests}
     reps = {p.seller: p for p in view.replies}
     rq = [reqs[b.id] for b in market.buyers]
@@ -297,7 +302,7 @@ def check_plan(view: RoundView, plan: SettlementPlan) -> None:
 
 
 def _check_within_a_unit(view: RoundView, plan: SettlementPlan) -> None:
-    market = round_market(view)
+    market = market_of(view)
     row = {b.id: i for i, b in enumerate(market.buyers)}
     col = {s.id: j for j, s in enumerate(market.sellers)}
     y = np.zeros_like(plan.x)
@@ -316,7 +321,7 @@ def check_exclusions(view: RoundView, plan: SettlementPlan) -> None:
     in units (checked by an independent MILP)."""
     if not unit_exclusions(plan):
         return
-    market = round_market(view)
+    market = market_of(view)
     index = {q.buyer: q.index for q in view.requests}
     library = {r: why for r, why in plan.excluded.items() if "contract units" not in why}
     kept = [i for i, b in enumerate(market.buyers) if index[b.id] not in library]
@@ -743,3 +748,15 @@ def test_round_outside_p1_settles_empty() -> None:
     plan = plan_round(view)
     assert plan.trades == () and plan.excluded
     assert all("outside P1" in why for why in plan.excluded.values())
+
+
+def test_a_bid_outside_the_model_does_not_block_the_round() -> None:
+    """The contract takes a b_max of 2e9 kWh, the market model does not (at most 1e9): that
+    buyer is left out with the reason and the others trade."""
+    view = view_of_market(driver_market(OLD_FAILURES[0]))
+    huge = dataclasses.replace(view.requests[0], b_max=2 * 10**15)
+    view = dataclasses.replace(view, requests=(huge, *view.requests[1:]))
+    plan = plan_round(view)
+    check_plan(view, plan)
+    assert "outside the market model" in plan.excluded[0]
+    assert plan.trades and all(i != 0 for i, _, _ in plan.trades)

@@ -62,6 +62,7 @@ N + M - 1 <= 255 edges, within MAX_TRADES = 1024. The plan then reports the extr
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import deque
 from collections.abc import Sequence
@@ -225,20 +226,22 @@ def plan_round(view: RoundView, *, max_trades: int = MAX_TRADES) -> SettlementPl
     """
     from evtrade.ledger.client import has_revealed_pair
 
-    if not has_revealed_pair(view):
-        alone = "excluded: no revealed seller in the round"
-        return SettlementPlan(
-            trades=(), excluded={q.index: alone for q in view.requests if q.value is not None}
-        )
     try:
-        rnd = _integer_round(view)
+        view, refused = _plannable(view)
     except MarketError as exc:
-        # A round opened outside the library's domain (l1 = 0: P1 is not strictly convex). It
+        # A round opened outside the market model (l1 = 0: P1 is not strictly convex). It
         # settles with no trades, and every buyer gets its escrow back, rather than never.
         why = f"excluded: the round's parameters are outside P1 ({exc})"
         return SettlementPlan(
             trades=(), excluded={q.index: why for q in view.requests if q.value is not None}
         )
+    if not has_revealed_pair(view):
+        alone = "excluded: no revealed seller in the round"
+        return SettlementPlan(
+            trades=(),
+            excluded=refused | {q.index: alone for q in view.requests if q.value is not None},
+        )
+    rnd = _integer_round(view)
     x, y, gap, path = _plan_units(rnd)
     y = _improve(rnd, y, x)
     real = _welfare(rnd, x)
@@ -253,7 +256,7 @@ def plan_round(view: RoundView, *, max_trades: int = MAX_TRADES) -> SettlementPl
     )
     return SettlementPlan(
         trades=trades,
-        excluded={rnd.reqs[i].index: why for i, why in rnd.excluded.items()},
+        excluded=refused | {rnd.reqs[i].index: why for i, why in rnd.excluded.items()},
         x=x,
         welfare_real=real,
         welfare_plan=plan,
@@ -285,6 +288,71 @@ def _plan_units(rnd: _Round) -> tuple[FloatArray, NDArray[np.object_], float, st
         if repaired is not None:
             return x, repaired, gap, "repair"
         return x, _fill(rnd, flow, x), gap, "fallback"
+
+
+def _plannable(view: RoundView) -> tuple[RoundView, dict[int, str]]:
+    """The round without the revealed bids the market model refuses, and why (per request).
+
+    The contract takes numbers the library bounds (a price above 1e9 tokens per kWh, say); one
+    such bid must not keep the whole round from settling, so it is left out (its buyer is
+    refunded). Raises MarketError when the round's own parameters are outside the model.
+    """
+    from evtrade.ledger.client import ReplyView, RequestView, round_market
+
+    try:
+        round_market(view)
+        return view, {}
+    except MarketError:
+        pass
+    # A request and a reply the model always takes, to test the other bids one at a time.
+    probe_q = RequestView(
+        index=-1,
+        buyer="probe-buyer",
+        b_min=0,
+        b_max=1,
+        v_min=view.v_floor,
+        v_max=view.v_floor,
+        w=0,
+        lat=0,
+        lon=0,
+        commitment=b"",
+        escrow=0,
+        sealed=b"",
+        value=view.v_floor,
+    )
+    probe_p = ReplyView(
+        index=-1,
+        seller="probe-seller",
+        c_min=0,
+        c_max=0,
+        s_t=1,
+        s_r=0,
+        rho=units.RHO_SCALE,
+        lat=0,
+        lon=0,
+        commitment=b"",
+        sealed=b"",
+        value=0,
+    )
+    round_market(dataclasses.replace(view, requests=(probe_q,), replies=(probe_p,)))
+    refused: dict[int, str] = {}
+    requests = []
+    for q in view.requests:
+        try:
+            if q.value is not None:
+                round_market(dataclasses.replace(view, requests=(q,), replies=(probe_p,)))
+            requests.append(q)
+        except MarketError as exc:
+            refused[q.index] = f"excluded: the bid is outside the market model ({exc})"
+    replies = []
+    for p in view.replies:
+        try:
+            if p.value is not None:
+                round_market(dataclasses.replace(view, requests=(probe_q,), replies=(p,)))
+            replies.append(p)
+        except MarketError:
+            continue
+    return dataclasses.replace(view, requests=tuple(requests), replies=tuple(replies)), refused
 
 
 def _integer_round(view: RoundView) -> _Round:
@@ -636,11 +704,14 @@ def _fill(rnd: _Round, y: NDArray[np.object_], x: FloatArray) -> NDArray[np.obje
 
 
 def _improve(rnd: _Round, y: NDArray[np.object_], x: FloatArray) -> NDArray[np.object_]:
-    """Add single units on pairs still below ceil(x) where they raise P1's welfare and fit."""
+    """Within the box [floor x, ceil x]: move a buyer's rounded-up unit to a cheaper pair of the
+    same buyer (its total, hence its utility, is kept), then add single units where they raise
+    P1's welfare and fit."""
     xu = x * units.ENERGY_SCALE
     n, m = y.shape
     row = [sum(y[i]) for i in range(n)]
     col = [sum(y[:, j]) for j in range(m)]
+    _swap_units(rnd, y, xu, col)
     cand = [
         (i, j)
         for i, j in zip(*np.nonzero(rnd.mask & (xu > y.astype(float))), strict=True)
@@ -662,6 +733,37 @@ def _improve(rnd: _Round, y: NDArray[np.object_], x: FloatArray) -> NDArray[np.o
             row[i] += 1
             col[j] += 1
     return y
+
+
+def _swap_units(rnd: _Round, y: NDArray[np.object_], xu: FloatArray, col: list[int]) -> None:
+    """Move rounded-up units to the same buyer's cheapest rounded-down pairs while that lowers
+    the loss (eq. 16); y and col are updated in place, every trade stays in its box."""
+    d = UNIT_KWH
+
+    def loss_up(i: int, j: int) -> float:  # one more unit on (i, j)
+        return float(rnd.rho[j]) * d * (rnd.l1 * (2 * float(y[i, j]) * d + d) + rnd.l2)
+
+    def loss_down(i: int, j: int) -> float:  # one unit less on (i, j)
+        return float(rnd.rho[j]) * d * (rnd.l1 * (2 * float(y[i, j]) * d - d) + rnd.l2)
+
+    for i in range(y.shape[0]):
+        pairs = np.flatnonzero(rnd.mask[i] & (xu[i] > 0))
+        ups = [int(j) for j in pairs if y[i, j] > math.floor(xu[i, j])]
+        downs = [int(j) for j in pairs if y[i, j] < math.ceil(xu[i, j]) and y[i, j] < xu[i, j]]
+        while ups and downs:
+            up = max(ups, key=lambda j: loss_down(i, j))
+            room = [j for j in downs if col[j] < rnd.cap[j]]
+            if not room:
+                break
+            down = min(room, key=lambda j: loss_up(i, j))
+            if loss_up(i, down) >= loss_down(i, up):
+                break
+            y[i, up] -= 1
+            y[i, down] += 1
+            col[up] -= 1
+            col[down] += 1
+            ups.remove(up)
+            downs.remove(down)
 
 
 def _welfare(rnd: _Round, x: FloatArray) -> float:
