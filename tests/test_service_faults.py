@@ -93,7 +93,7 @@ def tick_until(rsu: Rsu, round_id: int, phase: str, timeout: float = 240) -> dic
 
 
 def test_a_round_that_cannot_be_cleared_stalls_no_other_round_nor_start_up(
-    tmp_path: Path,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     windows = {"t_limit": 600, "bid_grace": 1, "t_reveal": 600}
     with rsu_at(tmp_path, **windows) as rsu:
@@ -121,6 +121,12 @@ def test_a_round_that_cannot_be_cleared_stalls_no_other_round_nor_start_up(
         assert "'l1'" in error["message"] and "MarketError" in error["message"], error
         assert error["since"] <= time.time() and error["attempts"] >= 1
         assert error["retry_at"] > error["since"]  # back-off, not a hot loop
+        logged = [
+            r
+            for r in caplog.records
+            if r.name == "evtrade.service" and f"round {bad}:" in r.getMessage()
+        ]
+        assert logged and logged[0].levelname == "ERROR" and logged[0].exc_info  # the traceback
 
         # An immediate tick does not retry it (poll_seconds = 30: the next try is >= 60 s away).
         attempts = rsu.round_failures()[bad]["attempts"]
