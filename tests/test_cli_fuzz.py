@@ -134,7 +134,7 @@ def base_market(draw: st.DrawFn) -> dict[str, Any]:
 def extreme_valid_market(draw: st.DrawFn) -> dict[str, Any]:
     """A market inside every limit, every number at or near a bound (0, subnormal, 1e9, ...):
     accepted, so it must clear to finite numbers (or fail in one line, e.g. a solver error)."""
-    edge = st.sampled_from([0.0, 5e-324, 1e-300, 1e-6, 0.5, 1.0, 1e3, 1e9])
+    edge = st.sampled_from([0.0, 5e-324, 1e-18, 1e-6, 0.5, 1.0, 1e3, 1e9])
 
     def ordered() -> tuple[float, float, float]:
         lo, mid, hi = sorted(draw(edge) for _ in range(3))
@@ -144,7 +144,7 @@ def extreme_valid_market(draw: st.DrawFn) -> dict[str, Any]:
     for i in range(draw(st.integers(1, 5))):
         v_min, v, v_max = ordered()
         b_min, _, b_max = ordered()
-        w = draw(st.sampled_from([0.0, 5e-324, 1e-6, 1.0, 5.0]))
+        w = draw(st.sampled_from([0.0, 1e-18, 1e-6, 1.0, 5.0]))
         buyers.append(
             {"id": f"B{i}", "v": v, "v_min": v_min, "v_max": v_max, "b_min": b_min}
             | {"b_max": b_max, "w": w}
@@ -158,10 +158,10 @@ def extreme_valid_market(draw: st.DrawFn) -> dict[str, Any]:
             | {"rho": rho}
         )
     auctioneer = {
-        "v_min": draw(st.sampled_from([0.0, 5e-324, 0.5, 1e9])),
+        "v_min": draw(st.sampled_from([0.0, 1e-18, 0.5, 1e9])),
         "c_max": draw(st.sampled_from([0.0, 1.0, 1e9])),
         "l1": draw(st.sampled_from([1e-6, 0.0025, 1e3])),
-        "l2": draw(st.sampled_from([0.0, 5e-324, 0.005, 1e3])),
+        "l2": draw(st.sampled_from([0.0, 1e-18, 0.005, 1e3])),
     }
     return {"auctioneer": auctioneer, "buyers": buyers, "sellers": sellers}
 

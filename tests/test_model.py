@@ -87,19 +87,21 @@ def test_numbers_and_ids_are_bounded(cls: type, field: str, value: object, needl
 
 
 @pytest.mark.parametrize("field", ["v", "v_min", "b_min", "w", "c", "c_min", "s_r"])
-def test_subnormal_values_give_finite_results(field: str) -> None:
-    """Tiny values are accepted (every tolerance is relative) and every result stays finite."""
+@pytest.mark.parametrize("tiny", [5e-324, 1e-18])
+def test_tiny_values_refused_or_finite(field: str, tiny: float) -> None:
+    """Subnormals are refused; the smallest accepted magnitude gives finite results."""
     d = {
         "auctioneer": {"v_min": 0.0, "c_max": 1.0},
         "buyers": [dict(BUYER)],
         "sellers": [dict(SELLER)],
     }
     target = d["buyers"][0] if field in BUYER else d["sellers"][0]
-    target[field] = 5e-324
-    try:
-        market = market_from_dict(d)
-    except MarketError:
+    target[field] = tiny
+    if tiny < 1e-18:
+        with pytest.raises(MarketError, match="below the resolution"):
+            market_from_dict(d)
         return
+    market = market_from_dict(d)
     out = clear(market).to_dict()
     assert all(np.isfinite(v) for v in (out["welfare"], out["total_volume"], out["total_payment"]))
 

@@ -27,8 +27,10 @@ W_MAX = 5.0
 # Bounds on every number a market may hold. They are wide for any real round and keep every
 # quantity the mechanisms compute finite and well scaled in float64 (docs/json-format.md#limits):
 # a price times an energy times the number of pairs stays below 1e9 * 1e9 * 1e7 = 1e25, far from
-# overflow (1.8e308), and the P1 solver's per-kWh curvature 2 l1 rho stays >= 2e-12. Tiny and
-# subnormal values need no floor: every tolerance is relative to max(1, the largest value).
+# overflow (1.8e308), and the P1 solver's per-kWh curvature 2 l1 rho stays >= 2e-12. Nonzero
+# values below MIN_MAGNITUDE are refused, so that the quotient of any two accepted values (a
+# satisfaction R / T, a demand w / price) stays below 1e9 / 1e-18 = 1e27: a subnormal price made
+# R / T overflow to inf.
 
 #: Largest price (v, c and their ranges, the auctioneer's bounds), per kWh.
 MAX_PRICE = 1e9
@@ -41,6 +43,8 @@ MIN_RHO = 1e-6
 #: Range of l1 (eq. 16's quadratic loss factor; 1e-6 as for rho) and bound on l2 (its linear one).
 MIN_L1, MAX_L1 = 1e-6, 1e3
 MAX_L2 = 1e3
+#: Smallest nonzero magnitude of any number (the ledger's price resolution, one wei = 1e-18).
+MIN_MAGNITUDE = 1e-18
 #: Longest participant id (characters).
 MAX_ID_LENGTH = 256
 
@@ -72,12 +76,16 @@ def check_number(where: str, name: str, value: Any) -> float:
 
 
 def check_bounded(where: str, name: str, value: Any, lo: float, hi: float, what: str) -> float:
-    """:func:`check_number`, then ``lo <= value <= hi``; the message names the field, the bounds
-    and what the field is."""
+    """:func:`check_number`, then ``lo <= value <= hi`` and no nonzero magnitude below
+    :data:`MIN_MAGNITUDE`; the message names the field, the bounds and what the field is."""
     out = check_number(where, name, value)
     if not lo <= out <= hi:
         raise MarketError(
             f"{where}: field {name!r} ({out:g}) must lie in [{lo:g}, {hi:g}] ({what})"
+        )
+    if out != 0.0 and abs(out) < MIN_MAGNITUDE:
+        raise MarketError(
+            f"{where}: field {name!r} ({out:g}) is below the resolution {MIN_MAGNITUDE:g}; use 0"
         )
     return out
 
