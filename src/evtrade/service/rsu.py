@@ -53,6 +53,9 @@ from evtrade.service.store import Store, VehicleRow
 log = logging.getLogger("evtrade.service")
 #: Longest pause between two attempts at a round whose reveal, settlement or view keeps failing.
 RETRY_CAP_SECONDS = 60.0
+#: A bid arriving this long after the announced deadline is still admitted: the deadline is a
+#: whole second, and a busy event loop stamps an arrival late (the grace on chain absorbs it).
+ADMISSION_SLACK_SECONDS = 1.0
 #: Phases after which the RSU's clock has nothing left to do in a round.
 _FINAL_PHASES = ("settled", "expired")
 
@@ -752,7 +755,8 @@ class Rsu:
             self._check_round(round_id)
             return
         deadline = view.get("deadline")
-        if view.get("phase") in _FINAL_PHASES or (deadline is not None and received > deadline):
+        late = deadline is not None and received > deadline + ADMISSION_SLACK_SECONDS
+        if view.get("phase") in _FINAL_PHASES or late:
             raise ServiceError(
                 409,
                 f"field 'round_id': bid window closed: round {round_id} took bids until"
