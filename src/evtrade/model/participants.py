@@ -85,7 +85,8 @@ def check_bounded(where: str, name: str, value: Any, lo: float, hi: float, what:
         )
     if out != 0.0 and abs(out) < MIN_MAGNITUDE:
         raise MarketError(
-            f"{where}: field {name!r} ({out:g}) is below the resolution {MIN_MAGNITUDE:g}; use 0"
+            f"{where}: field {name!r} ({out:g}) is below the resolution {MIN_MAGNITUDE:g} "
+            "(rounds to 0); use 0"
         )
     return out
 
