@@ -13,7 +13,9 @@ call must change nothing. After every step:
   within the declaration;
 - no round settles twice.
 
-`make test` runs a short budget (a few sequences); `make fuzz` (EVTRADE_FUZZ=long) a long one.
+`make test` runs a short budget (a few sequences) and a fixed path (two rounds open at once, the
+attack of issue 12, which kills a contract that forgets the other rounds' reservations); `make fuzz`
+(EVTRADE_FUZZ=long) runs a long budget.
 """
 
 from __future__ import annotations
@@ -214,6 +216,9 @@ class LedgerMachine(RuleBasedStateMachine):
         rid = self._round(k)
         if reveal_first:
             self._try(self.ledger.reveal_sealed, self.rsus[by], rid)
+        self._settle(rid, share, optimal)
+
+    def _settle(self, rid: int, share: float, optimal: bool) -> None:
         view = self.ledger.round_view(rid)
         rsu = next((r for r in self.rsus if r.address == view.rsu), self.rsus[0])
         if optimal:
@@ -237,20 +242,33 @@ class LedgerMachine(RuleBasedStateMachine):
         v=values,
         c=values,
         s_t=st.sampled_from([12, 20]),
+        b_max=st.sampled_from([4, 10]),
         withhold=st.sampled_from([None, 0, 1]),
+        parallel=st.integers(1, 2),
     )
-    def full_round(self, v: float, c: float, s_t: float, withhold: int | None) -> None:
-        """A whole round: everyone bids (one bidder unsealed, maybe withholding), RSU 0 reveals
-        and settles; the sellers' earlier replies may still reserve their energy."""
-        self.open_round(0, 0.1)
-        for who in (0, 1):
-            self.post_request(who, 0, v, 4, who != withhold)
-            self.post_reply(who, 0, c, s_t, 2, True)
+    def full_rounds(
+        self, v: float, c: float, s_t: float, b_max: float, withhold: int | None, parallel: int
+    ) -> None:
+        """Whole rounds, one or two open at once: everyone bids in each (one buyer maybe unsealed
+        and withholding; the sellers declare the same energy in each, so a second reply gets only
+        what the first left), RSU 0 reveals and settles them at the optimum."""
+        opened = []
+        for _ in range(parallel):
+            before = len(self.rounds)
+            self.open_round(0, 0.1)
+            if len(self.rounds) == before:
+                return
+            opened.append(self.rounds[-1])
+            for who in (0, 1):
+                self.post_request(who, 0, v, b_max, who != withhold)
+                self.post_reply(who, 0, c, s_t, 2, True)
         self.chain.advance_time(WINDOW + 1)
-        self._try(self.ledger.reveal_sealed, self.rsus[0], self.rounds[-1])
+        for rid in opened:
+            self._try(self.ledger.reveal_sealed, self.rsus[0], rid)
         if withhold is not None:  # settlement waits for the reveal window to close
             self.chain.advance_time(WINDOW + 1)
-        self.reveal_and_settle(0, 0, False, 1.0, True)
+        for rid in opened:
+            self._settle(rid, 1.0, True)
 
     @precondition(lambda self: self.rounds)
     @rule(k=st.integers(0, 9), who=st.integers(0, 1), kwh_=kwh, seller=st.integers(0, 1))
@@ -349,3 +367,21 @@ def test_ledger_state_machine(shared_chain: EmbeddedChain) -> None:
     STATS.clear()
     LedgerMachine.TestCase().runTest()
     print(dict(sorted(STATS.items())))
+
+
+def test_two_open_rounds_sell_a_declaration_once(shared_chain: EmbeddedChain) -> None:
+    """The state machine's steps on a fixed path: two rounds open at once, sellers declaring the
+    same 10 kWh in both (the attack of issue 12), then a withheld bid; invariants after each."""
+    STATS.clear()
+    machine = LedgerMachine()
+    machine.deploy()
+    for withhold in (None, 0):
+        machine.full_rounds(0.9, 0.6, 12, 10, withhold, 2)
+        machine.tokens_are_conserved()
+        machine.no_energy_sold_beyond_a_declaration()
+        machine.no_round_settles_twice()
+    assert STATS["settled"] >= 2
+    assert STATS["refused post_reply: nergy already reserved by the seller's open rounds"] >= 2
+    machine.ledger.claim_refund(machine.buyers[0], machine.rounds[-1], 0)  # it withheld
+    assert machine.ledger.burned() > 0
+    machine.tokens_are_conserved()
