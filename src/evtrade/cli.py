@@ -401,7 +401,9 @@ def _demo_round(console: Console, seed: int, data_dir: Path) -> None:
 
     spec = ScenarioSpec(n_buyers=3, n_sellers=4)
     market = random_market(spec, np.random.default_rng(seed))
-    chain = EmbeddedChain(data_dir / "chain")
+    # A scripted round sends one transaction after another and jumps the clock over its windows:
+    # a block per transaction (block_time=0) spares it a 1 s wait per step (53 s -> a few).
+    chain = EmbeddedChain(data_dir / "chain", block_time=0)
     try:
         ledger = open_ledger(chain, data_dir)
         run = run_round(ledger, load_operators(data_dir), market, t_limit=30, t_reveal=30)
@@ -465,7 +467,8 @@ def chain_run(
 
     with error_boundary():
         market = load_market(market_file)
-        chain = open_chain(data_dir=data_dir / "chain", chain_url=chain_url)
+        # one transaction after another, clock jumped over the windows: a block per transaction
+        chain = open_chain(data_dir=data_dir / "chain", chain_url=chain_url, block_time=0)
         try:
             ledger = open_ledger(chain, data_dir, deployment)
             run = run_round(ledger, load_operators(data_dir), market)
