@@ -43,7 +43,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy --strict src
 
 test: lint typecheck $(ANVIL) $(CHROMIUM)
-	$(BIN)/pytest -q -m "not slow"
+	$(BIN)/pytest -q -m "not slow" --durations=15
 
 # Fuzzers at full length (schemathesis against a live service, hypothesis over market files).
 # `make test` runs the same tests (marker `fuzz`) with a short budget.
