@@ -29,6 +29,7 @@ from evtrade.service.rsu import (
 )
 from evtrade.service.security import (
     SECP256K1_N,
+    BidRate,
     Policy,
     SignatureError,
     Throttle,
@@ -518,3 +519,39 @@ def test_the_kdf_gate_bounds_concurrent_password_checks() -> None:
         pass
     with gate:  # the slot is free again
         pass
+
+
+def test_a_vehicle_bidding_beyond_its_rate_gets_429(client: httpx.Client) -> None:
+    # Issue 12, item 6: the service rate-limits bids per identity. A vehicle with no tokens gets
+    # 402 for each request (counted: it asked), then 429 once its minute's allowance (12) is spent;
+    # another vehicle is unaffected.
+    car = register(client, "Flooder", "FLOOD 1")
+    codes = [
+        client.post(f"/api/vehicles/{car}/requests", json=request_body()).status_code
+        for _ in range(13)
+    ]
+    assert codes == [402] * 12 + [429], codes
+    r = client.post(f"/api/vehicles/{car}/requests", json=request_body())
+    assert r.status_code == 429 and "bids a minute" in r.json()["detail"]
+    assert int(r.headers["Retry-After"]) >= 1
+    other = register(client, "Calm", "FLOOD 2")
+    assert client.post(f"/api/vehicles/{other}/requests", json=request_body()).status_code == 402
+
+
+def test_bid_rate_refills_with_time_and_bounds_memory() -> None:
+    clock = Clock()
+    rate = BidRate(6, clock=clock, max_entries=3)  # 6 a minute: one every 10 s
+    for _ in range(6):
+        rate.take("0xA")
+    with pytest.raises(ThrottledError) as refused:
+        rate.take("0xa")  # the same vehicle, whatever the case of its address
+    assert refused.value.retry_after == 10
+    clock.now += 10
+    rate.take("0xA")  # one bid back after 10 s
+    with pytest.raises(ThrottledError):
+        rate.take("0xA")
+    for k in range(5):
+        rate.take(f"0xB{k}")
+    assert len(rate._buckets) == 3
+    with pytest.raises(ValueError, match="per_minute"):
+        BidRate(0)

@@ -194,7 +194,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         (409, "conflict: already registered, already used, or the contract refuses"),
         (413, "body too large"),
         (422, "invalid body or parameter"),
-        (429, "too many wrong passwords: retry after the Retry-After header's seconds"),
+        (429, "too many wrong passwords, or bids over the vehicle's rate: see Retry-After"),
     )
 }
 

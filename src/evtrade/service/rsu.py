@@ -39,6 +39,7 @@ from evtrade.ledger.rounds import Operators, load_operators, open_ledger
 from evtrade.model import Buyer, Seller, safejson
 from evtrade.service import faults
 from evtrade.service.security import (
+    BidRate,
     KdfGate,
     SignatureError,
     Throttle,
@@ -128,7 +129,7 @@ class ServiceError(EvtradeError):
 
 
 class TooManyError(ServiceError):
-    """429: password guessing throttled; retry after ``retry_after`` seconds."""
+    """429: password guessing or a vehicle's bids throttled; retry after ``retry_after`` s."""
 
     def __init__(self, retry_after: int, message: str) -> None:
         super().__init__(429, message)
@@ -152,6 +153,7 @@ class Rsu:
         safejson.restore_recursion_limit()
         self.throttle = Throttle()
         self.kdf = KdfGate()
+        self.bid_rate = BidRate(settings.bids_per_minute)
         self.version = 0
         # The RSU's clock (tick), per round: failures with their back-off, rounds whose index
         # entry is behind the chain (bids posted since), the bid deadlines announced to drivers.
@@ -793,6 +795,7 @@ class Rsu:
         if round_id is not None:
             self._admit_bid(round_id, received)
         account = self.unlock(address, password)
+        self._take_bid(account.address)
         if buyer.v_min < self.settings.v_floor:
             raise ServiceError(
                 422,
@@ -828,6 +831,7 @@ class Rsu:
         received = _arrival() if received is None else received
         self._admit_bid(round_id, received)
         account = self.unlock(address, password)
+        self._take_bid(account.address)
         bid = self.ledger.post_reply(account, round_id, seller, rsu_pubkey=self._sealing_key())
         self._bid_posted(round_id)
         return {"round_id": round_id, "index": bid.index}
@@ -837,11 +841,19 @@ class Rsu:
     ) -> dict[str, Any]:
         """The buyer chooses one offer; the trade completes and the others fail."""
         account = self.unlock(address, password)
+        self._take_bid(account.address)
         with self.lock:
             self._check_round(round_id)
             self._reveal_if_due(round_id)
             self.ledger.accept(account, round_id, seller_index, kwh)
             return self._refresh(round_id)
+
+    def _take_bid(self, vehicle: str) -> None:
+        """Count one bid against the vehicle's allowance (``bids_per_minute``), else 429."""
+        try:
+            self.bid_rate.take(vehicle)
+        except ThrottledError as exc:
+            raise TooManyError(exc.retry_after, exc.what) from None
 
     def next_block_time(self) -> float:
         """The earliest timestamp a transaction sent now can carry: the chain's deadlines use it
@@ -951,6 +963,7 @@ class Rsu:
         allowed = {self.ledger.market.address.lower(), self.ledger.token.address.lower()}
         if to not in allowed:
             raise ServiceError(403, "transactions may only call the market or the token contract")
+        self._take_bid(sender)
         with self.lock:
             try:
                 self.chain.preflight(sender, to, decoded["data"], what="relayed transaction")

@@ -8,6 +8,8 @@
 * :class:`Throttle`: failed password guesses per (vehicle, client), per client and per vehicle,
   with exponential back-off that expires; checked before any scrypt work is done.
 * :class:`KdfGate`: at most a few scrypt derivations at once; the rest queue, briefly.
+* :class:`BidRate`: bids per identity (vehicle address), a token bucket, so one vehicle cannot
+  flood the service's chain queue or the RSU's rounds (issue 12, item 6).
 """
 
 from __future__ import annotations
@@ -333,3 +335,48 @@ class KdfGate:
 
     def __exit__(self, *exc: object) -> None:
         self._sem.release()
+
+
+class BidRate:
+    """At most ``per_minute`` bids per vehicle per minute, in bursts of as many (token bucket).
+
+    Counted after authentication, so nobody can spend a driver's allowance; the chain's own
+    rules (one bid per account per round, deposits) bound what a certified vehicle can do, this
+    bounds how fast it can ask the service to do it. Memory is bounded by ``max_entries`` (least
+    recently used dropped first, which only ever gives a vehicle a full bucket back).
+    ``clock`` is injectable for tests.
+    """
+
+    def __init__(
+        self,
+        per_minute: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_entries: int = 100_000,
+    ) -> None:
+        if per_minute < 1:
+            raise ValueError(f"per_minute must be at least 1, not {per_minute}")
+        self.capacity = float(per_minute)
+        self.rate = per_minute / 60.0  # tokens per second
+        self.clock = clock
+        self.max_entries = max_entries
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def take(self, vehicle: str) -> None:
+        """Spend one bid of ``vehicle``'s allowance or raise :class:`ThrottledError`."""
+        key = vehicle.lower()
+        with self._lock:
+            now = self.clock()
+            tokens, then = self._buckets.get(key, (self.capacity, now))
+            tokens = min(self.capacity, tokens + (now - then) * self.rate)
+            if tokens < 1.0:
+                self._buckets[key] = (tokens, now)
+                wait = math.ceil((1.0 - tokens) / self.rate)
+                raise ThrottledError(
+                    wait, f"more than {int(self.capacity)} bids a minute from {vehicle}"
+                )
+            self._buckets[key] = (tokens - 1.0, now)
+            self._buckets.move_to_end(key)
+            while len(self._buckets) > self.max_entries:
+                self._buckets.popitem(last=False)

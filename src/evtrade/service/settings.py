@@ -51,6 +51,13 @@ class Settings(BaseModel):
     rsu_lat: float = Field(57.7089, ge=-90, le=90)
     rsu_lon: float = Field(11.9746, ge=-180, le=180)
     poll_seconds: float = Field(0.5, gt=0, le=60, description="how often the RSU checks its rounds")
+    bids_per_minute: int = Field(
+        12,
+        ge=1,
+        le=10_000,
+        description="bids (requests, replies, accepts, relayed transactions) one vehicle may "
+        "send per minute, with bursts of as many; beyond it 429 (docs/security.md)",
+    )
     faucet_tokens: float = Field(
         0.0,
         ge=0,
