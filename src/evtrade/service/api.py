@@ -195,6 +195,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         (413, "body too large"),
         (422, "invalid body or parameter"),
         (429, "too many wrong passwords, or bids over the vehicle's rate: see Retry-After"),
+        (504, "a relayed transaction was sent but not mined within a minute"),
     )
 }
 

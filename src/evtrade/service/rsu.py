@@ -973,7 +973,14 @@ class Rsu:
                 tx_hash = self.chain.w3.eth.send_raw_transaction(data)
             except Exception as exc:
                 raise ServiceError(409, f"the node refuses it: {revert_reason(exc)}") from None
+        # Wait for the block outside the lock, as bids do: the clock and other vehicles go on.
+        try:
             receipt = self.chain.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)
+        except Exception as exc:  # web3's TimeExhausted: sent, but not mined within a minute
+            raise ServiceError(
+                504, f"transaction {HexBytes(tx_hash).to_0x_hex()} sent, not yet mined: {exc}"
+            ) from None
+        with self.lock:
             self.version += 1
         return {
             "tx": HexBytes(tx_hash).to_0x_hex(),
