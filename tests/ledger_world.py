@@ -37,15 +37,12 @@ SELLER_TOKENS = 100
 
 
 def embedded_chain(path: Path) -> EmbeddedChain:
-    """An embedded chain that mines a block per transaction at once, where the chain supports it.
+    """An embedded chain that mines a block per transaction at once.
 
     The contract tests care about what the contract does, not about block time; a wall-clock
     block time would make each transaction wait for its second.
     """
-    try:
-        return EmbeddedChain(path, block_time=0)  # type: ignore[call-arg]
-    except TypeError:  # a chain without block times mines a block per transaction anyway
-        return EmbeddedChain(path)
+    return EmbeddedChain(path, block_time=0)
 
 
 @dataclass
