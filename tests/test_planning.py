@@ -26,6 +26,7 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from evtrade import clear
 from evtrade.errors import ContractRejectedError, LedgerError
 from evtrade.ledger import planning, units
+from evtrade.ledger.audit import audit_round
 from evtrade.ledger.chain import EmbeddedChain
 from evtrade.ledger.client import (
     ReplyView,
@@ -649,12 +650,38 @@ def _settle_all(world: World, markets: list[tuple[str, Market]]) -> None:
         settled = world.ledger.round_view(view.round_id)
         assert settled.settled
         assert sorted(t.energy for t in settled.trades) == sorted(e for _, _, e in trades)
+        # Anyone's audit finds the honest plan optimal, unit exclusions included.
+        report = audit_round(settled)
+        assert report.ok, (name, report.findings)
     assert refused == []
 
 
 def test_contract_accepts_the_plans(chain_world: World) -> None:
     """The old failures and extreme rounds settle on the real contract; zero refused plans."""
     _settle_all(chain_world, _chain_markets(slow=False))
+
+
+def test_audit_accepts_a_buyer_excluded_by_units_alone(chain_world: World) -> None:
+    """Two sellers carry 5.000001 kWh each after losses (10,000,000 units in all: each floors to
+    5,000,000), a buyer needs 10.000001 kWh: feasible in kWh, not in units. The planner excludes
+    it; the audit, which compares with the optimum in units, finds the RSU honest (compared with
+    the real-valued clearing it reported 10 kWh "missing")."""
+    seller = {"c": 0.25, "c_min": 0.25, "c_max": 0.5, "s_t": 5.000006, "s_r": 0.0, "rho": 1e-6}
+    buyer = {"v": 1.0, "v_min": 1.0, "v_max": 1.0}
+    market = market_from_dict(
+        {
+            "auctioneer": {"v_min": 0.5, "c_max": 1.0, "l1": 0.0025, "l2": 0.005},
+            "buyers": [
+                {"id": "b0", "b_min": 10.000001, "b_max": 10.000001, "w": 5.0, **buyer},
+                {"id": "b1", "b_min": 0.0, "b_max": 5.0, "w": 1.0, **buyer},
+            ],
+            "sellers": [{"id": f"s{j}", **seller} for j in range(2)],
+        }
+    )
+    view, trades = settle_on_chain(chain_world, market)
+    assert trades and all(i != 0 for i, _, _ in trades)  # b0 excluded, b1 trades
+    report = audit_round(chain_world.ledger.round_view(view.round_id))
+    assert report.ok, report.findings
 
 
 @pytest.mark.slow

@@ -4,6 +4,12 @@ The contract enforces prices and feasibility; optimality it cannot check cheaply
 trusted for it and this audit verifies it. From the chain's events alone it rebuilds the round's
 revealed bids, recomputes Theorem 1 (exactly, as the contract does, and in floating point with the
 market library) and the P1 volumes, and reports every settled trade that differs.
+
+The P1 volumes are those of the problem the contract can settle: the planner's optimum over the
+contract's energy units (:func:`evtrade.ledger.planning.plan_round`), with the sellers' capacities
+of (13) in units and the buyers whose minimums cannot be met in whole units excluded by the
+project's rule. Comparing with the library's real-valued clearing instead flagged honest RSUs
+for those exclusions.
 """
 
 from __future__ import annotations
@@ -16,11 +22,12 @@ import numpy as np
 
 from evtrade.ledger import units
 from evtrade.ledger.client import RoundView, has_revealed_pair, round_market
+from evtrade.ledger.planning import plan_round
 from evtrade.market.clearing import clear
 from evtrade.market.geo import great_circle_km
 from evtrade.market.pricing import buyer_bid, seller_ask, transaction_price
 
-#: Rounding to energy units moves a volume by a few units at most (client.plan_settlement).
+#: Rounding to energy units moves a volume by less than a unit (1e-6 kWh, planning.plan_round).
 DEFAULT_VOLUME_TOL_KWH = 1e-4
 
 
@@ -113,8 +120,9 @@ def audit_round(view: RoundView, *, volume_tol_kwh: float = DEFAULT_VOLUME_TOL_K
     market = round_market(view) if has_revealed_pair(view) else None
     max_gap = 0.0
     if view.settled and market is not None:
-        result = clear(market, "eta")
-        x = np.asarray(result.volume_matrix, dtype=float)
+        x = np.asarray(plan_round(view).x, dtype=float)
+        if x.shape != (market.n_buyers, market.n_sellers):  # no plannable pair: the library's
+            x = np.asarray(clear(market, "eta").volume_matrix, dtype=float)
         for i, b in enumerate(market.buyers):
             for j, s in enumerate(market.sellers):
                 settled = settled_energy.pop((b.id, s.id), 0) / units.ENERGY_SCALE
