@@ -582,18 +582,32 @@ class Rsu:
         nonce: int | None = None,
     ) -> dict[str, Any]:
         """A vehicle reads its own details, with its wallet password or a signed request."""
-        if password is not None:
-            self.unlock(address, password)
-        else:
-            row = self.vehicle(address)
-            self.check_signed(
-                row.address,
-                lambda t, n: details_message(row.address, t, n),
-                signature,
-                timestamp,
-                nonce,
-            )
+        row = self.vehicle(address)
+        self._authenticate(
+            row,
+            password,
+            lambda t, n: details_message(row.address, t, n),
+            signature,
+            timestamp,
+            nonce,
+        )
         return self.private_info(address)
+
+    def _authenticate(
+        self,
+        row: VehicleRow,
+        password: str | None,
+        message: Callable[[int, int], str],
+        signature: str | None,
+        timestamp: int | None,
+        nonce: int | None,
+    ) -> None:
+        """The vehicle's wallet password (:meth:`unlock`) or else its signed, fresh, unused
+        request (:meth:`check_signed`) over ``message(timestamp, nonce)``."""
+        if password is not None:
+            self.unlock(row.address, password)
+        else:
+            self.check_signed(row.address, message, signature, timestamp, nonce)
 
     def top_up(
         self,
@@ -620,16 +634,14 @@ class Rsu:
         row = self.vehicle(address)
         if tokens > cap - self.store.faucet_given(row.address):  # early, before any key work
             raise ServiceError(403, self._faucet_left(row.address, cap))
-        if password is not None:
-            self.unlock(address, password)
-        else:
-            self.check_signed(
-                row.address,
-                lambda t, n: top_up_message(row.address, tokens, t, n),
-                signature,
-                timestamp,
-                nonce,
-            )
+        self._authenticate(
+            row,
+            password,
+            lambda t, n: top_up_message(row.address, tokens, t, n),
+            signature,
+            timestamp,
+            nonce,
+        )
         with self.lock:  # count it against the cap first; the mint waits for its block unlocked
             if tokens > cap - self.store.faucet_given(row.address):
                 raise ServiceError(403, self._faucet_left(row.address, cap))
@@ -664,8 +676,9 @@ class Rsu:
             nonce,
             who="the authority's key",
         )
+        # The mint waits for its block without the service lock, as the faucet's does.
+        self.ledger.mint(self.operators.authority, row.address, tokens)
         with self.lock:
-            self.ledger.mint(self.operators.authority, row.address, tokens)
             self.version += 1
         return self.vehicle_info(address)
 
