@@ -5,7 +5,15 @@
 >>> result.to_dict()["welfare"]  # doctest: +SKIP
 """
 
-from evtrade.errors import EvtradeError, MarketError, MechanismError, SolverError
+from evtrade.errors import (
+    ContractRejectedError,
+    EvtradeError,
+    JsonInputError,
+    LedgerError,
+    MarketError,
+    MechanismError,
+    SolverError,
+)
 from evtrade.market import ClearingResult, clear, expected_gains_exact, expected_outcome
 from evtrade.model import Auctioneer, Buyer, Market, Seller, load_market, market_from_dict
 
@@ -13,7 +21,10 @@ __all__ = [
     "Auctioneer",
     "Buyer",
     "ClearingResult",
+    "ContractRejectedError",
     "EvtradeError",
+    "JsonInputError",
+    "LedgerError",
     "Market",
     "MarketError",
     "MechanismError",

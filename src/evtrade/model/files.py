@@ -25,9 +25,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from evtrade.errors import MarketError
+from evtrade.errors import JsonInputError, MarketError
 from evtrade.model.participants import Auctioneer, Buyer, Market, Seller, show_id
-from evtrade.model.safejson import MAX_DEPTH, SAFE_RECURSION_LIMIT, JsonInputError, loads_bounded
+from evtrade.model.safejson import MAX_DEPTH, SAFE_RECURSION_LIMIT, loads_bounded
 
 #: Largest market file read (bytes): 100,000 participants at ~150 bytes each, with room.
 MAX_FILE_BYTES = 16 * 2**20

@@ -19,6 +19,8 @@ import math
 import sys
 from typing import Any
 
+from evtrade.errors import JsonInputError
+
 # A market file or request body nests at most 3 levels ({"buyers": [{...}]}); 32 leaves room.
 MAX_DEPTH = 32
 # A 10,000 x 10,000 market is about 3 MB of JSON; 16 MiB bounds the parser's memory (about 10x).
@@ -27,10 +29,6 @@ MAX_BYTES = 16 * 2**20
 MAX_INT_DIGITS = 80
 # The interpreter's default; py-evm and py_ecc raise it to 100,000 when imported.
 SAFE_RECURSION_LIMIT = 1000
-
-
-class JsonInputError(ValueError):
-    """Untrusted JSON was refused; the message says why (size, depth, syntax, number)."""
 
 
 def json_depth(data: str | bytes, limit: int = MAX_DEPTH) -> int:

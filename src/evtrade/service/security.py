@@ -28,6 +28,7 @@ from typing import Any
 from eth_account import Account
 from eth_account.messages import encode_defunct
 
+from evtrade import errors
 from evtrade.model import safejson
 
 # A relayed transaction is at most 200,000 hex characters (RelayIn.raw); 256 KiB covers it.
@@ -114,7 +115,7 @@ class BoundedBody:
                 safejson.loads_bounded(
                     bytes(body), max_bytes=self.max_bytes, max_depth=self.max_depth
                 )
-            except safejson.JsonInputError as exc:
+            except errors.JsonInputError as exc:
                 await _reply(send, 422, f"body: {exc}")
                 return
         replayed = False
