@@ -28,6 +28,7 @@ from evtrade.market.batch import clear_batch
 from evtrade.market.clearing import clear, p1_problem
 from evtrade.market.pricing import eta_pair_prices
 from evtrade.market.welfare import P1Problem, kkt_residual, solve_p1
+from evtrade.model.defaults import DEFAULT_L1, DEFAULT_L2
 from evtrade.sim.scenarios import ScenarioSpec, random_batch, random_market
 
 
@@ -141,8 +142,8 @@ def binding_problem(n: int, m: int, seed: int) -> P1Problem:
         b_max=b_min + rng.uniform(6, 12, n),
         rho=rng.uniform(0.05, 0.15, m),
         spare=rng.uniform(5, 20, m) * 0.5 * n / m,
-        l1=0.0025,
-        l2=0.005,
+        l1=DEFAULT_L1,
+        l2=DEFAULT_L2,
     )
 
 

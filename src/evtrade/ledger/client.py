@@ -32,6 +32,7 @@ from evtrade.ledger.chain import Chain, read_json
 from evtrade.ledger.planning import plan_settlement
 from evtrade.ledger.sealing import commitment, new_salt, seal, unseal
 from evtrade.model import Auctioneer, Buyer, Market, Seller
+from evtrade.model.defaults import DEFAULT_L1, DEFAULT_L2
 
 #: Gas limits, measured use times about 1.5 (docs/ledger.md); settle adds per-trade and per-bid gas.
 GAS = {
@@ -111,8 +112,8 @@ class RoundParams:
     t_limit: int = 60
     t_reveal: int = 60
     t_settle: int = 3600
-    l1: float = 0.0025
-    l2: float = 0.005
+    l1: float = DEFAULT_L1
+    l2: float = DEFAULT_L2
     max_distance_km: float | None = None
     #: The least deposit of a bid, in tokens; burned when the bid is not revealed (the contract
     #: raises it to the bid's bounded gain from withholding, docs/ledger.md).

@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from evtrade.errors import MarketError
+from evtrade.model.defaults import DEFAULT_L1, DEFAULT_L2
 
 FloatArray = NDArray[np.float64]
 
@@ -217,8 +218,8 @@ class Auctioneer:
 
     v_min: float
     c_max: float
-    l1: float = 0.0025
-    l2: float = 0.005
+    l1: float = DEFAULT_L1
+    l2: float = DEFAULT_L2
     max_distance_km: float | None = None
 
     def __post_init__(self) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from evtrade.errors import EvtradeError, LedgerError, MarketError
+from evtrade.model.defaults import DEFAULT_L1, DEFAULT_L2, DEFAULT_RSU_LAT, DEFAULT_RSU_LON
 
 _DAY = 24 * 3600
 
@@ -45,11 +46,11 @@ class Settings(BaseModel):
     t_settle: int = Field(3600, ge=1, le=30 * _DAY, description="settlement window")
     v_floor: float = Field(0.5, description="auctioneer's v^min")
     c_ceiling: float = Field(1.0, description="auctioneer's c^max")
-    l1: float = Field(0.0025, description="cost factor l1 of eq. (16), > 0")
-    l2: float = Field(0.005, description="cost factor l2 of eq. (16), >= 0")
+    l1: float = Field(DEFAULT_L1, description="cost factor l1 of eq. (16), > 0")
+    l2: float = Field(DEFAULT_L2, description="cost factor l2 of eq. (16), >= 0")
     max_distance_km: float | None = Field(None, gt=0)
-    rsu_lat: float = Field(57.7089, ge=-90, le=90)
-    rsu_lon: float = Field(11.9746, ge=-180, le=180)
+    rsu_lat: float = Field(DEFAULT_RSU_LAT, ge=-90, le=90)
+    rsu_lon: float = Field(DEFAULT_RSU_LON, ge=-180, le=180)
     poll_seconds: float = Field(0.5, gt=0, le=60, description="how often the RSU checks its rounds")
     bids_per_minute: int = Field(
         12,

@@ -13,6 +13,7 @@ import numpy as np
 
 from evtrade.model import Auctioneer, Buyer, Market, Seller
 from evtrade.model.batch import MarketBatch
+from evtrade.model.defaults import DEFAULT_L1, DEFAULT_L2
 
 #: Jinhua city centre (ETA Fig. 3).
 JINHUA = (29.0790, 119.6474)
@@ -36,8 +37,8 @@ class ScenarioSpec:
     w: tuple[float, float] = (1.0, 5.0)
     auctioneer_v_min: float = 0.5
     auctioneer_c_max: float = 1.0
-    l1: float = 0.0025
-    l2: float = 0.005
+    l1: float = DEFAULT_L1
+    l2: float = DEFAULT_L2
     radius_km: float = 5.0
     max_distance_km: float | None = None
 
