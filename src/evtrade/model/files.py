@@ -58,12 +58,21 @@ def load_market(path: str | Path) -> Market:
     MarketError
         If the file cannot be read or parsed, or its content is not a valid market.
     """
+    return market_from_dict(read_document(path))
+
+
+def read_document(path: str | Path, what: str = "market") -> Any:
+    """Parse a JSON or TOML file of at most :data:`MAX_FILE_BYTES` into plain data (the bounded
+    reading of :func:`load_market`, shared with the day scenarios of :mod:`evtrade.model.day`).
+
+    ``what`` names the kind of file in messages. Raises :class:`MarketError`.
+    """
     p = Path(path)
     try:
         with p.open("rb") as fh:
             raw = fh.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
-        raise MarketError(f"{p}: cannot read market file ({exc.strerror or exc})") from exc
+        raise MarketError(f"{p}: cannot read {what} file ({exc.strerror or exc})") from exc
     if len(raw) > MAX_FILE_BYTES:
         raise MarketError(f"{p}: larger than the limit of {MAX_FILE_BYTES} bytes")
     try:
@@ -83,7 +92,7 @@ def load_market(path: str | Path) -> Market:
                 data = _parse_toml(p, text)
             except MarketError:
                 raise MarketError(f"{p}: neither valid JSON nor valid TOML") from None
-    return market_from_dict(data)
+    return data
 
 
 @contextmanager
