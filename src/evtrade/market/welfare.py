@@ -41,6 +41,7 @@ from scipy.optimize import brentq
 from evtrade.errors import SolverError
 from evtrade.market._blas import blas_threads_for
 from evtrade.market._ipm import interior_point, p1_model
+from evtrade.market.objectives import eta_welfare
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
@@ -174,11 +175,8 @@ class _Inner:
 
 def welfare_value(problem: P1Problem, x: FloatArray) -> float:
     """P1 objective (eq. 11 with 15, 16) at volumes ``x``; buyers' totals must be >= b_min - 1."""
-    X = x.sum(axis=1)
-    utility = float(np.sum(problem.w * np.log(X - problem.b_min + 1.0)))
-    sq = np.einsum("ij,ij->j", x, x)
-    cost = float(np.sum(problem.a * sq + problem.e * x.sum(axis=0)))
-    return utility - cost
+    p = problem
+    return float(eta_welfare(x, p.w, p.b_min, 1.0, p.a, p.e, squares="einsum"))
 
 
 def _buyer_totals(

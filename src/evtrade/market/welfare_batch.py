@@ -20,6 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from evtrade.market._blas import single_blas_thread
+from evtrade.market.objectives import eta_welfare
 from evtrade.market.welfare import (
     EPS,
     FEAS_RTOL,
@@ -326,10 +327,7 @@ def _line_search(
 
 def welfare_values(p: P1Batch, x: FloatArray) -> FloatArray:
     """P1 objective (eq. 11) of every market."""
-    X = x.sum(axis=2)
-    util = (p.w * np.log(np.maximum(X - p.b_min + 1.0, 1e-300))).sum(axis=1)
-    cost = (p.a * np.einsum("bij,bij->bj", x, x) + p.e * x.sum(axis=1)).sum(axis=1)
-    return np.asarray(util - cost)
+    return eta_welfare(x, p.w, p.b_min, 1.0, p.a, p.e, squares="einsum")
 
 
 def solve_p1_batch(
