@@ -1,4 +1,8 @@
-"""Start a local anvil node for development and benchmarks (`make test` installs it from npm)."""
+"""Start a local anvil node for the tests and benchmarks (`make test` installs it from npm).
+
+Tooling of this repository, not of the evtrade package: it finds anvil in the repository's
+``.tools/`` (next to this directory), where `make test` puts it.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ KEEP_STATES = 1024
 
 #: Where `make test` installs @foundry-rs/anvil-linux-amd64 (the repository's .tools/).
 IN_TREE = (
-    Path(__file__).resolve().parents[3]
+    Path(__file__).resolve().parents[1]
     / ".tools/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
 )
 

@@ -20,9 +20,10 @@ from pathlib import Path
 from eth_account import Account
 
 from evtrade.ledger.chain import EmbeddedChain
-from evtrade.ledger.client import Ledger, RoundParams
-from evtrade.ledger.throughput import prepare_rounds
+from evtrade.ledger.client import Ledger
 from evtrade.model import Buyer, Seller
+from evtrade.settlement.views import RoundParams
+from throughput import prepare_rounds
 
 BUYER = Buyer(id="b", v=0.95, v_min=0.6, v_max=1.0, b_min=1, b_max=4, w=3)
 SELLER = Seller(id="s", c=0.55, c_min=0.5, c_max=0.8, s_t=20, s_r=10, rho=0.05)

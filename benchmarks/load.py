@@ -259,7 +259,7 @@ def report(stats: Stats) -> dict[str, Any]:
 
 
 def start_service(data_dir: Path, settings: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
-    from evtrade.ledger.anvil import free_port
+    from anvil import free_port
 
     port = free_port()
     env = {**os.environ, **{f"EVTRADE_{k.upper()}": v for k, v in settings.items()}}

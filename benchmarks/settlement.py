@@ -15,9 +15,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from evtrade.ledger.anvil import running_anvil
+from anvil import running_anvil
 from evtrade.ledger.chain import EmbeddedChain, RpcChain
-from evtrade.ledger.throughput import ANVIL_FLAGS, settlement_throughput
+from throughput import ANVIL_FLAGS, settlement_throughput
 
 
 def main() -> None:

@@ -22,8 +22,9 @@ from typing import Any, TypeVar
 from eth_account import Account
 
 from evtrade.ledger.chain import Chain, RpcChain
-from evtrade.ledger.client import Ledger, RoundParams, SealedBid
+from evtrade.ledger.client import Ledger
 from evtrade.model import Buyer, Seller
+from evtrade.settlement.views import RoundParams, SealedBid
 
 #: anvil for throughput runs: room for several 500-trade settlements in one block, and gas money.
 ANVIL_FLAGS = ("--gas-limit", "300000000", "--balance", "100000000")

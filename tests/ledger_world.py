@@ -9,8 +9,9 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from evtrade.ledger.chain import Chain, EmbeddedChain
-from evtrade.ledger.client import Ledger, RoundParams, SealedBid
+from evtrade.ledger.client import Ledger
 from evtrade.model import Buyer, Seller
+from evtrade.settlement.views import RoundParams, SealedBid
 
 BUYERS = (
     Buyer(id="b0", v=0.95, v_min=0.6, v_max=1.0, b_min=2, b_max=10, w=3, lat=57.70, lon=11.97),

@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
-from evtrade.ledger.anvil import free_port
+from benchmarks.anvil import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "correct horse"

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import time
 
+from benchmarks.anvil import running_anvil
 from web3 import Web3
 
-from evtrade.ledger.anvil import running_anvil
 from evtrade.ledger.chain import RpcChain
 
 

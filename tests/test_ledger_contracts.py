@@ -15,9 +15,11 @@ from eth_account import Account
 from web3.logs import DISCARD
 
 from evtrade.errors import ContractRejectedError
-from evtrade.ledger import units
-from evtrade.ledger.client import SealedBid, public_key
+from evtrade.ledger.client import public_key
 from evtrade.ledger.sealing import commitment, new_salt, seal
+from evtrade.settlement import units
+from evtrade.settlement.rounds import settle_optimal
+from evtrade.settlement.views import SealedBid
 from tests.ledger_world import BUYERS, PARAMS, SELLER_TOKENS, SELLERS, World, embedded_chain
 
 
@@ -349,7 +351,7 @@ def _revealed_round(world: World) -> int:
 def test_settle_moves_tokens_and_energy(world: World) -> None:
     rid = _revealed_round(world)
     before = [world.ledger.balance(a.address) for a in world.buyers]
-    _, trades = world.ledger.settle_optimal(world.rsu, rid)
+    _, trades = settle_optimal(world.ledger, world.rsu, rid)
     view = world.ledger.round_view(rid)
     assert view.settled and len(view.trades) == len(trades) > 0
     for k, buyer in enumerate(world.buyers):
@@ -417,7 +419,7 @@ def test_settle_excludes_unrevealed_bids(world: World) -> None:
     world.chain.advance_time(PARAMS.t_reveal + 1)
     with refused("market: buyer's value not revealed"):
         world.ledger.settle(world.rsu, rid, [(0, 0, 3 * 10**6)])
-    _, trades = world.ledger.settle_optimal(world.rsu, rid)
+    _, trades = settle_optimal(world.ledger, world.rsu, rid)
     assert trades and all(i == 1 for i, _, _ in trades)
     before = world.ledger.balance(world.buyers[0].address)
     supply = world.ledger._view(world.ledger.token, "totalSupply")

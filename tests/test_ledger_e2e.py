@@ -10,14 +10,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from benchmarks.anvil import running_anvil
 from hypothesis import given
 from hypothesis import strategies as st
 
-from evtrade.ledger import units
-from evtrade.ledger.anvil import running_anvil
-from evtrade.ledger.audit import audit_round
 from evtrade.ledger.chain import Chain, RpcChain
 from evtrade.market.pricing import buyer_bid, seller_ask, transaction_price
+from evtrade.settlement import units
+from evtrade.settlement.audit import audit_round
+from evtrade.settlement.rounds import settle_optimal
 from tests.ledger_world import BUYER_TOKENS, PARAMS, SELLER_TOKENS, World, embedded_chain
 
 
@@ -44,7 +45,7 @@ def test_full_round_then_audit(chain: Chain) -> None:
     chain.advance_time(PARAMS.t_limit + 1)
     report = world.ledger.reveal_sealed(world.rsu, rid)
     assert report.complete and report.transactions == 1 and len(report.revealed) == 5
-    _, trades = world.ledger.settle_optimal(world.rsu, rid)
+    _, trades = settle_optimal(world.ledger, world.rsu, rid)
     view = world.ledger.round_view(rid)
     assert view.settled and len(view.trades) == len(trades) == 6
     report = audit_round(view)

@@ -12,8 +12,9 @@ import pytest
 
 from evtrade import clear
 from evtrade.ledger.chain import EmbeddedChain
-from evtrade.ledger.rounds import load_operators, open_ledger, run_round
+from evtrade.ledger.operators import load_operators, open_ledger
 from evtrade.model import market_from_dict
+from evtrade.settlement.rounds import run_round
 from tests.conftest import random_market_dict
 
 

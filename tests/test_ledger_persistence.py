@@ -14,7 +14,9 @@ from eth_account import Account
 from hexbytes import HexBytes
 
 from evtrade.ledger.chain import EmbeddedChain
-from evtrade.ledger.client import Deployment, Ledger, SealedBid
+from evtrade.ledger.client import Deployment, Ledger
+from evtrade.settlement.rounds import settle_optimal
+from evtrade.settlement.views import SealedBid
 from tests.ledger_world import PARAMS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,7 +72,7 @@ def test_sigkill_mid_round_then_reopen_and_finish(tmp_path: Path) -> None:
                 bytes.fromhex(row["salt"]),
             )
             ledger.reveal(accounts[bid.bidder], bid)
-        _, trades = ledger.settle_optimal(rsu, rid)
+        _, trades = settle_optimal(ledger, rsu, rid)
         assert trades
     finally:
         chain.close()

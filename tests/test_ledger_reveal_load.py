@@ -14,8 +14,9 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from evtrade.ledger.chain import EmbeddedChain
-from evtrade.ledger.client import Ledger, RoundParams, SealedBid
+from evtrade.ledger.client import Ledger
 from evtrade.model.participants import Buyer, Seller
+from evtrade.settlement.views import RoundParams, SealedBid
 
 N = 20  # per side
 

@@ -33,10 +33,12 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from evtrade.errors import ContractRejectedError, LedgerError
-from evtrade.ledger import units
 from evtrade.ledger.chain import EmbeddedChain
-from evtrade.ledger.client import Ledger, RoundParams, SealedBid
+from evtrade.ledger.client import Ledger
 from evtrade.model import Buyer, Seller
+from evtrade.settlement import units
+from evtrade.settlement.rounds import settle_optimal
+from evtrade.settlement.views import RoundParams, SealedBid
 from tests.ledger_world import embedded_chain
 
 LONG = os.environ.get("EVTRADE_FUZZ") == "long"
@@ -223,7 +225,7 @@ class LedgerMachine(RuleBasedStateMachine):
         rsu = next((r for r in self.rsus if r.address == view.rsu), self.rsus[0])
         if optimal:
             try:
-                done = self.ledger.settle_optimal(rsu, rid)
+                done = settle_optimal(self.ledger, rsu, rid)
             except LedgerError as exc:  # refused, or nothing the planner can settle
                 STATS[f"refused settle_optimal: {str(exc)[-60:]}"] += 1
                 done = None

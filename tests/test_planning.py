@@ -1,7 +1,7 @@
 """Settlement planning: every plan passes the contract's checks, and rounding costs little welfare.
 
 Rounds are simulated as the chain would record them (the contract's posting checks applied, fixed
-point), planned with :func:`evtrade.ledger.planning.plan_round`, and checked with the Python
+point), planned with :func:`evtrade.settlement.planning.plan_round`, and checked with the Python
 mirror of ``Market.settle`` (:func:`settlement_refusal`); a sample goes through the real contract
 on the embedded chain. The seeds 492, 1140 and 1239 of the driver-typed generator made the
 previous planner raise "volumes cannot be rounded to units within b_min and (13)".
@@ -25,17 +25,11 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 
 from evtrade import clear
 from evtrade.errors import ContractRejectedError, LedgerError
-from evtrade.ledger import planning, units
-from evtrade.ledger.audit import audit_round
 from evtrade.ledger.chain import EmbeddedChain
-from evtrade.ledger.client import (
-    ReplyView,
-    RequestView,
-    RoundParams,
-    RoundView,
-    round_market,
-)
-from evtrade.ledger.planning import (
+from evtrade.model import Market, market_from_dict
+from evtrade.settlement import planning, units
+from evtrade.settlement.audit import audit_round
+from evtrade.settlement.planning import (
     MAX_BIDS,
     MAX_TRADES,
     SettlementPlan,
@@ -44,7 +38,13 @@ from evtrade.ledger.planning import (
     seller_capacity,
     settlement_refusal,
 )
-from evtrade.model import Market, market_from_dict
+from evtrade.settlement.views import (
+    ReplyView,
+    RequestView,
+    RoundParams,
+    RoundView,
+    round_market,
+)
 from tests.conftest import random_market_dict
 from tests.ledger_world import World
 

@@ -20,11 +20,11 @@ import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from evtrade.ledger.client import RoundParams
 from evtrade.model import Buyer, Seller
 from evtrade.service import faults
 from evtrade.service.rsu import Rsu, ServiceError
 from evtrade.service.settings import Settings
+from evtrade.settlement.views import RoundParams
 from tests.service_process import (
     PASSWORD,
     Service,

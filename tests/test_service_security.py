@@ -254,7 +254,7 @@ def test_faucet_is_capped_per_vehicle_and_the_pages_say_so(client: httpx.Client)
 
 
 def test_the_authority_mints_with_its_key_only(service: Service, client: httpx.Client) -> None:
-    from evtrade.ledger.rounds import load_operators
+    from evtrade.ledger.operators import load_operators
 
     authority = load_operators(service.data_dir).authority
     car = register(client, "Minted", "MINT 1")

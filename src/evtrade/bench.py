@@ -9,7 +9,9 @@ volumes, independent of the solver) and ``note``. The reference is cvxpy with Cl
 same P1 problem, where it can still solve it in reasonable time; cvxpy is a development
 dependency, and without it the reference fields are null.
 
-Timings are measured, never asserted: benchmarks are not tests.
+Timings are measured, never asserted: benchmarks are not tests. Settlement on a chain (trades
+per second on the embedded chain and on anvil) is the repository's tooling, not the package's:
+``benchmarks/settlement.py`` (and ``make bench``).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from evtrade.market.batch import clear_batch
-from evtrade.market.clearing import clear, p1_problem
+from evtrade.market.mechanisms.eta import clear, p1_problem
 from evtrade.market.pricing import eta_pair_prices
 from evtrade.market.welfare import P1Problem, kkt_residual, solve_p1
 from evtrade.model.defaults import DEFAULT_L1, DEFAULT_L2
@@ -171,7 +173,7 @@ def binding_case(n: int, m: int, *, repeats: int, reference: bool, seed: int = 4
 
 def babg_case(*, repeats: int, reference: bool, seed: int = 5) -> Record:
     """One BABG round (auction + SWM2) at the paper's scale, cvxpy on the same SWM2."""
-    from evtrade.market.babg import babg_round
+    from evtrade.market.mechanisms.babg import babg_round
     from evtrade.sim.babg_figures import BABG_SPEC
 
     market = random_market(BABG_SPEC, np.random.default_rng(seed))
@@ -265,47 +267,6 @@ def pricing_case(n: int, m: int, *, repeats: int, seed: int = 3) -> Record:
     )
 
 
-def settlement_case(n_trades: int, *, backend: str, rounds: int = 3) -> Record:
-    """Batch settlement of ``n_trades`` trades, calldata pre-encoded, no preflight, on the
-    embedded chain or on anvil; seconds are per settlement, the note gives trades per second."""
-    import shutil
-    import tempfile
-    from pathlib import Path
-
-    from evtrade.ledger.anvil import running_anvil
-    from evtrade.ledger.chain import EmbeddedChain, RpcChain
-    from evtrade.ledger.throughput import ANVIL_FLAGS, SHAPES, settlement_throughput
-
-    if backend == "anvil":
-        with running_anvil(*ANVIL_FLAGS) as url:
-            rec = settlement_throughput(RpcChain(url), n_trades, rounds=rounds, preflight=False)
-    else:
-        tmp = Path(tempfile.mkdtemp(prefix="evtrade-bench-"))
-        chain = EmbeddedChain(tmp)
-        try:
-            rec = settlement_throughput(chain, n_trades, rounds=rounds, preflight=False)
-        finally:
-            chain.close()
-            shutil.rmtree(tmp, ignore_errors=True)
-    n_b, n_s = SHAPES[n_trades]
-    return Record(
-        case=f"settle-{backend}-{n_trades}x{rounds}",
-        n_buyers=n_b,
-        n_sellers=n_s,
-        seconds=rec.seconds / rounds,
-        reference_seconds=None,
-        ratio=None,
-        welfare_gap=None,
-        peak_mb=0.0,
-        certificate=None,
-        kkt=None,
-        note=(
-            f"{rec.trades_per_second:.0f} trades/s ({rounds} settlements of {n_trades} trades), "
-            f"{rec.gas_per_trade:.0f} gas/trade; more in benchmarks/settlement.py"
-        ),
-    )
-
-
 def suite(*, quick: bool, repeats: int = 3) -> Iterator[Record]:
     """The benchmark cases in order; ``quick`` is the smoke run of ``make test``."""
     if quick:
@@ -330,5 +291,3 @@ def suite(*, quick: bool, repeats: int = 3) -> Iterator[Record]:
     yield batch_case(10_000, sample=200)
     yield pricing_case(10_000, 10_000, repeats=repeats)
     yield babg_case(repeats=repeats, reference=True)
-    yield settlement_case(500, backend="embedded", rounds=3)
-    yield settlement_case(500, backend="anvil", rounds=10)

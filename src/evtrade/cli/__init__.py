@@ -396,7 +396,8 @@ def _demo(seed: int, data_dir: Path) -> None:
 
 def _demo_round(console: Console, seed: int, data_dir: Path) -> None:
     from evtrade.ledger.chain import EmbeddedChain
-    from evtrade.ledger.rounds import load_operators, open_ledger, run_round
+    from evtrade.ledger.operators import load_operators, open_ledger
+    from evtrade.settlement.rounds import run_round
     from evtrade.sim import ScenarioSpec, random_market
 
     spec = ScenarioSpec(n_buyers=3, n_sellers=4)
@@ -463,7 +464,8 @@ def chain_run(
 ) -> None:
     """Run a market as one sealed-bid round on chain: register, bid, reveal, settle, audit."""
     from evtrade.ledger.chain import open_chain
-    from evtrade.ledger.rounds import load_operators, open_ledger, run_round
+    from evtrade.ledger.operators import load_operators, open_ledger
+    from evtrade.settlement.rounds import run_round
 
     with error_boundary():
         market = load_market(market_file)
@@ -533,9 +535,9 @@ def audit(
 
     Exit code 2 when the audit finds a settled trade that differs.
     """
-    from evtrade.ledger.audit import audit_round
     from evtrade.ledger.chain import open_chain
     from evtrade.ledger.client import Deployment, Ledger
+    from evtrade.settlement.audit import audit_round
 
     path = deployment or data_dir / "deployment.json"
     if not path.exists():

@@ -24,11 +24,13 @@ from eth_tester import EthereumTester
 from eth_tester.exceptions import TransactionFailed
 from eth_utils.exceptions import ValidationError
 from hexbytes import HexBytes
+from rlp.exceptions import RLPException  # type: ignore[import-untyped]
 from web3 import Web3
+from web3.contract import Contract
 from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractLogicError, TimeExhausted, Web3RPCError
 from web3.providers.eth_tester import EthereumTesterProvider
-from web3.types import RPCEndpoint, RPCResponse, TxParams, TxReceipt
+from web3.types import FilterParams, LogReceipt, RPCEndpoint, RPCResponse, TxParams, TxReceipt
 
 from evtrade.errors import ContractRejectedError, LedgerError
 from evtrade.ledger.embedded import PersistentBackend, SqliteStore
@@ -47,6 +49,16 @@ class Sent:
 
     tx_hash: HexBytes
     what: str
+
+
+@dataclass(frozen=True, slots=True)
+class BlockSummary:
+    """A block as a block explorer lists it."""
+
+    number: int
+    hash: str
+    timestamp: int
+    transactions: tuple[str, ...]
 
 
 def _as_int(value: Any) -> int:
@@ -254,6 +266,85 @@ class Chain(ABC):
         """Timestamp of the latest block."""
         return int(self.w3.eth.get_block("latest")["timestamp"])
 
+    def wait_until(self, timestamp: int) -> None:
+        """Let the clock pass ``timestamp``: jump on development chains, wait on real ones."""
+        gap = timestamp - self.timestamp()
+        if gap < 0:
+            return
+        try:
+            self.advance_time(gap + 1)
+        except LedgerError:
+            while self.timestamp() <= timestamp:
+                time.sleep(0.5)
+
+    # -- reading the chain (the client and the service's explorer; nobody else touches w3) ----
+
+    def block_number(self) -> int:
+        """Number of the latest block."""
+        return int(self.w3.eth.block_number)
+
+    def recent_blocks(self, count: int) -> list[BlockSummary]:
+        """The latest ``count`` blocks, newest first."""
+        head = self.block_number()
+        out = []
+        for n in range(head, max(-1, head - count), -1):
+            block = self.w3.eth.get_block(n)
+            out.append(
+                BlockSummary(
+                    number=n,
+                    hash=block["hash"].to_0x_hex(),
+                    timestamp=int(block["timestamp"]),
+                    transactions=tuple(HexBytes(t).to_0x_hex() for t in block["transactions"]),  # type: ignore[arg-type]
+                )
+            )
+        return out
+
+    def ether_balance(self, address: str) -> int:
+        """An account's gas money, in wei."""
+        return int(self.w3.eth.get_balance(Web3.to_checksum_address(address)))
+
+    def has_code(self, address: str) -> bool:
+        """True when a contract is deployed at ``address``."""
+        return len(self.w3.eth.get_code(Web3.to_checksum_address(address))) > 0
+
+    def contract(self, address: str, abi: Any) -> Contract:
+        """A contract object at ``address`` for encoding calls and decoding its events."""
+        return self.w3.eth.contract(address=Web3.to_checksum_address(address), abi=abi)
+
+    def deploy_code(self, abi: Any, bytecode: str, args: Any) -> bytes:
+        """The calldata that deploys ``bytecode`` with constructor ``args``."""
+        factory = self.w3.eth.contract(abi=abi, bytecode=bytecode)
+        return bytes(HexBytes(factory.constructor(*args).data_in_transaction))
+
+    def logs(self, query: FilterParams) -> list[LogReceipt]:
+        """``eth_getLogs``."""
+        return list(self.w3.eth.get_logs(query))
+
+    # -- relaying transactions signed elsewhere --------------------------------------------------
+
+    def send_raw(self, data: bytes) -> HexBytes:
+        """Send a transaction a client signed itself; returns its hash.
+
+        The node's refusal (a stale nonce, too little gas money, bytes that are no transaction)
+        is a :class:`LedgerError` whose message is the node's reason.
+        """
+        try:
+            return HexBytes(self.w3.eth.send_raw_transaction(data))
+        except (Web3RPCError, ValueError, ValidationError, RLPException) as exc:
+            # a JSON-RPC node answers an error (Web3RPCError, ValueError); py-evm raises
+            # ValidationError for the nonce or the balance, rlp for bytes it cannot decode
+            raise LedgerError(revert_reason(exc)) from exc
+
+    def receipt(self, tx_hash: bytes, timeout: float) -> TxReceipt:
+        """Wait for a transaction's receipt, whatever its status.
+
+        Raises :class:`LedgerError` (only) when it is not mined within ``timeout`` seconds.
+        """
+        try:
+            return self.w3.eth.wait_for_transaction_receipt(HexBytes(tx_hash), timeout=timeout)
+        except TimeExhausted as exc:
+            raise LedgerError(str(exc)) from exc
+
     def next_timestamp(self) -> int:
         """The earliest timestamp a transaction sent now can carry: the chain's deadlines use it.
 
@@ -324,6 +415,7 @@ class EmbeddedChain(Chain):
         )
         self.tester = _Tester(backend=self.backend)
         self.w3 = Web3(_LockedProvider(self.tester, self.backend, self._lock))
+        self.w3.eth.default_account = self.faucet.address  # the sender of read-only calls
 
     def _await_block(self, sent: Sent, timeout: float) -> None:
         # Sleep until the pending block is due instead of polling the chain (and its lock).
@@ -374,6 +466,7 @@ class RpcChain(Chain):
             raise LedgerError(f"no Ethereum JSON-RPC node answers at {url}")
         key = faucet_key or os.environ.get("EVTRADE_FAUCET_KEY") or ANVIL_DEV_KEY
         self.faucet = Account.from_key(key)
+        self.w3.eth.default_account = self.faucet.address  # the sender of read-only calls
 
     def advance_time(self, seconds: int) -> None:
         try:

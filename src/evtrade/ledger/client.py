@@ -1,18 +1,18 @@
 """The ledger client: deploy the contracts and call every operation with typed arguments.
 
 Amounts cross this API in the project's units (kWh, tokens per kWh, degrees) and are converted
-to the contracts' fixed point by :mod:`evtrade.ledger.units`; what comes back from the chain is
-decoded from events into :class:`RoundView`, and :meth:`Ledger.round_market` turns a round's
-revealed bids into the market model the library clears.
+to the contracts' fixed point by :mod:`evtrade.settlement.units`; what comes back from the chain is
+decoded from events into the settlement layer's views (:mod:`evtrade.settlement.views`).
+:class:`Ledger` is the adapter behind :class:`evtrade.settlement.port.LedgerPort`.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eth_abi.abi import encode
 from eth_account import Account
@@ -25,14 +25,23 @@ from web3.contract import Contract
 from web3.logs import DISCARD
 from web3.types import TxReceipt
 
-from evtrade.errors import ContractRejectedError, LedgerError
-from evtrade.ledger import units
+from evtrade.errors import LedgerError
 from evtrade.ledger.artifacts import CONTRACTS, load_artifact
 from evtrade.ledger.chain import Chain, read_json
-from evtrade.ledger.planning import plan_settlement
 from evtrade.ledger.sealing import commitment, new_salt, seal, unseal
-from evtrade.model import Auctioneer, Buyer, Market, Seller
-from evtrade.model.defaults import DEFAULT_L1, DEFAULT_L2
+from evtrade.model import Buyer, Seller
+from evtrade.settlement import units
+from evtrade.settlement.port import LedgerPort
+from evtrade.settlement.views import (
+    ReplyView,
+    RequestView,
+    RevealReport,
+    RoundParams,
+    RoundView,
+    SealedBid,
+    SkippedBid,
+    TradeView,
+)
 
 #: Gas limits, measured use times about 1.5 (docs/ledger.md); settle adds per-trade and per-bid gas.
 GAS = {
@@ -67,7 +76,6 @@ _SKIP_REASONS = {
     4: "value does not match the commitment",
     5: "value outside the declared range",
 }
-_TOKEN = 10**18
 _SETTLE_SELECTOR = function_signature_to_4byte_selector(
     "settle(uint256,(uint256,uint256,uint256)[])"
 )
@@ -103,157 +111,6 @@ class Deployment:
             raise LedgerError(f"{path}: not a deployment file ({exc})") from exc
 
 
-@dataclass(frozen=True, slots=True)
-class RoundParams:
-    """What an RSU declares when it opens a round (the auctioneer of ETA Table II)."""
-
-    v_floor: float
-    c_ceiling: float
-    t_limit: int = 60
-    t_reveal: int = 60
-    t_settle: int = 3600
-    l1: float = DEFAULT_L1
-    l2: float = DEFAULT_L2
-    max_distance_km: float | None = None
-    #: The least deposit of a bid, in tokens; burned when the bid is not revealed (the contract
-    #: raises it to the bid's bounded gain from withholding, docs/ledger.md).
-    deposit: float = 0.1
-
-    @classmethod
-    def from_auctioneer(cls, auctioneer: Auctioneer, **windows: int) -> RoundParams:
-        """The round of an auctioneer from the market model."""
-        return cls(
-            v_floor=auctioneer.v_min,
-            c_ceiling=auctioneer.c_max,
-            l1=auctioneer.l1,
-            l2=auctioneer.l2,
-            max_distance_km=auctioneer.max_distance_km,
-            **windows,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class SealedBid:
-    """What a bidder keeps to reveal its value later."""
-
-    round_id: int
-    is_buyer: bool
-    index: int
-    bidder: str
-    value: int
-    salt: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class RequestView:
-    """A buyer's request as the chain recorded it (fixed-point integers)."""
-
-    index: int
-    buyer: str
-    b_min: int
-    b_max: int
-    v_min: int
-    v_max: int
-    w: int
-    lat: int
-    lon: int
-    commitment: bytes
-    escrow: int
-    sealed: bytes
-    value: int | None = None
-    #: The part of the escrow burned if the value is not revealed.
-    deposit: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class ReplyView:
-    """A seller's reply as the chain recorded it (fixed-point integers).
-
-    ``s_t - s_r`` is the spare energy *this round* may sell from, (13): the contract reserved it
-    from the seller's declaration less what its other open replies had reserved. ``s_r`` is
-    therefore the effective reserve; ``declared_s_r`` is what the seller declared.
-    """
-
-    index: int
-    seller: str
-    c_min: int
-    c_max: int
-    s_t: int
-    s_r: int
-    rho: int
-    lat: int
-    lon: int
-    commitment: bytes
-    sealed: bytes
-    value: int | None = None
-    #: Energy units this reply reserved (= s_t - s_r), losses included.
-    spare: int = 0
-    declared_s_r: int = 0
-    #: Tokens (base units) burned if the value is not revealed; back to credit at the reveal.
-    deposit: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class SkippedBid:
-    """A sealed bid the RSU could not reveal, and why; it stays excluded."""
-
-    is_buyer: bool
-    index: int
-    bidder: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class RevealReport:
-    """What :meth:`Ledger.reveal_sealed` did: bids revealed, bids skipped, transactions sent."""
-
-    revealed: tuple[str, ...]
-    skipped: tuple[SkippedBid, ...]
-    transactions: int
-
-    @property
-    def complete(self) -> bool:
-        """True when no bid was skipped."""
-        return not self.skipped
-
-
-@dataclass(frozen=True, slots=True)
-class TradeView:
-    """A settled trade: energy units and prices as the contract computed them."""
-
-    buyer: str
-    seller: str
-    energy: int
-    buyer_price: int
-    seller_price: int
-    price: int
-    payment: int
-    block: int
-    tx_hash: str
-
-
-@dataclass(frozen=True, slots=True)
-class RoundView:
-    """A round rebuilt from the chain's events."""
-
-    round_id: int
-    rsu: str
-    deadline: int
-    reveal_deadline: int
-    settle_deadline: int
-    v_floor: int
-    c_ceiling: int
-    l1: int
-    l2: int
-    max_distance_m: int
-    requests: tuple[RequestView, ...]
-    replies: tuple[ReplyView, ...]
-    trades: tuple[TradeView, ...] = field(default=())
-    settled: bool = False
-    #: The least deposit of a bid in this round (token base units).
-    deposit: int = 0
-
-
 def plate_hash(plate: str) -> bytes:
     """keccak256 of a licence plate, normalised (upper case, no spaces)."""
     normal = "".join(plate.split()).upper()
@@ -277,28 +134,31 @@ class Ledger:
             )
         self.chain = chain
         self.deployment = deployment
-        w3 = chain.w3
-        w3.eth.default_account = chain.faucet.address
         addresses = [
             to_checksum_address(a)
             for a in (deployment.registry, deployment.token, deployment.market)
         ]
         self.registry, self.token, self.market = (
-            w3.eth.contract(address=a, abi=load_artifact(name).abi)
+            chain.contract(a, load_artifact(name).abi)
             for name, a in zip(CONTRACTS, addresses, strict=True)
         )
         for name, address in zip(CONTRACTS, addresses, strict=True):
-            if len(w3.eth.get_code(address)) == 0:
+            if not chain.has_code(address):
                 raise LedgerError(f"no {name} contract at {address} on this chain")
+
+    def new_account(self) -> LocalAccount:
+        """A fresh account with a random key (a vehicle's identity)."""
+        account: LocalAccount = Account.create()
+        return account
 
     # -- deployment -----------------------------------------------------------------------------
 
     @classmethod
     def deploy(cls, chain: Chain, authority: LocalAccount) -> Ledger:
         """Deploy registry, token and market; ``authority`` becomes the certificate authority."""
-        if chain.w3.eth.get_balance(authority.address) == 0:
+        if chain.ether_balance(authority.address) == 0:
             chain.fund(authority.address, 10**20)
-        start = int(chain.w3.eth.block_number)
+        start = chain.block_number()
         registry = cls._deploy_one(chain, authority, "Registry", ())
         token = cls._deploy_one(chain, authority, "Token", ("EV energy token", "EVT"))
         market = cls._deploy_one(chain, authority, "Market", (registry, token))
@@ -308,8 +168,7 @@ class Ledger:
     @staticmethod
     def _deploy_one(chain: Chain, account: LocalAccount, name: str, args: Sequence[Any]) -> str:
         artifact = load_artifact(name)
-        factory = chain.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
-        code = factory.constructor(*args).data_in_transaction
+        code = chain.deploy_code(artifact.abi, artifact.bytecode, args)
         sent = chain.send_data(account, None, HexBytes(code), GAS["deploy"], what=f"deploy {name}")
         receipt = chain.wait(sent)
         address = receipt["contractAddress"]
@@ -346,7 +205,7 @@ class Ledger:
         receipt = self._do(
             authority, self.registry, "register_vehicle", vehicle, plate_hash(plate), expiry
         )
-        if gas_wei and self.chain.w3.eth.get_balance(to_checksum_address(vehicle)) < gas_wei // 2:
+        if gas_wei and self.chain.ether_balance(vehicle) < gas_wei // 2:
             self.chain.fund(vehicle, gas_wei)
         return receipt
 
@@ -359,7 +218,7 @@ class Ledger:
     ) -> TxReceipt:
         """The authority adds an RSU (with its public key, for sealed bids)."""
         receipt = self._do(authority, self.registry, "register_rsu", rsu.address, public_key(rsu))
-        if gas_wei and self.chain.w3.eth.get_balance(rsu.address) < gas_wei // 2:
+        if gas_wei and self.chain.ether_balance(rsu.address) < gas_wei // 2:
             self.chain.fund(rsu.address, gas_wei)
         return receipt
 
@@ -389,7 +248,9 @@ class Ledger:
 
     def mint(self, authority: LocalAccount, to: str, tokens: float) -> TxReceipt:
         """The authority credits a top-up of ``tokens``."""
-        return self._do(authority, self.token, "mint", to, units.to_fixed("tokens", tokens, _TOKEN))
+        return self._do(
+            authority, self.token, "mint", to, units.to_fixed("tokens", tokens, units.TOKEN_SCALE)
+        )
 
     def balance(self, address: str) -> int:
         """Token balance B_q in base units (1e-18 token)."""
@@ -423,7 +284,7 @@ class Ledger:
             units.to_fixed("l1", params.l1, units.LOSS_SCALE),
             units.to_fixed("l2", params.l2, units.LOSS_SCALE),
             0 if distance is None else units.to_fixed("max_distance_km", distance, 1000),
-            units.to_fixed("deposit", params.deposit, _TOKEN),
+            units.to_fixed("deposit", params.deposit, units.TOKEN_SCALE),
         )
         (event,) = self.market.events.RoundOpened().process_receipt(receipt, errors=DISCARD)
         return int(event["args"]["round_id"])
@@ -630,13 +491,6 @@ class Ledger:
             rsu, self.market.address, data, gas, what="settle", preflight=preflight
         )
 
-    def settle_optimal(
-        self, rsu: LocalAccount, round_id: int
-    ) -> tuple[TxReceipt, list[tuple[int, int, int]]]:
-        """Clear the round's revealed bids with the market library (ETA, P1) and settle it."""
-        trades = plan_settlement(self.round_view(round_id))
-        return self.settle(rsu, round_id, trades), trades
-
     def accept(
         self, account: LocalAccount, round_id: int, seller_index: int, energy_kwh: float
     ) -> TxReceipt:
@@ -814,7 +668,7 @@ class Ledger:
         opened_block, settled_block = int(record[-2]), int(record[-1])
         events = {name: getattr(self.market.events, name)() for name in self._ROUND_EVENTS}
         by_topic = {bytes(HexBytes(e.topic)): e for e in events.values()}
-        raw = self.chain.w3.eth.get_logs(
+        raw = self.chain.logs(
             {
                 "address": self.market.address,
                 "fromBlock": opened_block,
@@ -829,10 +683,6 @@ class Ledger:
                 out[event.event_name].append(event.process_log(log))
         return out
 
-    def round_market(self, round_id: int) -> Market:
-        """The round's revealed bids as the market model (unrevealed bids are excluded)."""
-        return round_market(self.round_view(round_id))
-
 
 def _location(lat: float | None, lon: float | None) -> tuple[int, int]:
     if lat is None or lon is None:
@@ -843,74 +693,16 @@ def _location(lat: float | None, lon: float | None) -> tuple[int, int]:
     )
 
 
-def has_revealed_pair(view: RoundView) -> bool:
-    """True when at least one buyer and one seller revealed (a market to clear exists)."""
-    return any(q.value is not None for q in view.requests) and any(
-        p.value is not None for p in view.replies
-    )
+if TYPE_CHECKING:  # mypy checks that the adapter implements the settlement layer's port
 
-
-def round_market(view: RoundView) -> Market:
-    """A round's revealed bids as :class:`~evtrade.model.Market` (ids are addresses).
-
-    Needs at least one revealed buyer and one revealed seller (:func:`has_revealed_pair`).
-    """
-    P, E = units.PRICE_SCALE, units.ENERGY_SCALE
-    buyers = [
-        Buyer(
-            id=q.buyer,
-            v=q.value / P,
-            v_min=q.v_min / P,
-            v_max=q.v_max / P,
-            b_min=q.b_min / E,
-            b_max=q.b_max / E,
-            w=q.w / units.W_SCALE,
-            lat=q.lat / units.DEGREE_SCALE,
-            lon=q.lon / units.DEGREE_SCALE,
-        )
-        for q in view.requests
-        if q.value is not None
-    ]
-    sellers = [
-        Seller(
-            id=p.seller,
-            c=p.value / P,
-            c_min=p.c_min / P,
-            c_max=p.c_max / P,
-            s_t=p.s_t / E,
-            s_r=p.s_r / E,
-            rho=p.rho / units.RHO_SCALE,
-            lat=p.lat / units.DEGREE_SCALE,
-            lon=p.lon / units.DEGREE_SCALE,
-        )
-        for p in view.replies
-        if p.value is not None
-    ]
-    auctioneer = Auctioneer(
-        v_min=view.v_floor / P,
-        c_max=view.c_ceiling / P,
-        l1=view.l1 / units.LOSS_SCALE,
-        l2=view.l2 / units.LOSS_SCALE,
-        max_distance_km=view.max_distance_m / 1000 if view.max_distance_m else None,
-    )
-    return Market(buyers=tuple(buyers), sellers=tuple(sellers), auctioneer=auctioneer)
+    def _implements_port(ledger: Ledger) -> LedgerPort[LocalAccount]:
+        return ledger
 
 
 __all__ = [
     "GAS",
-    "ContractRejectedError",
     "Deployment",
     "Ledger",
-    "ReplyView",
-    "RequestView",
-    "RevealReport",
-    "RoundParams",
-    "RoundView",
-    "SealedBid",
-    "SkippedBid",
-    "TradeView",
-    "plan_settlement",
     "plate_hash",
     "public_key",
-    "round_market",
 ]

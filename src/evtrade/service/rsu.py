@@ -25,17 +25,9 @@ from eth_utils.address import to_checksum_address
 from hexbytes import HexBytes
 
 from evtrade.errors import ContractRejectedError, EvtradeError, LedgerError
-from evtrade.ledger import units
 from evtrade.ledger.chain import Chain, open_chain, revert_reason
-from evtrade.ledger.client import (
-    Ledger,
-    RoundParams,
-    RoundView,
-    has_revealed_pair,
-    plate_hash,
-    round_market,
-)
-from evtrade.ledger.rounds import Operators, load_operators, open_ledger
+from evtrade.ledger.client import Ledger, plate_hash
+from evtrade.ledger.operators import load_operators, open_ledger
 from evtrade.model import Buyer, Seller, safejson
 from evtrade.service import faults
 from evtrade.service.security import (
@@ -50,6 +42,9 @@ from evtrade.service.security import (
 )
 from evtrade.service.settings import Settings
 from evtrade.service.store import Store, VehicleRow
+from evtrade.settlement import units
+from evtrade.settlement.rounds import Operators, settle_optimal
+from evtrade.settlement.views import RoundParams, RoundView, has_revealed_pair, round_market
 
 log = logging.getLogger("evtrade.service")
 #: Longest pause between two attempts at a round whose reveal, settlement or view keeps failing.
@@ -146,7 +141,7 @@ class Rsu:
             data_dir=settings.data_dir / "chain", chain_url=settings.chain_url
         )
         self.ledger: Ledger = open_ledger(self.chain, settings.data_dir)
-        self.operators: Operators = load_operators(settings.data_dir)
+        self.operators: Operators[LocalAccount] = load_operators(settings.data_dir)
         self.store = Store(settings.data_dir / "service.sqlite")
         # py-evm raised the recursion limit on import; C code recursing on a request's data must
         # raise RecursionError, not overflow the C stack (docs/security.md).
@@ -406,7 +401,7 @@ class Rsu:
 
     def _offers(self, view: RoundView) -> list[dict[str, Any]]:
         """Priced pairs of the revealed bids, with the P1 amounts the RSU would settle."""
-        from evtrade.market.clearing import clear
+        from evtrade.market.mechanisms.eta import clear
 
         if not has_revealed_pair(view):
             return []
@@ -945,7 +940,7 @@ class Rsu:
         # Past the settlement window the contract refuses; the refresh below marks it expired.
         settling = view["reveal_deadline"] + 1 < now <= view["settle_deadline"]
         if settling and view.get("phase") != "settled":
-            self.ledger.settle_optimal(self.operators.rsu, rid)
+            settle_optimal(self.ledger, self.operators.rsu, rid)
             acted = True
         deadlines = (
             view["deadline"],

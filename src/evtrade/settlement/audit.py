@@ -6,10 +6,10 @@ revealed bids, recomputes Theorem 1 (exactly, as the contract does, and in float
 market library) and the P1 volumes, and reports every settled trade that differs.
 
 The P1 volumes are those of the problem the contract can settle: the planner's optimum over the
-contract's energy units (:func:`evtrade.ledger.planning.plan_round`), with the sellers' capacities
-of (13) in units and the buyers whose minimums cannot be met in whole units excluded by the
-project's rule. Comparing with the library's real-valued clearing instead flagged honest RSUs
-for those exclusions.
+contract's energy units (:func:`evtrade.settlement.planning.plan_round`), with the sellers'
+capacities of (13) in units and the buyers whose minimums cannot be met in whole units excluded
+by the project's rule. Comparing with the library's real-valued clearing instead flagged honest
+RSUs for those exclusions.
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from evtrade.ledger import units
-from evtrade.ledger.client import RoundView, has_revealed_pair, round_market
-from evtrade.ledger.planning import plan_round
-from evtrade.market.clearing import clear
+from evtrade.market import clear
 from evtrade.market.geo import great_circle_km
 from evtrade.market.pricing import buyer_bid, seller_ask, transaction_price
+from evtrade.settlement import units
+from evtrade.settlement.planning import plan_round
+from evtrade.settlement.views import RoundView, has_revealed_pair, round_market
 
 #: Rounding to energy units moves a volume by less than a unit (1e-6 kWh, planning.plan_round).
 DEFAULT_VOLUME_TOL_KWH = 1e-4

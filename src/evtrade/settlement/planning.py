@@ -76,10 +76,15 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import maximum_flow
 
 from evtrade.errors import MarketError, SolverError
-from evtrade.ledger import units
-
-if TYPE_CHECKING:
-    from evtrade.ledger.client import ReplyView, RequestView, RoundView
+from evtrade.settlement import units
+from evtrade.settlement.views import (
+    ReplyView,
+    RequestView,
+    RoundView,
+    Trade,
+    has_revealed_pair,
+    round_market,
+)
 
 FloatArray = NDArray[np.float64]
 
@@ -88,8 +93,6 @@ MAX_TRADES = 1024
 MAX_BIDS = 128
 #: One energy unit in kWh.
 UNIT_KWH = 1.0 / units.ENERGY_SCALE
-
-Trade = tuple[int, int, int]
 
 
 # -- the contract's checks, in Python -------------------------------------------------------------
@@ -160,7 +163,7 @@ class SettlementPlan:
     """What :func:`plan_round` decided for a round.
 
     ``trades`` are (request index, reply index, energy units). ``x`` (kWh, revealed buyers x
-    revealed sellers, in the order of :func:`~evtrade.ledger.client.round_market`) is the real P1
+    revealed sellers, in the order of :func:`~evtrade.settlement.views.round_market`) is the real P1
     optimum over the contract's units, ``welfare_real`` its P1 objective and ``welfare_plan`` the
     objective of the settled units; ``bound`` is the a-priori bound on ``welfare_real -
     welfare_plan`` (module docstring) and ``extra_l1_loss`` what cycle cancelling (trade limit)
@@ -224,7 +227,6 @@ def plan_round(view: RoundView, *, max_trades: int = MAX_TRADES) -> SettlementPl
     -------
     SettlementPlan
     """
-    from evtrade.ledger.client import has_revealed_pair
 
     try:
         view, refused = _plannable(view)
@@ -297,7 +299,6 @@ def _plannable(view: RoundView) -> tuple[RoundView, dict[int, str]]:
     such bid must not keep the whole round from settling, so it is left out (its buyer is
     refunded). Raises MarketError when the round's own parameters are outside the model.
     """
-    from evtrade.ledger.client import ReplyView, RequestView, round_market
 
     try:
         round_market(view)
@@ -358,11 +359,10 @@ def _plannable(view: RoundView) -> tuple[RoundView, dict[int, str]]:
 def _integer_round(view: RoundView) -> _Round:
     """Revealed bids, integer bounds and capacities, and the pairs both the library and the
     contract's exact Theorem 1 test let trade; buyers the library excludes stay excluded."""
-    from evtrade.ledger.client import round_market
-    from evtrade.market.clearing import prepare_round
+    from evtrade.market.mechanisms.eta import round_setup
 
     market = round_market(view)
-    setup = prepare_round(market, "eta", None)
+    setup = round_setup(market)
     q_of = {q.buyer: q for q in view.requests}
     p_of = {p.seller: p for p in view.replies}
     reqs = [q_of[b.id] for b in market.buyers]

@@ -1,40 +1,34 @@
-"""Use case: run one market as a sealed-bid round on the ledger, end to end.
+"""Use cases: run one market as a sealed-bid round on a ledger, end to end; settle a round.
 
-Registers a vehicle per participant, tops up the buyers (escrow) and the sellers (their bid
-deposit), opens a round at the RSU, posts every bid
-sealed to the RSU's key, lets the RSU reveal and settle it at the P1 optimum, pays out, and audits
-the result. The CLI's ``evtrade chain run`` and the demo call this; a researcher can call it on any
-market from the library.
+:func:`run_round` registers a vehicle per participant, tops up the buyers (escrow) and the
+sellers (their bid deposit), opens a round at the RSU, posts every bid sealed to the RSU's key,
+lets the RSU reveal and settle it at the P1 optimum (:func:`settle_optimal`), pays out, and
+audits the result. The CLI's ``evtrade chain run`` and the demo call it; a researcher can call it
+on any market from the library. Both work on any :class:`~evtrade.settlement.port.LedgerPort`.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
-
-from eth_account import Account
-from eth_account.signers.local import LocalAccount
+from typing import Any, Generic
 
 from evtrade.errors import ContractRejectedError, LedgerError
-from evtrade.ledger.audit import AuditReport, audit_round
-from evtrade.ledger.chain import Chain, read_json
-from evtrade.ledger.client import Deployment, Ledger, RoundParams, SealedBid, TradeView
 from evtrade.model import Market
+from evtrade.settlement.audit import AuditReport, audit_round
+from evtrade.settlement.planning import plan_settlement
+from evtrade.settlement.port import A, LedgerPort, Receipt
+from evtrade.settlement.views import RoundParams, SealedBid, Trade, TradeView
 
-_KEYS_FILE = "operator-keys.json"
-_DEPLOYMENT_FILE = "deployment.json"
+#: How long a vehicle registered for a round (or by the service) stays certified, seconds.
+VEHICLE_CERTIFICATE_SECONDS = 365 * 24 * 3600
 
 
 @dataclass(frozen=True, slots=True)
-class Operators:
-    """The certificate authority and the RSU of a development deployment."""
+class Operators(Generic[A]):
+    """The certificate authority and the RSU of a deployment."""
 
-    authority: LocalAccount
-    rsu: LocalAccount
+    authority: A
+    rsu: A
 
 
 @dataclass
@@ -52,50 +46,17 @@ class RoundRun:
     audit: AuditReport | None = None
 
 
-def load_operators(data_dir: Path) -> Operators:
-    """The operators' keys kept in ``data_dir`` (created, mode 0600, on first use).
-
-    Development only: a production RSU keeps its key in its own keystore or HSM.
+def settle_optimal(ledger: LedgerPort[A], rsu: A, round_id: int) -> tuple[Receipt, list[Trade]]:
+    """The RSU's settlement policy: clear the round's revealed bids (ETA prices, P1 volumes in
+    the contract's energy units, :func:`~evtrade.settlement.planning.plan_settlement`) and settle.
     """
-    path = data_dir / _KEYS_FILE
-    if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
-        keys = {"authority": Account.create().key.hex(), "rsu": Account.create().key.hex()}
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(keys, handle)
-    data = read_json(path)
-    return Operators(Account.from_key(data["authority"]), Account.from_key(data["rsu"]))
-
-
-def open_ledger(chain: Chain, data_dir: Path, deployment_file: Path | None = None) -> Ledger:
-    """The deployment recorded for this chain, or a fresh one (recorded in ``data_dir``)."""
-    path = deployment_file or data_dir / _DEPLOYMENT_FILE
-    if path.exists():
-        return Ledger(chain, Deployment.load(path))
-    operators = load_operators(data_dir)
-    ledger = Ledger.deploy(chain, operators.authority)
-    ledger.register_rsu(operators.authority, operators.rsu)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ledger.deployment.save(path)
-    return ledger
-
-
-def wait_until(chain: Chain, timestamp: int) -> None:
-    """Let the chain's clock pass ``timestamp``: jump on development chains, wait on real ones."""
-    gap = timestamp - chain.timestamp()
-    if gap < 0:
-        return
-    try:
-        chain.advance_time(gap + 1)
-    except LedgerError:
-        while chain.timestamp() <= timestamp:
-            time.sleep(0.5)
+    trades = plan_settlement(ledger.round_view(round_id))
+    return ledger.settle(rsu, round_id, trades), trades
 
 
 def run_round(
-    ledger: Ledger,
-    operators: Operators,
+    ledger: LedgerPort[A],
+    operators: Operators[A],
     market: Market,
     *,
     t_limit: int = 60,
@@ -107,8 +68,8 @@ def run_round(
     if not ledger.is_rsu(rsu.address):
         ledger.register_rsu(authority, rsu)
     ids = [b.id for b in market.buyers] + [s.id for s in market.sellers]
-    accounts = {ident: Account.create() for ident in ids}
-    expiry = chain.timestamp() + 365 * 24 * 3600
+    accounts = {ident: ledger.new_account() for ident in ids}
+    expiry = chain.timestamp() + VEHICLE_CERTIFICATE_SECONDS
     for ident, account in accounts.items():
         # A plate is certified to one account: the run's fresh accounts get their own plates.
         plate = f"EV-{ident}-{account.address[2:10]}"
@@ -136,14 +97,14 @@ def run_round(
         except (ContractRejectedError, LedgerError) as exc:
             rejected[s.id] = str(exc)
     view = ledger.round_view(round_id)
-    wait_until(chain, view.deadline)
+    chain.wait_until(view.deadline)
     by_address = {a.address: ident for ident, a in accounts.items()}
     report = ledger.reveal_sealed(rsu, round_id)
     for skip in report.skipped:
         rejected.setdefault(by_address.get(skip.bidder, skip.bidder), skip.reason)
     if not report.complete:  # unrevealed bids stay out; settlement waits for the reveal window
-        wait_until(chain, view.reveal_deadline)
-    receipt, _ = ledger.settle_optimal(rsu, round_id)
+        chain.wait_until(view.reveal_deadline)
+    receipt, _ = settle_optimal(ledger, rsu, round_id)
     view = ledger.round_view(round_id)
     for ident, bid in bids.items():
         if bid.is_buyer:

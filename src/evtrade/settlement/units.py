@@ -13,7 +13,10 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 from evtrade.errors import LedgerError
 
-PRICE_SCALE = 10**18
+#: Token base units per token (the token's 18 decimals).
+TOKEN_SCALE = 10**18
+#: Prices are token base units per kWh, so a price of 1 token/kWh is TOKEN_SCALE.
+PRICE_SCALE = TOKEN_SCALE
 ENERGY_SCALE = 10**6
 RHO_SCALE = 10**6
 W_SCALE = 10**6
@@ -56,3 +59,17 @@ def payment(price: int, energy: int) -> int:
 def escrow(v_max: int, b_max: int) -> int:
     """The escrow a request locks: v_max * b_max, rounded up."""
     return -(-v_max * b_max // ENERGY_SCALE)
+
+
+# --- Back to floats, for reports (the CLI's tables and JSON); added by helper E, issue 17 ---
+# int / int is correctly rounded in Python: the nearest float to the exact quotient.
+
+
+def to_kwh(energy: int) -> float:
+    """Energy units (``ENERGY_SCALE`` per kWh) as kWh."""
+    return energy / ENERGY_SCALE
+
+
+def to_tokens(amount: int) -> float:
+    """Token base units as tokens; a price (base units per kWh) as tokens per kWh."""
+    return amount / TOKEN_SCALE
