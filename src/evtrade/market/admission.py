@@ -12,6 +12,7 @@ from numpy.typing import NDArray
 
 from evtrade.model import Market
 
+FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
 
 
@@ -22,6 +23,46 @@ class Admission:
     buyers_ok: BoolArray
     sellers_ok: BoolArray
     reasons: dict[str, str]
+
+
+def buyer_refusals(
+    v: FloatArray,
+    v_min: FloatArray,
+    v_max: FloatArray,
+    *,
+    floor: FloatArray | float,
+    located: BoolArray,
+    need_location: BoolArray | bool,
+) -> tuple[BoolArray, BoolArray, BoolArray]:
+    """Algorithm 1's rules for buyers, elementwise (any leading batch axes broadcast).
+
+    Returns three masks, True where the buyer must resubmit: ``v`` outside [v_min, v_max];
+    ``v_min`` below the auctioneer's v^min (``floor``); no location while the auctioneer sets
+    ``max_distance_km`` (``need_location``).
+    """
+    outside = ~((v_min <= v) & (v <= v_max))
+    return np.asarray(outside), np.asarray(v_min < floor), np.asarray(need_location & ~located)
+
+
+def seller_refusals(
+    c: FloatArray,
+    c_min: FloatArray,
+    c_max: FloatArray,
+    *,
+    ceiling: FloatArray | float,
+    located: BoolArray,
+    need_location: BoolArray | bool,
+) -> tuple[BoolArray, BoolArray, BoolArray]:
+    """Algorithm 1's rules for sellers, elementwise: ``c`` outside [c_min, c_max]; ``c_max``
+    above the auctioneer's c^max (``ceiling``); no location while one is needed."""
+    outside = ~((c_min <= c) & (c <= c_max))
+    return np.asarray(outside), np.asarray(c_max > ceiling), np.asarray(need_location & ~located)
+
+
+def admitted(refusals: tuple[BoolArray, BoolArray, BoolArray]) -> BoolArray:
+    """True where none of the rules refuses the bid."""
+    outside, bound, no_location = refusals
+    return np.asarray(~(outside | bound | no_location))
 
 
 def admit(market: Market) -> Admission:
@@ -35,27 +76,45 @@ def admit(market: Market) -> Admission:
     """
     a = market.auctioneer
     need_location = a.max_distance_km is not None
+    B, S = market.buyer_arrays, market.seller_arrays
+    b_rules = buyer_refusals(
+        B["v"],
+        B["v_min"],
+        B["v_max"],
+        floor=a.v_min,
+        located=~np.isnan(B["lat"]),
+        need_location=need_location,
+    )
+    s_rules = seller_refusals(
+        S["c"],
+        S["c_min"],
+        S["c_max"],
+        ceiling=a.c_max,
+        located=~np.isnan(S["lat"]),
+        need_location=need_location,
+    )
+    buyers_ok, sellers_ok = admitted(b_rules), admitted(s_rules)
     reasons: dict[str, str] = {}
-    for b in market.buyers:
-        why = []
-        if not b.v_min <= b.v <= b.v_max:
-            why.append(f"value v={b.v:g} outside its range [v_min={b.v_min:g}, v_max={b.v_max:g}]")
-        if b.v_min < a.v_min:
-            why.append(f"v_min={b.v_min:g} below the auctioneer's v^min={a.v_min:g}")
-        if need_location and b.lat is None:
-            why.append("no lat/lon but the auctioneer sets max_distance_km")
-        if why:
-            reasons[b.id] = "resubmit: " + "; ".join(why)
-    for s in market.sellers:
-        why = []
-        if not s.c_min <= s.c <= s.c_max:
-            why.append(f"cost c={s.c:g} outside its range [c_min={s.c_min:g}, c_max={s.c_max:g}]")
-        if s.c_max > a.c_max:
-            why.append(f"c_max={s.c_max:g} above the auctioneer's c^max={a.c_max:g}")
-        if need_location and s.lat is None:
-            why.append("no lat/lon but the auctioneer sets max_distance_km")
-        if why:
-            reasons[s.id] = "resubmit: " + "; ".join(why)
-    buyers_ok = np.array([b.id not in reasons for b in market.buyers], dtype=bool)
-    sellers_ok = np.array([s.id not in reasons for s in market.sellers], dtype=bool)
+    no_location = "no lat/lon but the auctioneer sets max_distance_km"
+    for i in map(int, np.flatnonzero(~buyers_ok)):
+        b = market.buyers[i]
+        why = [
+            f"value v={b.v:g} outside its range [v_min={b.v_min:g}, v_max={b.v_max:g}]",
+            f"v_min={b.v_min:g} below the auctioneer's v^min={a.v_min:g}",
+            no_location,
+        ]
+        reasons[b.id] = _reason(why, b_rules, i)
+    for j in map(int, np.flatnonzero(~sellers_ok)):
+        s = market.sellers[j]
+        why = [
+            f"cost c={s.c:g} outside its range [c_min={s.c_min:g}, c_max={s.c_max:g}]",
+            f"c_max={s.c_max:g} above the auctioneer's c^max={a.c_max:g}",
+            no_location,
+        ]
+        reasons[s.id] = _reason(why, s_rules, j)
     return Admission(buyers_ok=buyers_ok, sellers_ok=sellers_ok, reasons=reasons)
+
+
+def _reason(texts: list[str], rules: tuple[BoolArray, BoolArray, BoolArray], k: int) -> str:
+    """Why participant ``k`` must resubmit: the rules it fails, in order."""
+    return "resubmit: " + "; ".join(t for t, rule in zip(texts, rules, strict=True) if rule[k])

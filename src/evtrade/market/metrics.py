@@ -80,14 +80,15 @@ def expected_outcome(
     v = rng.uniform(v_range[0], v_range[1], samples)
     c = rng.uniform(c_range[0], c_range[1], samples)
     if mechanism == "eta":
-        P = v_range[1] / 12 + c_range[0] / 4 + 2 * v / 3  # eq. (5)
-        R = c_range[0] / 12 + v_range[1] / 4 + 2 * c / 3  # eq. (6)
+        # Theorem 1 with the priors' bounds: every buyer's v^max and every seller's c^min.
+        P = pricing.equilibrium_bid(v, v_range[1], c_range[0])
+        R = pricing.equilibrium_ask(c, c_range[0], v_range[1])
         trade = pricing.bid_covers_ask(P, R)
-        T = 0.5 * (P + R)
+        T = pricing.transaction_price(P, R)
     elif mechanism == "complete-info":
         P, R = v, c
         trade = v >= c
-        T = 0.5 * (v + c)
+        T = pricing.transaction_price(v, c)
     elif mechanism == "single-price":
         if price is None:
             raise MechanismError("price: the single-price mechanism needs a posted price")

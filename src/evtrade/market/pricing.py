@@ -1,7 +1,16 @@
 """Prices of the three mechanisms ETA compares, vectorised over every buyer x seller pair.
 
-All functions take 1-D arrays (buyers of length N, sellers of length M) and return (N, M) arrays;
-nothing loops over pairs in Python.
+Theorem 1 is written once, in :func:`equilibrium_bid` and :func:`equilibrium_ask` (elementwise,
+numpy broadcasting); every other use calls them. :func:`buyer_bid` and :func:`seller_ask` lay the
+same arithmetic out over the pairs: buyers' arrays (..., N) and sellers' (..., M) give (..., N, M),
+with any leading axes (rounds of a batch) shared; 1-D arrays or numbers give (N, M). Nothing loops
+over pairs in Python.
+
+The canonical expression order (issue 17: outputs stay bit for bit the same, so callers must not
+rewrite it) is ``v^max / 12 + c^min / 4 + 2 v / 3`` for the bid and ``c^min / 12 + v^max / 4 +
+2 c / 3`` for the ask, summed left to right. BABG's first bids (eqs. 29-30), the same formula, are
+computed in another order (``2/3 p + 1/4 r^min + p^max / 12``) and differ from these in the last
+bit; they keep their own order while their outputs must not change.
 
 References
 ----------
@@ -16,6 +25,8 @@ from numpy.typing import ArrayLike, NDArray
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
+#: An array broadcast against the others, or one number for every slot.
+Floats = FloatArray | float
 
 #: Relative slack of the trade test ``P >= R``: Theorem 1 trades on equality, and ``P - R`` of an
 #: exact tie (v - c = (v^max - c^min)/4) rounds to +-1 ulp.
@@ -23,28 +34,50 @@ TIE_RTOL = 1e-12
 
 
 def _col(x: ArrayLike) -> FloatArray:
-    return np.asarray(x, dtype=float).reshape(-1, 1)
+    """Buyers' values as the pair grid's rows: (N,) -> (N, 1), (..., N) -> (..., N, 1)."""
+    a = np.asarray(x, dtype=float)
+    return a.reshape(-1, 1) if a.ndim <= 1 else a[..., :, None]
 
 
 def _row(x: ArrayLike) -> FloatArray:
-    return np.asarray(x, dtype=float).reshape(1, -1)
+    """Sellers' values as the pair grid's columns: (M,) -> (1, M), (..., M) -> (..., 1, M)."""
+    a = np.asarray(x, dtype=float)
+    return a.reshape(1, -1) if a.ndim <= 1 else a[..., None, :]
+
+
+def equilibrium_bid(v: Floats, v_max: Floats, c_min: Floats) -> FloatArray:
+    """Theorem 1, eq. (5), elementwise: ``P* = v^max / 12 + c^min / 4 + 2 v / 3``.
+
+    ``v``, ``v_max`` are the buyer's, ``c_min`` the seller's; the arguments broadcast. Algorithm 2
+    of the paper prints ``v_i^min / 12``; Theorem 1 and its proof use v_i^max, which is what is
+    implemented.
+    """
+    return np.asarray(v_max / 12.0 + c_min / 4.0 + 2.0 * v / 3.0)
+
+
+def equilibrium_ask(c: Floats, c_min: Floats, v_max: Floats) -> FloatArray:
+    """Theorem 1, eq. (6), elementwise: ``R* = c^min / 12 + v^max / 4 + 2 c / 3``.
+
+    ``c``, ``c_min`` are the seller's, ``v_max`` the buyer's; the arguments broadcast.
+    """
+    return np.asarray(c_min / 12.0 + v_max / 4.0 + 2.0 * c / 3.0)
 
 
 def buyer_bid(v: ArrayLike, v_max: ArrayLike, c_min: ArrayLike) -> FloatArray:
-    """Equilibrium bid P*_ij of buyer i to seller j (ETA Theorem 1, eq. 5).
+    """Equilibrium bid P*_ij of buyer i to seller j (ETA Theorem 1, eq. 5) for every pair.
 
-    ``P*_ij = v_i^max / 12 + c_j^min / 4 + 2 v_i / 3``. Algorithm 2 of the paper prints
-    ``v_i^min / 12``; Theorem 1 and its proof use v_i^max, which is what is implemented.
+    ``P*_ij = v_i^max / 12 + c_j^min / 4 + 2 v_i / 3``: buyers' arrays (..., N), sellers'
+    (..., M), result (..., N, M) (see the module docstring).
     """
-    return _col(v_max) / 12.0 + _row(c_min) / 4.0 + 2.0 * _col(v) / 3.0
+    return equilibrium_bid(_col(v), _col(v_max), _row(c_min))
 
 
 def seller_ask(c: ArrayLike, c_min: ArrayLike, v_max: ArrayLike) -> FloatArray:
-    """Equilibrium ask R*_ji of seller j to buyer i, returned as an (N, M) array (eq. 6).
+    """Equilibrium ask R*_ji of seller j to buyer i, returned as a (..., N, M) array (eq. 6).
 
     ``R*_ji = c_j^min / 12 + v_i^max / 4 + 2 c_j / 3``.
     """
-    return _row(c_min) / 12.0 + _col(v_max) / 4.0 + 2.0 * _row(c) / 3.0
+    return equilibrium_ask(_row(c), _row(c_min), _col(v_max))
 
 
 def transaction_price(bid: FloatArray, ask: FloatArray) -> FloatArray:
@@ -80,11 +113,6 @@ def single_price(
     T = np.full_like(P, float(price))
     trade = bid_covers_ask(P, T) & bid_covers_ask(T, R)
     return P, R, T, trade
-
-
-def trade_threshold(v_max: ArrayLike, c_min: ArrayLike) -> FloatArray:
-    """Smallest gap v_i - c_j that trades under Theorem 1: ``(v_i^max - c_j^min) / 4``."""
-    return (_col(v_max) - _row(c_min)) / 4.0
 
 
 def eta_pair_prices(
