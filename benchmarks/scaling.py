@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from evtrade.bench import binding_problem
-from evtrade.market.clearing import clear, p1_problem
+from evtrade.market.mechanisms.eta import clear, p1_problem
 from evtrade.market.reference import solve_p1_cvxpy
 from evtrade.market.welfare import solve_p1
 from evtrade.sim.scenarios import ScenarioSpec, random_market

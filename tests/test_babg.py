@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from evtrade import MechanismError, market_from_dict
-from evtrade.market.babg import BabgParams, babg_round, solve_swm2, two_way_auction
-from evtrade.market.ida import IdaParams, ida_round
 from evtrade.market.mechanisms import run_mechanism
+from evtrade.market.mechanisms.babg import BabgParams, babg_round, solve_swm2, two_way_auction
+from evtrade.market.mechanisms.ida import IdaParams, ida_round
 from evtrade.market.pricing import bid_covers_ask, buyer_bid, seller_ask
 from evtrade.market.reference import solve_swm2_cvxpy
 from evtrade.sim.babg_figures import BABG_SPEC, _eta_metrics

@@ -1,8 +1,9 @@
 """Trading mechanisms as pure, vectorised functions (no I/O, no chain, no clock)."""
 
-from evtrade.market.clearing import MECHANISMS, VOLUME_RULES, ClearingResult, Pair, clear
+from evtrade.market.mechanisms.eta import MECHANISMS, VOLUME_RULES, clear
 from evtrade.market.metrics import expected_gains_exact, expected_outcome
 from evtrade.market.pricing import buyer_bid, seller_ask, transaction_price
+from evtrade.market.result import ClearingResult, Pair
 from evtrade.market.welfare import P1Problem, P1Solution, solve_p1
 
 __all__ = [

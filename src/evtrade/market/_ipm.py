@@ -9,7 +9,7 @@ The family (every mechanism's volume problem is one of them)::
 
 with f, h, k convex, separable and twice differentiable (each given as gradient and diagonal
 Hessian). ETA's P1 (:func:`p1_model`), BABG's SWM2 and IDA's auctioneer problem A
-(:mod:`evtrade.market.babg`, :mod:`evtrade.market.ida`) are instances.
+(:mod:`evtrade.market.mechanisms.babg`, :mod:`evtrade.market.mechanisms.ida`) are instances.
 
 Mehrotra predictor-corrector. Every Newton system reduces, by eliminating the diagonal blocks, to
 one dense SPD system of size min(N, M), so an iteration costs O(N M min(N, M)). For P1,

@@ -16,9 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from evtrade.market.babg import BabgParams, babg_round, seller_cost, swm2_welfare
-from evtrade.market.clearing import clear
-from evtrade.market.ida import IdaParams, ida_round
+from evtrade.market.mechanisms.babg import BabgParams, babg_round
+from evtrade.market.mechanisms.eta import clear
+from evtrade.market.mechanisms.ida import IdaParams, ida_round
+from evtrade.market.objectives import seller_cost, swm2_welfare
 from evtrade.market.pricing import bid_covers_ask, buyer_bid, seller_ask
 from evtrade.model import Market
 from evtrade.sim.eta_figures import write_csv
@@ -55,8 +56,8 @@ def _eta_metrics(market: Market) -> Record:
     R = seller_ask(S["c"], S["c_min"], B["v_max"])
     band = B["v_max"][:, None] >= S["c_min"][None, :]
     ok = bid_covers_ask(P, R) & band
-    welfare = swm2_welfare(drained, x, B["w"], B["b_min"], l1=a.l1, l2=a.l2)
-    cost = seller_cost(drained, l1=a.l1, l2=a.l2)
+    welfare = float(swm2_welfare(drained, x, B["w"], B["b_min"], l1=a.l1, l2=a.l2))
+    cost = float(seller_cost(drained, l1=a.l1, l2=a.l2))
     return {
         "welfare": welfare,
         "volume": float(x.sum()),

@@ -1,54 +1,122 @@
-"""One entry point for every mechanism on the same market files (what ``evtrade clear`` calls)."""
+"""Every trading mechanism behind one registry: a name, its options, its clear function.
+
+A ``round`` mechanism clears one :class:`~evtrade.model.Market` into a
+:class:`~evtrade.market.result.ClearingResult` (what ``evtrade clear`` prints); a ``day``
+mechanism takes a day scenario and returns its own result. Adding a mechanism is one module in
+this package that declares its :class:`Mechanism` and one line in :data:`REGISTRY`.
+"""
 
 from __future__ import annotations
 
+from dataclasses import fields
+from typing import Any
+
 from evtrade.errors import MechanismError
-from evtrade.market.babg import BabgParams, clear_babg
-from evtrade.market.clearing import MECHANISMS, ClearingResult, clear
-from evtrade.market.ida import IdaParams, clear_ida
+from evtrade.market.mechanisms import babg, eta, ida
+from evtrade.market.mechanisms.base import Kind, Mechanism
+from evtrade.market.result import ClearingResult
 from evtrade.model import Market
 
-ALL_MECHANISMS: tuple[str, ...] = (*MECHANISMS, "babg", "ida")
+#: Every mechanism, in the order of listings. A new one: its module here, and one line.
+REGISTRY: tuple[Mechanism, ...] = (
+    *eta.VARIANTS,
+    babg.MECHANISM,
+    ida.MECHANISM,
+)
+_BY_NAME = {m.name: m for m in REGISTRY}
+#: The default mechanism; options at its defaults count as not given (as the CLI passes them).
+DEFAULT = "eta"
 
 
-def run_mechanism(
-    market: Market,
-    mechanism: str = "eta",
-    *,
-    price: float | None = None,
-    volumes: str = "p1",
-    alpha: float | None = None,
-    beta: float | None = None,
-    grid_buy: float | None = None,
-    grid_sell: float | None = None,
-) -> ClearingResult:
-    """Clear ``market`` with ``mechanism``; options that a mechanism does not take are refused.
+def names(kind: Kind | None = None) -> tuple[str, ...]:
+    """The registered names in registry order, of one ``kind`` or all."""
+    return tuple(m.name for m in REGISTRY if kind is None or m.kind == kind)
 
-    ``eta``, ``complete-info``, ``single-price``: :func:`evtrade.market.clear` (``price`` and
-    ``volumes`` apply). ``babg``: Luo et al.'s two-way auction with ``alpha``, ``beta`` and the
-    grid prices (:mod:`evtrade.market.babg`). ``ida``: Kang et al.'s iterative double auction.
+
+def get(name: str) -> Mechanism:
+    """The mechanism called ``name``.
+
+    Raises
+    ------
+    MechanismError
+        On an unknown name, naming the field ``mechanism`` and the choices.
     """
-    babg_opts = {"alpha": alpha, "beta": beta, "grid_buy": grid_buy, "grid_sell": grid_sell}
-    given = [k for k, v in babg_opts.items() if v is not None]
-    if mechanism == "babg":
-        if price is not None or volumes != "p1":
-            raise MechanismError("price/volumes: babg sets its own prices and volumes (SWM2)")
-        d = BabgParams()
-        params = BabgParams(
-            alpha=d.alpha if alpha is None else alpha,
-            beta=d.beta if beta is None else beta,
-            grid_buy=d.grid_buy if grid_buy is None else grid_buy,
-            grid_sell=d.grid_sell if grid_sell is None else grid_sell,
-        )
-        return clear_babg(market, params)
-    if given:
-        raise MechanismError(f"{given[0]}: only the babg mechanism takes this option")
-    if mechanism == "ida":
-        if price is not None or volumes != "p1":
-            raise MechanismError("price/volumes: ida sets its own prices and volumes")
-        return clear_ida(market, IdaParams())
-    if mechanism not in MECHANISMS:
+    try:
+        return _BY_NAME[name]
+    except (KeyError, TypeError):
         raise MechanismError(
-            f"mechanism: unknown {mechanism!r}; choose one of {', '.join(ALL_MECHANISMS)}"
+            f"mechanism: unknown {name!r}; choose one of {', '.join(names())}"
+        ) from None
+
+
+def run_mechanism(market: Market, mechanism: str = DEFAULT, **options: Any) -> ClearingResult:
+    """Clear ``market`` with the round mechanism ``mechanism``; options that it does not take are
+    refused.
+
+    An option is given when it differs from the default mechanism's default for it (None for the
+    options the default mechanism does not have). ``eta``, ``complete-info``, ``single-price``:
+    :func:`evtrade.market.mechanisms.eta.clear` (``price`` and ``volumes`` apply). ``babg``: Luo
+    et al.'s two-way auction with the fields of
+    :class:`~evtrade.market.mechanisms.babg.BabgParams` (``alpha``, ``beta``, the grid prices).
+    ``ida``: Kang et al.'s iterative double auction.
+
+    Raises
+    ------
+    MechanismError
+        An option only another mechanism takes (``"<option>: only the <name> mechanism takes
+        this option"``), a shared option this one refuses, an unknown mechanism, or the
+        mechanism's own checks of its options.
+    """
+    given = _given(options)
+    mech = _BY_NAME.get(mechanism)
+    taken = () if mech is None else mech.options()
+    foreign = [k for k in _option_order() if k in given and k not in taken]
+    for k in foreign:
+        owners = _owners(k)
+        if len(owners) == 1:
+            raise MechanismError(f"{k}: only the {owners[0]} mechanism takes this option")
+    if mech is not None and foreign:
+        if mech.refuses:
+            shared = [k for k in _option_order() if len(_owners(k)) > 1 and k not in taken]
+            raise MechanismError(f"{'/'.join(shared)}: {mech.refuses}")
+        raise MechanismError(f"{foreign[0]}: the {mech.name} mechanism does not take this option")
+    if mech is None:
+        get(mechanism)  # raises, naming the choices
+    assert mech is not None
+    if mech.kind != "round":
+        raise MechanismError(
+            f"mechanism: {mech.name} clears a day scenario, not one market; choose one of "
+            f"{', '.join(names('round'))}"
         )
-    return clear(market, mechanism, price=price, volumes=volumes)
+    result: ClearingResult
+    if mech.params is None:
+        result = mech.run(market)
+    else:
+        result = mech.run(market, mech.params(**{k: v for k, v in given.items() if k in taken}))
+    return result
+
+
+def _given(options: dict[str, Any]) -> dict[str, Any]:
+    known = set(_option_order())
+    for k in options:
+        if k not in known:
+            raise TypeError(f"run_mechanism() got an unexpected keyword argument {k!r}")
+    default = get(DEFAULT)
+    base = {} if default.params is None else {f.name: f.default for f in fields(default.params)}
+    return {k: v for k, v in options.items() if not _same(v, base.get(k))}
+
+
+def _same(value: Any, default: Any) -> bool:
+    return value is default if default is None else bool(value == default)
+
+
+def _option_order() -> tuple[str, ...]:
+    """Every option of every mechanism, in registry order, each once."""
+    return tuple(dict.fromkeys(k for m in REGISTRY for k in m.options()))
+
+
+def _owners(option: str) -> tuple[str, ...]:
+    return tuple(m.name for m in REGISTRY if option in m.options())
+
+
+__all__ = ["REGISTRY", "Kind", "Mechanism", "get", "names", "run_mechanism"]

@@ -35,8 +35,17 @@ from numpy.typing import NDArray
 from evtrade.errors import MechanismError, SolverError
 from evtrade.market._ipm import IPMResult, Separable, interior_point
 from evtrade.market.admission import Admission
-from evtrade.market.clearing import ZERO_KWH, ClearingResult, assemble_result, market_basics
-from evtrade.market.feasibility import exclude_unservable_buyers
+from evtrade.market.mechanisms.base import Mechanism
+from evtrade.market.objectives import seller_cost, swm2_welfare
+from evtrade.market.reasons import (
+    NO_SPARE,
+    OPTIMUM_SKIPS_BUYER,
+    OPTIMUM_SKIPS_SELLER,
+    Wording,
+    unmatched,
+)
+from evtrade.market.result import ZERO_KWH, ClearingResult, assemble_result
+from evtrade.market.round import exclude, market_basics
 from evtrade.model import Market
 
 FloatArray = NDArray[np.float64]
@@ -194,7 +203,7 @@ def solve_swm2(
             wr, d_min[rows], d_max[rows], efficiency[cols], cap[cols], l1=l1, l2=l2
         )
         d = s * efficiency
-        welfare = swm2_welfare(s, d, w, d_min, l1=l1, l2=l2)
+        welfare = float(swm2_welfare(s, d, w, d_min, l1=l1, l2=l2))
         return Swm2Solution(s=s, d=d, welfare=welfare, iterations=0)
 
     def buyer(u: FloatArray) -> tuple[FloatArray, FloatArray]:
@@ -229,7 +238,7 @@ def solve_swm2(
     return Swm2Solution(
         s=s,
         d=d,
-        welfare=swm2_welfare(s, d, w, d_min, l1=l1, l2=l2),
+        welfare=float(swm2_welfare(s, d, w, d_min, l1=l1, l2=l2)),
         iterations=res.iterations,
     )
 
@@ -278,23 +287,6 @@ def _one_price(
     # Route: seller j's total S_j to buyers in proportion to D_i (scale S to the exact demand).
     scale = D.sum() / supplied if supplied > 0 else 0.0
     return np.asarray(np.outer(D / max(float(D.sum()), 1e-300), S * scale))
-
-
-def swm2_welfare(
-    s: FloatArray, d: FloatArray, w: FloatArray, d_min: FloatArray, *, l1: float, l2: float
-) -> float:
-    """SWM2's objective (eq. 12) of an allocation; buyers served below d^min count 0 (unserved)."""
-    D = d.sum(axis=1)
-    served = D - d_min * (1 - 1e-9) >= -1e-9
-    util = np.where(served, w * np.log(np.maximum(D - d_min + 1.0, 1e-300)), 0.0)
-    S = s.sum(axis=0)
-    return float(util.sum() - np.sum(l1 * S * S + l2 * S))
-
-
-def seller_cost(s: FloatArray, *, l1: float, l2: float) -> float:
-    """Total loss sum_j C_j(S_j) (eq. 4) of drained energy s (N, M)."""
-    S = s.sum(axis=0)
-    return float(np.sum(l1 * S * S + l2 * S))
 
 
 @dataclass(frozen=True)
@@ -409,11 +401,7 @@ def babg_round(market: Market, params: BabgParams | None = None) -> BabgRound:
     W[bi, sj], Q[bi, sj], rounds[bi, sj], settled[bi, sj] = auc.W, auc.Q, auc.rounds, auc.settled
     d_min = np.where(b_v2v, B["b_min"], 0.0)
     d_max = np.where(b_v2v, B["b_max"], 0.0)
-    excluded = exclude_unservable_buyers(
-        settled, d_min, spare * eff, B["w"], [b.id for b in market.buyers]
-    )
-    in_round = b_v2v.copy()
-    in_round[list(excluded)] = False
+    excluded, in_round = exclude(market, settled, d_min, spare * eff, b_v2v)
     swm2 = Swm2Problem(
         mask=settled & in_round[:, None],
         w=B["w"],
@@ -446,8 +434,8 @@ def babg_round(market: Market, params: BabgParams | None = None) -> BabgRound:
         delivered=delivered,
         excluded=excluded,
         grid=grid,
-        welfare=swm2_welfare(drained, delivered, B["w"], d_min, l1=a.l1, l2=a.l2),
-        cost=seller_cost(drained, l1=a.l1, l2=a.l2),
+        welfare=float(swm2_welfare(drained, delivered, B["w"], d_min, l1=a.l1, l2=a.l2)),
+        cost=float(seller_cost(drained, l1=a.l1, l2=a.l2)),
         iterations=sol.iterations,
         dist=dist,
     )
@@ -491,30 +479,33 @@ def _grid_trades(
     return tuple(out)
 
 
+_GRID_BUYER = "no seller's price band meets this buyer's: buys from the grid (V2G)"
+_GRID_SELLER = "no buyer's price band meets this seller's: sells to the grid (V2G)"
+
+
 def clear_babg(market: Market, params: BabgParams | None = None) -> ClearingResult:
     """One BABG round in the common result shape (``P`` = W, ``R`` = Q, ``T`` = W: the buyer
     pays its final bid, the seller receives its final ask, the auctioneer keeps the difference).
     ``welfare`` is SWM2's objective; ``solver`` adds the auction's and the grid's outcome."""
     rnd = babg_round(market, params)
-    unmatched = []
-    for i, b in enumerate(market.buyers):
-        role = rnd.buyer_role[i]
-        if role == "rejected" or rnd.delivered[i].sum() > 0:
-            continue
-        reason = {
-            "idle": "nothing to buy (b_max is 0)",
-            "grid": "no seller's price band meets this buyer's: buys from the grid (V2G)",
-        }.get(role, rnd.excluded.get(i, "the welfare optimum allocates no energy to this buyer"))
-        unmatched.append({"id": b.id, "role": "buyer", "reason": reason})
-    for j, s_ in enumerate(market.sellers):
-        role = rnd.seller_role[j]
-        if role == "rejected" or rnd.drained[:, j].sum() > 0:
-            continue
-        reason = {
-            "idle": "no spare energy (s_t <= s_r)",
-            "grid": "no buyer's price band meets this seller's: sells to the grid (V2G)",
-        }.get(role, "the welfare optimum takes no energy from this seller")
-        unmatched.append({"id": s_.id, "role": "seller", "reason": reason})
+    buyer_role, seller_role = np.asarray(rnd.buyer_role), np.asarray(rnd.seller_role)
+    reasons = unmatched(
+        market,
+        buyers=(buyer_role != "rejected") & ~(rnd.delivered.sum(axis=1) > 0),
+        sellers=(seller_role != "rejected") & ~(rnd.drained.sum(axis=0) > 0),
+        excluded=rnd.excluded,
+        buyer_wording=Wording(
+            rules=(
+                (buyer_role == "idle", "nothing to buy (b_max is 0)"),
+                (buyer_role == "grid", _GRID_BUYER),
+            ),
+            otherwise=OPTIMUM_SKIPS_BUYER,
+        ),
+        seller_wording=Wording(
+            rules=((seller_role == "idle", NO_SPARE), (seller_role == "grid", _GRID_SELLER)),
+            otherwise=OPTIMUM_SKIPS_SELLER,
+        ),
+    )
     traded = rnd.delivered > 0
     rounds = rnd.rounds[rnd.candidates]
     solver: dict[str, Any] = {
@@ -547,6 +538,17 @@ def clear_babg(market: Market, params: BabgParams | None = None) -> ClearingResu
         pairs_mask=rnd.settled | traded,
         x=rnd.delivered,
         welfare=rnd.welfare,
-        unmatched=tuple(unmatched),
+        unmatched=reasons,
         solver=solver,
     )
+
+
+#: The registry's entry (:mod:`evtrade.market.mechanisms`).
+MECHANISM = Mechanism(
+    "babg",
+    "BABG (Luo et al.): two-way auction, SWM2 volumes, V2G for the unmatched",
+    "round",
+    BabgParams,
+    clear_babg,
+    refuses="babg sets its own prices and volumes (SWM2)",
+)

@@ -1,147 +1,85 @@
-"""Clearing one trading round: admission, pricing, pair filter, exclusion rule, volumes.
+"""ETA (Xia et al.): one trading round by Algorithm 1 end to end, and two benchmarks of its paper.
 
-This is Algorithm 1 of ETA end to end, as one pure function of a :class:`~evtrade.model.Market`.
+``eta``: Bayesian equilibrium bids and asks (Theorem 1), trade iff P* >= R*, T = (P* + R*)/2.
+``complete-info``: bids are the true values. ``single-price``: one posted price. The set-up before
+the prices (admission, distances, the exclusion rule) is :mod:`evtrade.market.round`; the volumes
+are problem P1's optimum (:mod:`evtrade.market.welfare`) or Theorem 2's variant
+(:mod:`evtrade.market.theorem2`). A pure function of a :class:`~evtrade.model.Market`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from functools import cached_property
-from typing import Any, Literal
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from evtrade.errors import MechanismError
 from evtrade.market import pricing
-from evtrade.market.admission import Admission, admit
-from evtrade.market.feasibility import exclude_unservable_buyers
-from evtrade.market.geo import haversine_km
-from evtrade.market.metrics import pair_satisfaction
+from evtrade.market.mechanisms.base import Mechanism
+from evtrade.market.objectives import eta_welfare
+from evtrade.market.reasons import (
+    NO_SPARE,
+    OPTIMUM_SKIPS_BUYER,
+    OPTIMUM_SKIPS_SELLER,
+    Wording,
+    unmatched,
+)
+from evtrade.market.result import ZERO_KWH, ClearingResult, assemble_result
+from evtrade.market.round import Quotes, RoundSetup, prepare_round
 from evtrade.market.theorem2 import project_feasible, theorem2_volumes
 from evtrade.market.welfare import P1Problem, solve_p1
 from evtrade.model import Market
 
 FloatArray = NDArray[np.float64]
-Mechanism = Literal["eta", "complete-info", "single-price"]
-Volumes = Literal["p1", "theorem2"]
 MECHANISMS: tuple[str, ...] = ("eta", "complete-info", "single-price")
 VOLUME_RULES: tuple[str, ...] = ("p1", "theorem2")
 
-#: Volumes below this (kWh) are reported as 0.
-ZERO_KWH = 1e-12
-
 
 @dataclass(frozen=True)
-class Pair:
-    """A buyer-seller pair allowed to trade, with its prices and the volume allocated to it."""
+class EtaOptions:
+    """Options of the three variants (checked by :func:`clear`): ``price`` is the posted price of
+    ``single-price`` (refused by the other two), ``volumes`` the volume rule."""
 
-    buyer: str
-    seller: str
-    P: float
-    R: float
-    T: float
-    volume: float
-    distance_km: float | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "buyer": self.buyer,
-            "seller": self.seller,
-            "P": self.P,
-            "R": self.R,
-            "T": self.T,
-            "volume": self.volume,
-            "distance_km": self.distance_km,
-        }
+    price: float | None = None
+    volumes: str = "p1"
 
 
-@dataclass(frozen=True)
-class PairTable:
-    """Every pair that may trade, as arrays in input order (buyers, then sellers)."""
+def _variant(mechanism: str) -> Callable[[Market, EtaOptions], ClearingResult]:
+    """:func:`clear` with ``mechanism`` fixed, taking its options as :class:`EtaOptions`."""
 
-    buyer_ids: tuple[str, ...]
-    seller_ids: tuple[str, ...]
-    i: NDArray[np.intp]
-    j: NDArray[np.intp]
-    P: FloatArray
-    R: FloatArray
-    T: FloatArray
-    volume: FloatArray
-    distance_km: FloatArray  # NaN where a participant has no location
+    def run(market: Market, options: EtaOptions) -> ClearingResult:
+        return clear(market, mechanism, price=options.price, volumes=options.volumes)
 
-    def pairs(self) -> tuple[Pair, ...]:
-        return tuple(
-            Pair(
-                buyer=self.buyer_ids[i],
-                seller=self.seller_ids[j],
-                P=P,
-                R=R,
-                T=T,
-                volume=v,
-                distance_km=None if d != d else d,  # NaN: no location
-            )
-            for i, j, P, R, T, v, d in zip(
-                self.i.tolist(),
-                self.j.tolist(),
-                self.P.tolist(),
-                self.R.tolist(),
-                self.T.tolist(),
-                self.volume.tolist(),
-                self.distance_km.tolist(),
-                strict=True,
-            )
-        )
+    return run
 
 
-@dataclass(frozen=True)
-class ClearingResult:
-    """Outcome of :func:`clear`. ``to_dict()`` is exactly the CLI's ``--format json`` output.
-
-    Attributes
-    ----------
-    pairs : every pair that may trade (bid covers ask under the mechanism, within distance,
-        both bids admitted), in input order of buyers then sellers, volume 0 where the optimum
-        gives none. Built on first use from ``pair_table`` (the same data as arrays).
-    rejected : bids refused by Algorithm 1 (``{"id", "role", "reason"}``).
-    unmatched : admitted participants that trade nothing, with the reason.
-    welfare : P1 objective (eq. 11) at the allocation.
-    """
-
-    mechanism: str
-    volumes_rule: str
-    price: float | None
-    pair_table: PairTable = field(repr=False, compare=False)
-    rejected: tuple[dict[str, str], ...]
-    unmatched: tuple[dict[str, str], ...]
-    welfare: float
-    total_volume: float
-    gains_from_trade: float
-    total_payment: float
-    satisfaction: dict[str, float | None]
-    solver: dict[str, Any]
-    volume_matrix: FloatArray = field(repr=False, compare=False)
-
-    @cached_property
-    def pairs(self) -> tuple[Pair, ...]:
-        """The pairs as objects, built on first use (a city-scale round has millions)."""
-        return self.pair_table.pairs()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "mechanism": self.mechanism,
-            "volumes": self.volumes_rule,
-            "price": self.price,
-            "pairs": [p.to_dict() for p in self.pairs],
-            "rejected": [dict(r) for r in self.rejected],
-            "unmatched": [dict(u) for u in self.unmatched],
-            "welfare": self.welfare,
-            "total_volume": self.total_volume,
-            "gains_from_trade": self.gains_from_trade,
-            "total_payment": self.total_payment,
-            "satisfaction": dict(self.satisfaction),
-            "solver": dict(self.solver),
-        }
+#: The registry's entries (:mod:`evtrade.market.mechanisms`).
+VARIANTS = (
+    Mechanism(
+        "eta",
+        "ETA: Bayesian equilibrium bids and asks (Theorem 1), P1 volumes",
+        "round",
+        EtaOptions,
+        _variant("eta"),
+    ),
+    Mechanism(
+        "complete-info",
+        "ETA's benchmark: the true values as bids, P1 volumes",
+        "round",
+        EtaOptions,
+        _variant("complete-info"),
+    ),
+    Mechanism(
+        "single-price",
+        "ETA's benchmark: one posted price (--price), P1 volumes",
+        "round",
+        EtaOptions,
+        _variant("single-price"),
+    ),
+)
 
 
 def clear(
@@ -176,11 +114,10 @@ def clear(
         On an unknown mechanism or volume rule, or a missing / invalid price.
     """
     _check_options(mechanism, price, volumes)
-    rnd = prepare_round(market, mechanism, price)
+    rnd = round_setup(market, mechanism, price)
     adm, P, R, T, dist = rnd.admission, rnd.P, rnd.R, rnd.T, rnd.dist
     pairs_mask, in_round = rnd.pairs_mask, rnd.in_round
-    excluded, spare = rnd.excluded, rnd.spare
-    B = market.buyer_arrays
+    B, S, a = market.buyer_arrays, market.seller_arrays, market.auctioneer
 
     x, solver_info = _volumes(volumes, market, rnd)
     x = np.where(x > ZERO_KWH, x, 0.0)
@@ -198,81 +135,11 @@ def clear(
         dist=dist,
         pairs_mask=pairs_mask,
         x=x,
-        welfare=_welfare(market, x, in_welfare),
-        unmatched=_unmatched(market, adm.buyers_ok, adm.sellers_ok, pairs_mask, x, excluded, spare),
+        welfare=float(
+            eta_welfare(x, B["w"], B["b_min"], S["rho"], a.l1, a.l2, in_round=in_welfare)
+        ),
+        unmatched=_unmatched(market, rnd, x),
         solver=solver_info,
-    )
-
-
-def assemble_result(
-    market: Market,
-    *,
-    admission: Admission,
-    mechanism: str,
-    volumes_rule: str,
-    price: float | None,
-    P: FloatArray,
-    R: FloatArray,
-    T: FloatArray,
-    dist: FloatArray,
-    pairs_mask: NDArray[np.bool_],
-    x: FloatArray,
-    welfare: float,
-    unmatched: tuple[dict[str, str], ...],
-    solver: dict[str, Any],
-) -> ClearingResult:
-    """The common result shape of every mechanism (the CLI's JSON), from its arrays.
-
-    ``P``, ``R``, ``T`` are (N, M): what the buyer bids, what the seller asks, what the buyer pays
-    per kWh; ``x`` the delivered kWh per pair; ``admission`` is the mechanism's own Algorithm 1
-    verdict (not recomputed).
-    """
-    adm = admission
-    B, S = market.buyer_arrays, market.seller_arrays
-    pi, pj = np.nonzero(pairs_mask)
-    table = PairTable(
-        buyer_ids=tuple(b.id for b in market.buyers),
-        seller_ids=tuple(s.id for s in market.sellers),
-        i=pi,
-        j=pj,
-        P=P[pi, pj],
-        R=R[pi, pj],
-        T=T[pi, pj],
-        volume=x[pi, pj],
-        distance_km=np.broadcast_to(dist, pairs_mask.shape)[pi, pj],
-    )
-    rejected = tuple(
-        {"id": p.id, "role": role, "reason": adm.reasons[p.id]}
-        for role, group in (("buyer", market.buyers), ("seller", market.sellers))
-        for p in group
-        if p.id in adm.reasons
-    )
-    ti, tj = np.nonzero(x > 0)  # traded pairs only: a city-scale round trades few of its pairs
-    weights = x[ti, tj]
-    sat_b, sat_s = pair_satisfaction(P[ti, tj], R[ti, tj], T[ti, tj])
-    total = float(weights.sum())
-    satisfaction: dict[str, float | None] = {
-        "buyers": float(np.dot(sat_b, weights) / total) if total > 0 else None,
-        "sellers": float(np.dot(sat_s, weights) / total) if total > 0 else None,
-    }
-    mean = None
-    if total > 0:
-        mean = 0.5 * (float(satisfaction["buyers"] or 0.0) + float(satisfaction["sellers"] or 0.0))
-    satisfaction["mean"] = mean
-    return ClearingResult(
-        mechanism=mechanism,
-        volumes_rule=volumes_rule,
-        price=price,
-        pair_table=table,
-        rejected=rejected,
-        unmatched=unmatched,
-        welfare=welfare,
-        total_volume=float(x.sum()),
-        gains_from_trade=float(np.dot(weights, B["v"][ti] - S["c"][tj])),
-        total_payment=float(np.dot(weights, T[ti, tj])),
-        satisfaction=satisfaction,
-        solver=solver,
-        volume_matrix=x,
     )
 
 
@@ -294,18 +161,23 @@ def _check_options(mechanism: str, price: float | None, volumes: str) -> None:
         raise MechanismError(f"price: only the single-price mechanism takes a price ({mechanism})")
 
 
-def _prices(
-    mechanism: str, price: float | None, B: dict[str, FloatArray], S: dict[str, FloatArray]
-) -> tuple[FloatArray, FloatArray, FloatArray, NDArray[np.bool_]]:
+def _quotes(market: Market, mechanism: str, price: float | None) -> Quotes:
+    B, S = market.buyer_arrays, market.seller_arrays
     if mechanism == "eta":
         P = pricing.buyer_bid(B["v"], B["v_max"], S["c_min"])
         R = pricing.seller_ask(S["c"], S["c_min"], B["v_max"])
-        return P, R, pricing.transaction_price(P, R), pricing.bid_covers_ask(P, R)
+        return Quotes(P, R, pricing.transaction_price(P, R), pricing.bid_covers_ask(P, R))
     if mechanism == "complete-info":
         P, R, ok = pricing.complete_information(B["v"], S["c"])
-        return P, R, pricing.transaction_price(P, R), ok
+        return Quotes(P, R, pricing.transaction_price(P, R), ok)
     assert price is not None
-    return pricing.single_price(B["v"], S["c"], float(price))
+    return Quotes(*pricing.single_price(B["v"], S["c"], float(price)))
+
+
+def round_setup(market: Market, mechanism: str = "eta", price: float | None = None) -> RoundSetup:
+    """Algorithm 1 up to the volumes under one variant's prices (for :func:`clear`,
+    :func:`p1_problem` and the settlement planner)."""
+    return prepare_round(market, _quotes(market, mechanism, price))
 
 
 def _volumes(rule: str, market: Market, rnd: RoundSetup) -> tuple[FloatArray, dict[str, Any]]:
@@ -341,126 +213,27 @@ def _p1_of(market: Market, rnd: RoundSetup) -> P1Problem:
 def p1_problem(market: Market, mechanism: str = "eta", *, price: float | None = None) -> P1Problem:
     """The problem P1 that :func:`clear` solves for ``market`` (for references and audits)."""
     _check_options(mechanism, price, "p1")
-    return _p1_of(market, prepare_round(market, mechanism, price))
+    return _p1_of(market, round_setup(market, mechanism, price))
 
 
-@dataclass(frozen=True)
-class RoundSetup:
-    """Everything before the volumes: admission, prices, pair masks, the exclusion rule."""
-
-    admission: Admission
-    P: FloatArray
-    R: FloatArray
-    T: FloatArray
-    dist: FloatArray
-    pairs_mask: NDArray[np.bool_]  # may trade: admitted, bid covers ask, within distance
-    solve_mask: NDArray[np.bool_]  # ... and the seller has spare energy, the buyer is in round
-    in_round: NDArray[np.bool_]
-    excluded: dict[int, str]
-    spare: FloatArray
-    deliverable: FloatArray
-
-
-@dataclass(frozen=True)
-class Basics:
-    """What every mechanism starts from: Algorithm 1's admission, each seller's spare energy
-    s^t - s^r (never negative), the distances, and the pairs that are both admitted and within
-    the auctioneer's ``max_distance_km``."""
-
-    admission: Admission
-    spare: FloatArray
-    dist: FloatArray
-    reachable: NDArray[np.bool_]
-
-
-def market_basics(market: Market) -> Basics:
-    """Admission, spare energy, distances and reachable pairs of ``market`` (:class:`Basics`)."""
-    adm = admit(market)
-    B, S = market.buyer_arrays, market.seller_arrays
-    dist = haversine_km(B["lat"], B["lon"], S["lat"], S["lon"])
-    reachable = adm.buyers_ok[:, None] & adm.sellers_ok[None, :]
-    if market.auctioneer.max_distance_km is not None:
-        reachable &= dist <= market.auctioneer.max_distance_km
-    spare = np.maximum(S["s_t"] - S["s_r"], 0.0)
-    return Basics(admission=adm, spare=spare, dist=dist, reachable=reachable)
-
-
-def prepare_round(market: Market, mechanism: str, price: float | None) -> RoundSetup:
-    """Algorithm 1 up to the volumes, for ``clear`` and ``p1_problem``."""
-    basics = market_basics(market)
-    adm, spare, dist = basics.admission, basics.spare, basics.dist
-    B, S = market.buyer_arrays, market.seller_arrays
-    P, R, T, tradable = _prices(mechanism, price, B, S)
-    pairs_mask = basics.reachable & tradable
-    deliverable = spare / (1.0 + S["rho"])
-    solve_mask = pairs_mask & (spare > 0)[None, :] & adm.buyers_ok[:, None]
-    excluded = exclude_unservable_buyers(
-        solve_mask,
-        np.where(adm.buyers_ok, B["b_min"], 0.0),
-        deliverable,
-        B["w"],
-        [b.id for b in market.buyers],
+def _unmatched(market: Market, rnd: RoundSetup, x: FloatArray) -> tuple[dict[str, str], ...]:
+    adm, pairs_mask = rnd.admission, rnd.pairs_mask
+    no_seller = "no seller's ask is covered by this buyer's bid (or none is within distance)"
+    no_buyer = "no buyer's bid covers this seller's ask (or none is within distance)"
+    return unmatched(
+        market,
+        buyers=adm.buyers_ok & ~(x.sum(axis=1) > 0),
+        sellers=adm.sellers_ok & ~(x.sum(axis=0) > 0),
+        excluded=rnd.excluded,
+        buyer_wording=Wording(
+            rules=(
+                (np.asarray(~pairs_mask.any(axis=1)), no_seller),
+                (np.asarray(market.buyer_arrays["b_max"] == 0), "b_max is 0"),
+            ),
+            otherwise=OPTIMUM_SKIPS_BUYER,
+        ),
+        seller_wording=Wording(
+            rules=((rnd.spare <= 0, NO_SPARE), (np.asarray(~pairs_mask.any(axis=0)), no_buyer)),
+            otherwise=OPTIMUM_SKIPS_SELLER,
+        ),
     )
-    in_round = adm.buyers_ok.copy()
-    in_round[list(excluded)] = False
-    solve_mask &= in_round[:, None]
-    return RoundSetup(
-        admission=adm,
-        P=P,
-        R=R,
-        T=T,
-        dist=dist,
-        pairs_mask=pairs_mask,
-        solve_mask=solve_mask,
-        in_round=in_round,
-        excluded=excluded,
-        spare=spare,
-        deliverable=deliverable,
-    )
-
-
-def _welfare(market: Market, x: FloatArray, in_round: NDArray[np.bool_]) -> float:
-    """ETA eq. (11): sum_i w_i ln(X_i - b_i^min + 1) - sum_ij rho_j (l1 x_ij^2 + l2 x_ij)."""
-    B, S = market.buyer_arrays, market.seller_arrays
-    a = market.auctioneer
-    X = x.sum(axis=1)
-    util = np.where(in_round, B["w"] * np.log(np.maximum(X - B["b_min"] + 1.0, 1e-300)), 0.0)
-    cost = S["rho"] * (a.l1 * (x * x).sum(axis=0) + a.l2 * x.sum(axis=0))
-    return float(util.sum() - cost.sum())
-
-
-def _unmatched(
-    market: Market,
-    buyers_ok: NDArray[np.bool_],
-    sellers_ok: NDArray[np.bool_],
-    pairs_mask: NDArray[np.bool_],
-    x: FloatArray,
-    excluded: dict[int, str],
-    spare: FloatArray,
-) -> tuple[dict[str, str], ...]:
-    out: list[dict[str, str]] = []
-    bought = x.sum(axis=1)
-    sold = x.sum(axis=0)
-    for i, b in enumerate(market.buyers):
-        if not buyers_ok[i] or bought[i] > 0:
-            continue
-        if i in excluded:
-            reason = excluded[i]
-        elif not pairs_mask[i].any():
-            reason = "no seller's ask is covered by this buyer's bid (or none is within distance)"
-        elif b.b_max == 0:
-            reason = "b_max is 0"
-        else:
-            reason = "the welfare optimum allocates no energy to this buyer"
-        out.append({"id": b.id, "role": "buyer", "reason": reason})
-    for j, s in enumerate(market.sellers):
-        if not sellers_ok[j] or sold[j] > 0:
-            continue
-        if spare[j] <= 0:
-            reason = "no spare energy (s_t <= s_r)"
-        elif not pairs_mask[:, j].any():
-            reason = "no buyer's bid covers this seller's ask (or none is within distance)"
-        else:
-            reason = "the welfare optimum takes no energy from this seller"
-        out.append({"id": s.id, "role": "seller", "reason": reason})
-    return tuple(out)

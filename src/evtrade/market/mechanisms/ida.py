@@ -39,9 +39,11 @@ from numpy.typing import NDArray
 from evtrade.errors import MechanismError, SolverError
 from evtrade.market._ipm import Separable, interior_point
 from evtrade.market.admission import Admission
-from evtrade.market.babg import seller_cost, swm2_welfare
-from evtrade.market.clearing import ZERO_KWH, ClearingResult, assemble_result, market_basics
-from evtrade.market.feasibility import exclude_unservable_buyers
+from evtrade.market.mechanisms.base import Mechanism
+from evtrade.market.objectives import seller_cost, swm2_welfare
+from evtrade.market.reasons import NO_SPARE, Wording, unmatched
+from evtrade.market.result import ZERO_KWH, ClearingResult, assemble_result
+from evtrade.market.round import exclude, market_basics
 from evtrade.model import Market
 
 FloatArray = NDArray[np.float64]
@@ -129,11 +131,7 @@ def ida_round(market: Market, params: IdaParams | None = None) -> IdaRound:
     eff = prm.eta / (1.0 + S["rho"])
     pairs = basics.reachable & (spare > 0)[None, :] & (B["b_max"] > 0)[:, None]
     b_min = np.where(adm.buyers_ok, B["b_min"], 0.0)
-    excluded = exclude_unservable_buyers(
-        pairs, b_min, spare * eff, B["w"], [b.id for b in market.buyers]
-    )
-    keep = np.ones(n, dtype=bool)
-    keep[list(excluded)] = False
+    excluded, keep = exclude(market, pairs, b_min, spare * eff, np.ones(n, dtype=bool))
     pairs &= keep[:, None]
     rows = pairs.any(axis=1)
     lo = np.where(rows, b_min, 0.0)
@@ -189,8 +187,8 @@ def ida_round(market: Market, params: IdaParams | None = None) -> IdaRound:
         history=np.asarray(history).reshape(-1, 2),
         excluded=excluded,
         failure=failure,
-        welfare=swm2_welfare(d, delivered, w, lo, l1=a.l1, l2=a.l2),
-        cost=seller_cost(d, l1=a.l1, l2=a.l2),
+        welfare=float(swm2_welfare(d, delivered, w, lo, l1=a.l1, l2=a.l2)),
+        cost=float(seller_cost(d, l1=a.l1, l2=a.l2)),
         dist=dist,
     )
 
@@ -210,21 +208,17 @@ def clear_ida(market: Market, params: IdaParams | None = None) -> ClearingResult
     with np.errstate(divide="ignore", invalid="ignore"):
         unit = np.where(traded, rnd.bids / np.where(traded, rnd.delivered, 1.0), 0.0)
     adm = rnd.admission
-    unmatched = []
-    for i, b in enumerate(market.buyers):
-        if rnd.delivered[i].sum() > 0 or not adm.buyers_ok[i]:
-            continue
-        reason = rnd.excluded.get(i, "IDA allocates no energy to this buyer")
-        unmatched.append({"id": b.id, "role": "buyer", "reason": reason})
-    for j, s_ in enumerate(market.sellers):
-        if rnd.drained[:, j].sum() > 0 or not adm.sellers_ok[j]:
-            continue
-        reason = (
-            "no spare energy (s_t <= s_r)"
-            if s_.spare <= 0
-            else "IDA takes no energy from this seller"
-        )
-        unmatched.append({"id": s_.id, "role": "seller", "reason": reason})
+    reasons = unmatched(
+        market,
+        buyers=adm.buyers_ok & ~(rnd.delivered.sum(axis=1) > 0),
+        sellers=adm.sellers_ok & ~(rnd.drained.sum(axis=0) > 0),
+        excluded=rnd.excluded,
+        buyer_wording=Wording(rules=(), otherwise="IDA allocates no energy to this buyer"),
+        seller_wording=Wording(
+            rules=((np.array([s.spare <= 0 for s in market.sellers], dtype=bool), NO_SPARE),),
+            otherwise="IDA takes no energy from this seller",
+        ),
+    )
     solver: dict[str, Any] = {
         "method": "ida-interior-point",
         "duality_gap": None,
@@ -249,6 +243,17 @@ def clear_ida(market: Market, params: IdaParams | None = None) -> ClearingResult
         pairs_mask=rnd.pairs,
         x=rnd.delivered,
         welfare=rnd.welfare,
-        unmatched=tuple(unmatched),
+        unmatched=reasons,
         solver=solver,
     )
+
+
+#: The registry's entry (:mod:`evtrade.market.mechanisms`).
+MECHANISM = Mechanism(
+    "ida",
+    "IDA (Kang et al.): iterative double auction",
+    "round",
+    None,
+    clear_ida,
+    refuses="ida sets its own prices and volumes",
+)
