@@ -1,0 +1,283 @@
+"""Everything the CLI prints: rich tables, plain lines, JSON and the figures' progress bar.
+
+The commands compute; this module only formats what they hand it, so a change of layout is an edit
+here alone. Amounts arrive converted (kWh, tokens) by :mod:`evtrade.settlement.units`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+if TYPE_CHECKING:  # the types only: importing the ledger side would slow every command
+    from evtrade.market import ClearingResult
+    from evtrade.settlement.audit import AuditReport
+
+T = TypeVar("T")
+
+
+def fmt(x: Any, digits: int = 4) -> str:
+    """A table cell: ``-`` for missing, floats to ``digits`` decimals, anything else as text."""
+    if x is None:
+        return "-"
+    if isinstance(x, float):
+        return f"{x:.{digits}f}"
+    return str(x)
+
+
+def sci(x: float | None) -> str:
+    """A small error in scientific notation, ``-`` when missing."""
+    return "-" if x is None else f"{x:.1e}"
+
+
+def json_text(data: Any, *, finite: bool = False) -> str:
+    """``data`` as indented JSON; ``finite`` refuses NaN and Infinity (a ``ValueError``)."""
+    return json.dumps(data, indent=2, allow_nan=not finite)
+
+
+def echo(text: str) -> None:
+    """One line (or block) on stdout."""
+    typer.echo(text)
+
+
+def note(text: str) -> None:
+    """One line on stderr (progress of a long command)."""
+    typer.echo(text, err=True)
+
+
+def _table(title: str, columns: Iterable[str], *, left: Iterable[str] = ()) -> Table:
+    table = Table(title=title)
+    flush_left = set(left)
+    for col in columns:
+        table.add_column(col, justify="left" if col in flush_left else "right")
+    return table
+
+
+# --- evtrade clear / montecarlo ---------------------------------------------------------------
+
+
+def clearing(d: Mapping[str, Any]) -> None:
+    """A clearing result's record (``ClearingResult.to_dict``): trades, rejected, unmatched and
+    totals."""
+    console = Console()
+    table = _table(
+        f"Trades ({d['mechanism']}, volumes {d['volumes']})",
+        ("buyer", "seller", "P", "R", "T", "volume (kWh)", "distance (km)"),
+        left=("buyer", "seller"),
+    )
+    for p in d["pairs"]:
+        table.add_row(
+            p["buyer"],
+            p["seller"],
+            fmt(p["P"]),
+            fmt(p["R"]),
+            fmt(p["T"]),
+            fmt(p["volume"], 3),
+            fmt(p["distance_km"], 2),
+        )
+    console.print(table)
+    for key, label in (("rejected", "Rejected bids"), ("unmatched", "Unmatched")):
+        if d[key]:
+            t = Table(title=label)
+            t.add_column("id")
+            t.add_column("role")
+            t.add_column("reason")
+            for r in d[key]:
+                t.add_row(r["id"], r["role"], r["reason"])
+            console.print(t)
+    sat = d["satisfaction"]["mean"]
+    console.print(
+        f"total volume {d['total_volume']:.3f} kWh   welfare {d['welfare']:.6f}   "
+        f"gains from trade {d['gains_from_trade']:.4f}   payments {d['total_payment']:.4f}   "
+        f"satisfaction {fmt(sat)}"
+    )
+
+
+def key_values(record: Mapping[str, Any]) -> None:
+    """One ``key value`` line per field (the Monte Carlo estimate)."""
+    for k, v in record.items():
+        typer.echo(f"{k:18s} {fmt(v, 6)}")
+
+
+# --- evtrade reproduce ------------------------------------------------------------------------
+
+
+def with_progress(label: str, names: Sequence[str], step: Callable[[str], T]) -> dict[str, T]:
+    """``step(name)`` for each name, with a progress bar on stderr; each name's result."""
+    results: dict[str, T] = {}
+    with Progress(console=Console(stderr=True)) as progress:
+        task = progress.add_task(f"{label} figures", total=len(names))
+        for name in names:
+            progress.update(task, description=f"{label} {name}")
+            results[name] = step(name)
+            progress.advance(task)
+    return results
+
+
+def gains_summary(gains: Mapping[str, float]) -> None:
+    """BABG's summary: each relative gain as a signed percentage."""
+    for key, value in gains.items():
+        typer.echo(f"  {key:24s} {value:+.1%}")
+
+
+# --- evtrade demo / chain run / audit ---------------------------------------------------------
+
+
+def mechanism_comparison(
+    n_buyers: int, n_sellers: int, rows: Sequence[tuple[str, ClearingResult]]
+) -> None:
+    """The demo's first table: one market cleared by several mechanisms (label, ClearingResult)."""
+    table = _table(
+        f"Paper-scale market: {n_buyers} buyers x {n_sellers} sellers",
+        ("mechanism", "pairs", "traded pairs", "volume kWh", "welfare", "gains", "satisf."),
+    )
+    for label, r in rows:
+        table.add_row(
+            label,
+            str(len(r.pairs)),
+            str(sum(1 for p in r.pairs if p.volume > 0)),
+            f"{r.total_volume:.2f}",
+            f"{r.welfare:.4f}",
+            f"{r.gains_from_trade:.3f}",
+            fmt(r.satisfaction["mean"]),
+        )
+    Console(width=170).print(table)
+
+
+def demo_round(
+    round_id: int, trades: Sequence[Mapping[str, Any]], balances: Sequence[Mapping[str, Any]]
+) -> None:
+    """The demo's round: its trades with block and transaction, then each vehicle's balances."""
+    console = Console(width=170)
+    table = _table(
+        f"Round {round_id} on the embedded chain: sealed bids, settled at P*, R*, T",
+        ("buyer", "seller", "kWh", "price T", "payment", "block", "transaction"),
+    )
+    for t in trades:
+        table.add_row(
+            t["buyer"],
+            t["seller"],
+            f"{t['kwh']:.3f}",
+            f"{t['price']:.4f}",
+            f"{t['payment']:.4f}",
+            str(t["block"]),
+            t["tx"],
+        )
+    console.print(table)
+    table = _table(
+        "Balances (tokens) and energy on chain",
+        ("vehicle", "account", "before", "after", "kWh bought", "kWh sold"),
+    )
+    for b in balances:
+        table.add_row(
+            b["vehicle"],
+            b["account"],
+            f"{b['before']:.4f}",
+            f"{b['after']:.4f}",
+            f"{b['bought']:.3f}",
+            f"{b['sold']:.3f}",
+        )
+    console.print(table)
+
+
+def demo_audit(report: AuditReport) -> None:
+    """The demo's audit: ``ok`` or the findings."""
+    typer.echo(f"audit: {'ok' if report.ok else report.findings}")
+
+
+def serve_hint(data_dir: object) -> None:
+    """Where the demo's chain can be seen in the web app."""
+    typer.echo(
+        "\nOpen the web app on this chain with the development faucet on: make serve, or\n"
+        f"EVTRADE_FAUCET_TOKENS=1000 .venv/bin/evtrade serve --data-dir {data_dir}\n"
+        "then browse http://127.0.0.1:8000/ (vehicles), /rsu (dashboard), /docs (API)."
+    )
+
+
+def round_trades(round_id: int, chain_kind: str, trades: Sequence[Mapping[str, Any]]) -> None:
+    """``evtrade chain run``'s table: the settled trades, transactions shortened."""
+    table = _table(
+        f"Round {round_id} settled on chain ({chain_kind})",
+        ("buyer", "seller", "kWh", "price", "payment", "block", "tx"),
+    )
+    for t in trades:
+        table.add_row(
+            t["buyer"],
+            t["seller"],
+            f"{t['kwh']:.3f}",
+            f"{t['price']:.4f}",
+            f"{t['payment']:.4f}",
+            str(t["block"]),
+            t["tx"][:18] + "...",
+        )
+    Console(width=150).print(table)
+
+
+def excluded(rejected: Mapping[str, str]) -> None:
+    """One line per participant the round left out, with the reason."""
+    for ident, reason in rejected.items():
+        typer.echo(f"excluded {ident}: {reason}")
+
+
+def audit_verdict(audit: Mapping[str, Any]) -> None:
+    """One line: the audit of a round just run."""
+    verdict = "ok" if audit["ok"] else f"{len(audit['findings'])} findings"
+    typer.echo(f"audit: {verdict} (max volume gap {audit['max_volume_gap_kwh']:.2e} kWh)")
+
+
+def audit_report(report: AuditReport) -> None:
+    """``evtrade audit``'s report (an ``AuditReport``): counts, largest errors, each finding."""
+    typer.echo(
+        f"round {report.round_id}: settled={report.settled} trades={report.trades} "
+        f"revealed buyers={report.revealed_buyers} sellers={report.revealed_sellers}"
+    )
+    typer.echo(
+        f"max price error {report.max_price_error:.2e}, "
+        f"max volume gap {report.max_volume_gap_kwh:.2e} kWh"
+    )
+    for f in report.findings:
+        typer.echo(f"  {f.kind}: {f.buyer} -> {f.seller}: {f.message}")
+    typer.echo("audit: ok" if report.ok else f"audit: {len(report.findings)} findings")
+
+
+# --- evtrade serve ---------------------------------------------------------------------------
+
+
+def serving(host: str, port: int, chain_url: str | None, data_dir: object) -> None:
+    """Where the service listens, on which chain, with its data where."""
+    typer.echo(
+        f"evtrade RSU service on http://{host}:{port}/ "
+        f"({'node ' + chain_url if chain_url else 'embedded chain'}, "
+        f"data in {data_dir})"
+    )
+
+
+# --- evtrade bench ----------------------------------------------------------------------------
+
+
+def bench(records: Sequence[Mapping[str, Any]]) -> None:
+    """The benchmark's table (medians, the reference's time, accuracy) and each case's note."""
+    cols = ("case", "seconds", "reference_seconds", "ratio", "welfare_gap", "certificate", "kkt")
+    table = _table(
+        "evtrade bench (seconds: median; ratio: reference / project)", (*cols, "peak_mb")
+    )
+    for r in records:
+        table.add_row(
+            str(r["case"]),
+            fmt(r["seconds"], 4),
+            fmt(r["reference_seconds"], 4),
+            fmt(r["ratio"], 3),
+            sci(r["welfare_gap"]),
+            sci(r["certificate"]),
+            sci(r["kkt"]),
+            f"{r['peak_mb']:.0f}",
+        )
+    Console(width=150).print(table)
+    for r in records:
+        typer.echo(f"{r['case']}: {r['note']}")
