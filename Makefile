@@ -53,8 +53,9 @@ fuzz: $(STAMP)
 figures: $(STAMP)
 	$(BIN)/evtrade reproduce eta --out docs/figures/eta
 
-bench: $(STAMP)
+bench: $(STAMP) $(ANVIL)
 	$(BIN)/evtrade bench
+	$(BIN)/python benchmarks/settlement.py
 	$(BIN)/python benchmarks/scaling.py --out docs/figures/performance
 
 clean:

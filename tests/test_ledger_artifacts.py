@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import tomllib
+from pathlib import Path
+
 import coincurve
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from evtrade.errors import LedgerError
-from evtrade.ledger import units
-from evtrade.ledger.artifacts import CONTRACTS, compile_contract, load_artifact
+from evtrade.ledger.artifacts import CONTRACTS, VYPER_VERSION, compile_contract, load_artifact
 from evtrade.ledger.sealing import commitment, new_salt, seal, unseal
+from evtrade.settlement import units
 
 
 @pytest.mark.parametrize("name", CONTRACTS)
@@ -19,6 +22,15 @@ def test_shipped_artifact_matches_a_fresh_compile(name: str) -> None:
     assert shipped.abi == fresh.abi
     assert shipped.bytecode == fresh.bytecode
     assert shipped.evm_version == "cancun"
+
+
+def test_one_vyper_version_everywhere() -> None:
+    """The shipped artifacts, the dev extra's pin and VYPER_VERSION name the same compiler."""
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    dev = tomllib.loads(pyproject.read_text())["project"]["optional-dependencies"]["dev"]
+    assert f"vyper=={VYPER_VERSION}" in dev
+    for name in CONTRACTS:
+        assert load_artifact(name).compiler.startswith(f"vyper {VYPER_VERSION}+")
 
 
 def test_unknown_contract_is_refused() -> None:

@@ -24,6 +24,8 @@ from evtrade.errors import LedgerError
 CONTRACTS = ("Registry", "Token", "Market")
 #: Compiled for Cancun: anvil, Besu and py-evm's Prague all run it (docs/ledger.md).
 EVM_VERSION = "cancun"
+#: The compiler the shipped artifacts come from; pyproject.toml's dev extra pins the same one
+#: (tests/test_ledger_artifacts.py checks both), and a fresh compile refuses any other.
 VYPER_VERSION = "0.4.3"
 
 _PACKAGE = "evtrade.ledger"
@@ -81,7 +83,9 @@ def _vyper_executable() -> str:
     beside = Path(sys.executable).with_name("vyper")
     found = str(beside) if beside.exists() else shutil.which("vyper")
     if found is None:
-        raise LedgerError("the Vyper compiler is not installed (pip install vyper==0.4.3)")
+        raise LedgerError(
+            f"the Vyper compiler is not installed (pip install vyper=={VYPER_VERSION})"
+        )
     return found
 
 
@@ -106,6 +110,8 @@ def compile_contract(name: str) -> Artifact:
     version = subprocess.run(
         [_vyper_executable(), "--version"], capture_output=True, text=True, check=True
     ).stdout.strip()
+    if version.split("+")[0] != VYPER_VERSION:  # another compiler emits other bytecode
+        raise LedgerError(f"vyper {version} is installed; the contracts need {VYPER_VERSION}")
     return Artifact(
         name=name,
         abi=json.loads(abi_text),

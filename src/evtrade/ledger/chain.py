@@ -24,6 +24,7 @@ from eth_tester import EthereumTester
 from eth_tester.exceptions import TransactionFailed
 from eth_utils.exceptions import ValidationError
 from hexbytes import HexBytes
+from requests.exceptions import RequestException
 from rlp.exceptions import RLPException  # type: ignore[import-untyped]
 from web3 import Web3
 from web3.contract import Contract
@@ -469,11 +470,15 @@ class RpcChain(Chain):
         self.w3.eth.default_account = self.faucet.address  # the sender of read-only calls
 
     def advance_time(self, seconds: int) -> None:
-        try:
-            self.w3.provider.make_request("evm_increaseTime", [int(seconds)])  # type: ignore[arg-type]
-            self.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
-        except Exception as exc:
-            raise LedgerError(f"the node at {self.url} cannot move its clock: {exc}") from exc
+        for method, params in (("evm_increaseTime", [int(seconds)]), ("evm_mine", [])):
+            try:
+                answer = self.w3.provider.make_request(method, params)  # type: ignore[arg-type]
+            except (RequestException, ValueError) as exc:  # HTTP failure, or not JSON
+                raise LedgerError(f"the node at {self.url} cannot move its clock: {exc}") from exc
+            if answer.get("error"):  # a node without the development methods (not anvil)
+                raise LedgerError(
+                    f"the node at {self.url} cannot move its clock: {answer['error']}"
+                )
 
 
 def open_chain(

@@ -30,6 +30,8 @@ from typing import Any
 from eth.chains.base import MiningChain
 from eth.db.atomic import AtomicDB
 from eth.db.backends.base import BaseDB
+from eth.exceptions import PyEVMError
+from eth.exceptions import TransactionNotFound as EvmTransactionNotFound
 from eth.vm.forks.prague import PragueVM
 from eth_tester.backends.pyevm.main import PyEVMBackend, get_default_genesis_params
 from eth_tester.backends.pyevm.serializers import (
@@ -39,7 +41,9 @@ from eth_tester.backends.pyevm.serializers import (
 from eth_tester.exceptions import TransactionNotFound
 from eth_typing import Hash32
 from eth_utils.address import to_canonical_address
+from eth_utils.exceptions import ValidationError
 from eth_utils.hexadecimal import encode_hex
+from rlp.exceptions import RLPException  # type: ignore[import-untyped]
 
 #: Block gas limit of the embedded chain: room for a 1,000-trade settlement.
 GAS_LIMIT = 120_000_000
@@ -113,10 +117,6 @@ class SqliteStore(BaseDB):
         self._conn.execute("COMMIT")
         for k, v in puts:
             self._cache[k] = v
-        self._pending.clear()
-
-    def rollback(self) -> None:
-        """Forget the buffered changes."""
         self._pending.clear()
 
     def is_empty(self) -> bool:
@@ -243,7 +243,8 @@ class PersistentBackend(PyEVMBackend):  # type: ignore[misc]
         header = chain.header
         try:
             gas = int(chain.get_transaction_builder().decode(raw_transaction).gas)
-        except Exception:  # not decodable: py-evm refuses it in send_raw_transaction
+        except (RLPException, ValidationError, PyEVMError):
+            # not decodable (bad RLP, empty, an unknown type): send_raw_transaction refuses it
             return
         if not self._pending or header.gas_used + gas <= header.gas_limit:
             return
@@ -277,7 +278,7 @@ class PersistentBackend(PyEVMBackend):  # type: ignore[misc]
                     return self.chain.get_block(), transaction, index
         try:
             block_number, index = self.chain.chaindb.get_transaction_index(Hash32(transaction_hash))
-        except Exception as exc:  # py-evm raises TransactionNotFound of its own
+        except EvmTransactionNotFound as exc:  # py-evm's own, not eth-tester's
             raise TransactionNotFound(
                 f"No transaction found for transaction hash: {encode_hex(transaction_hash)}"
             ) from exc
