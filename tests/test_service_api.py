@@ -205,7 +205,7 @@ def test_pages_and_openapi(client: httpx.Client) -> None:
 def test_vehicle_with_its_own_key(client: httpx.Client) -> None:
     from eth_account.messages import encode_defunct
 
-    from evtrade.service.rsu import registration_message, top_up_message
+    from evtrade.service.wallets import registration_message, top_up_message
 
     key = Account.create()
     plate = "OWN1"

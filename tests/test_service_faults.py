@@ -20,9 +20,10 @@ import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
+from evtrade.errors import ServiceError
 from evtrade.model import Buyer, Seller
 from evtrade.service import faults
-from evtrade.service.rsu import Rsu, ServiceError
+from evtrade.service.rsu import Rsu, build_rsu
 from evtrade.service.settings import Settings
 from evtrade.settlement.views import RoundParams
 from tests.service_process import (
@@ -40,7 +41,7 @@ from tests.service_process import (
 @contextmanager
 def rsu_at(data_dir: Path, **settings: Any) -> Iterator[Rsu]:
     values: dict[str, Any] = {"data_dir": data_dir, "poll_seconds": 30, **settings}
-    rsu = Rsu(Settings(**values))
+    rsu = build_rsu(Settings(**values))
     try:
         yield rsu
     finally:
@@ -134,7 +135,7 @@ def test_a_round_that_cannot_be_cleared_stalls_no_other_round_nor_start_up(
         rsu.tick()
         assert rsu.round_failures()[bad]["attempts"] == attempts
         # Once the back-off has passed, it is tried again (and fails again).
-        rsu._failures[bad] = dataclasses.replace(rsu._failures[bad], retry_at=0.0)
+        rsu.clock.failures[bad] = dataclasses.replace(rsu.clock.failures[bad], retry_at=0.0)
         rsu.tick()
         assert rsu.round_failures()[bad]["attempts"] == attempts + 1
         assert rsu.round_failures()[bad]["since"] == error["since"]

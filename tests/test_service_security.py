@@ -21,12 +21,6 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 
-from evtrade.service.rsu import (
-    details_message,
-    mint_message,
-    registration_message,
-    top_up_message,
-)
 from evtrade.service.security import (
     SECP256K1_N,
     BidRate,
@@ -35,6 +29,12 @@ from evtrade.service.security import (
     Throttle,
     ThrottledError,
     recover_canonical,
+)
+from evtrade.service.wallets import (
+    details_message,
+    mint_message,
+    registration_message,
+    top_up_message,
 )
 from tests.service_process import PASSWORD, Service, register, reply_body, request_body
 

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from evtrade.errors import SettingsError
 from evtrade.model import Auctioneer
-from evtrade.service.settings import Settings, SettingsError, settings_problem
+from evtrade.service.settings import Settings, settings_problem
 
 
 def problem(**values: object) -> str:

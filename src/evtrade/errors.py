@@ -15,19 +15,42 @@ against the built-ins keeps working. Messages name the field or participant at f
     ├── SolverError            (RuntimeError) market: a solver missed its accuracy
     ├── LedgerError            (RuntimeError) ledger: contracts, chain or client failed
     │   └── ContractRejectedError (ValueError) ledger: a contract refused a call
-    └── (service errors)                      service: a refused request or setting
+    ├── SettingsError          (ValueError)   service: a setting missing or malformed
+    └── ServiceError                          service: a refused request (HTTP_STATUS)
+        ├── MalformedRequestError  (ValueError)   400
+        ├── UnauthorizedError                     401
+        ├── InsufficientFundsError                402
+        ├── ForbiddenError                        403
+        ├── NotFoundError          (LookupError)  404
+        ├── ConflictError                         409
+        ├── InvalidRequestError    (ValueError)   422
+        ├── TooManyError                          429 (retry_after)
+        └── NotMinedError                         504
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "HTTP_STATUS",
+    "ConflictError",
     "ContractRejectedError",
     "EvtradeError",
+    "ForbiddenError",
+    "InsufficientFundsError",
+    "InvalidRequestError",
     "JsonInputError",
     "LedgerError",
+    "MalformedRequestError",
     "MarketError",
     "MechanismError",
+    "NotFoundError",
+    "NotMinedError",
+    "ServiceError",
+    "SettingsError",
     "SolverError",
+    "TooManyError",
+    "UnauthorizedError",
+    "http_status",
 ]
 
 
@@ -91,3 +114,98 @@ class ContractRejectedError(LedgerError, ValueError):
     E.g. ``market: bid window closed``. Raised by the ledger client when a transaction would
     revert; nothing was written to the chain.
     """
+
+
+# --- service (the RSU service's section) --------------------------------------------------------
+#
+# The use cases of :mod:`evtrade.service` refuse a request by raising one of these; they name the
+# kind of refusal, never an HTTP status. The HTTP status of every evtrade error is written once,
+# in :data:`HTTP_STATUS` at the end of this section, and read by the service's one exception
+# handler (:func:`evtrade.service.api.create_app`) and by :attr:`ServiceError.status`.
+
+
+class SettingsError(EvtradeError, ValueError):
+    """A setting of the RSU service is missing or malformed; the message names it.
+
+    Raised by :meth:`evtrade.service.settings.Settings.load` and by the service's test hook
+    (:mod:`evtrade.service.faults`) for a malformed ``EVTRADE_TEST_FAULT``.
+    """
+
+
+class ServiceError(EvtradeError):
+    """A request the RSU service refuses; the subclass says why, the message names the field."""
+
+    @property
+    def status(self) -> int:
+        """The HTTP status the service answers this refusal with (:data:`HTTP_STATUS`)."""
+        return http_status(self)
+
+
+class MalformedRequestError(ServiceError, ValueError):
+    """The request cannot be read at all (e.g. a relayed transaction that is not one)."""
+
+
+class InvalidRequestError(ServiceError, ValueError):
+    """The request is well-formed but a value is not acceptable (e.g. below the RSU's floor)."""
+
+
+class UnauthorizedError(ServiceError):
+    """The caller did not prove who it is: wrong password, missing or wrong signature."""
+
+
+class InsufficientFundsError(ServiceError):
+    """The vehicle's balance does not cover what the request must lock (the escrow)."""
+
+
+class ForbiddenError(ServiceError):
+    """The caller is known but may not do this (faucet off or spent, revoked vehicle, a relayed
+    transaction to another contract, a wallet action on a vehicle that keeps its own key)."""
+
+
+class NotFoundError(ServiceError, LookupError):
+    """No such vehicle or round."""
+
+
+class ConflictError(ServiceError):
+    """The request clashes with the state: already registered, a signed request used twice, a
+    bid after the window, a transaction the contract or the node refuses."""
+
+
+class TooManyError(ServiceError):
+    """Too many wrong passwords or too many bids from a vehicle; try again in ``retry_after`` s."""
+
+    def __init__(self, retry_after: int, message: str) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class NotMinedError(ServiceError):
+    """A relayed transaction was sent but not mined in time; the message names it."""
+
+
+#: The HTTP status of each error (the most specific class listed for an error wins); an evtrade
+#: error not listed is a 400. The one place an error meets HTTP.
+HTTP_STATUS: dict[type[EvtradeError], int] = {
+    MalformedRequestError: 400,
+    UnauthorizedError: 401,
+    InsufficientFundsError: 402,
+    ForbiddenError: 403,
+    NotFoundError: 404,
+    ConflictError: 409,
+    ContractRejectedError: 409,
+    InvalidRequestError: 422,
+    MarketError: 422,
+    LedgerError: 422,
+    TooManyError: 429,
+    NotMinedError: 504,
+    EvtradeError: 400,
+}
+
+
+def http_status(exc: EvtradeError) -> int:
+    """The HTTP status of ``exc``: that of the nearest of its classes in :data:`HTTP_STATUS`."""
+    for cls in type(exc).__mro__:
+        status = HTTP_STATUS.get(cls)
+        if status is not None:
+            return status
+    return 400

@@ -18,15 +18,15 @@ import os
 import signal
 from typing import Any
 
+from evtrade.errors import SettingsError
 from evtrade.ledger.chain import Chain, Sent
-from evtrade.service.settings import SettingsError
 
 ENV = "EVTRADE_TEST_FAULT"
 
 
 def parse(spec: str) -> tuple[str, str, int]:
     """``sent:reveal:2`` -> ("sent", "reveal", 2); a malformed spec raises
-    :class:`~evtrade.service.settings.SettingsError` (a ValueError) naming the variable."""
+    :class:`~evtrade.errors.SettingsError` (a ValueError) naming the variable."""
     parts = spec.split(":")
     if (
         len(parts) != 3

@@ -25,6 +25,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
+import eth_keys.exceptions
+import eth_utils.exceptions
 from eth_account import Account
 from eth_account.messages import encode_defunct
 
@@ -37,6 +39,12 @@ MAX_BODY_BYTES = 256 * 1024
 MAX_BODY_DEPTH = 8
 # secp256k1 group order: a signature's s must lie in [1, n/2] (EIP-2), r in [1, n).
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+#: What recovering a key from a well-formed canonical signature raises when there is none.
+_NO_KEY = (
+    ValueError,
+    eth_keys.exceptions.BadSignature,
+    eth_utils.exceptions.ValidationError,
+)
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -168,7 +176,7 @@ def recover_canonical(text: str, signature: str) -> str:
         raise SignatureError("s must be in the lower half of the curve order (EIP-2)")
     try:
         return str(Account.recover_message(encode_defunct(text=text), signature=data))
-    except Exception as exc:  # eth-keys raises several types for a point off the curve
+    except _NO_KEY as exc:  # e.g. an r that is no point of the curve
         raise SignatureError(f"recovers no key ({type(exc).__name__})") from None
 
 

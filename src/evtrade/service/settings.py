@@ -8,14 +8,10 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from evtrade.errors import EvtradeError, LedgerError, MarketError
+from evtrade.errors import LedgerError, MarketError, SettingsError
 from evtrade.model.defaults import DEFAULT_L1, DEFAULT_L2, DEFAULT_RSU_LAT, DEFAULT_RSU_LON
 
 _DAY = 24 * 3600
-
-
-class SettingsError(EvtradeError, ValueError):
-    """A setting is missing or malformed; the message names it."""
 
 
 class Settings(BaseModel):
@@ -75,8 +71,8 @@ class Settings(BaseModel):
         model refuses (e.g. ``l1 = 0``: eq. (16) needs a strictly convex cost) would otherwise
         surface only when the first round is cleared.
         """
-        from evtrade.ledger import units
         from evtrade.model import Auctioneer
+        from evtrade.settlement import units
 
         model_name = {"v_min": "v_floor", "c_max": "c_ceiling"}
         try:

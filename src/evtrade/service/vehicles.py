@@ -1,0 +1,231 @@
+"""Vehicles: registration, their public and private views, and top-ups (faucet and authority)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eth_utils.address import to_checksum_address
+
+from evtrade.errors import ConflictError, ForbiddenError, InvalidRequestError, UnauthorizedError
+from evtrade.ledger.client import plate_hash
+from evtrade.service.context import RsuContext
+from evtrade.service.store import VehicleRow
+from evtrade.service.wallets import Wallets, details_message, mint_message, top_up_message
+from evtrade.settlement import units
+from evtrade.settlement.rounds import VEHICLE_CERTIFICATE_SECONDS
+
+
+class Vehicles:
+    """Registering vehicles and showing them; the development faucet and the authority's mint."""
+
+    def __init__(self, ctx: RsuContext, wallets: Wallets) -> None:
+        self.ctx = ctx
+        self.wallets = wallets
+        self._registering: set[str] = set()  # plates and addresses being registered
+
+    def register(
+        self,
+        name: str,
+        plate: str,
+        password: str | None,
+        lat: float | None,
+        lon: float | None,
+        *,
+        own_address: str | None = None,
+        signature: str | None = None,
+    ) -> str:
+        """The authority certifies a new vehicle; its address.
+
+        With a password the key is created in the built-in wallet; with ``own_address`` the
+        vehicle keeps its key and ``signature`` (EIP-191 over
+        :func:`~evtrade.service.wallets.registration_message`) proves it holds it. Plate and
+        address are unique: checked again under the lock, so of concurrent registrations of one
+        plate or one address exactly one succeeds (:class:`~evtrade.errors.ConflictError` for
+        the others).
+        """
+        ctx = self.ctx
+        normal = "".join(plate.split()).upper()
+        if ctx.store.plate_taken(normal):  # early, before any key work
+            raise ConflictError(f"field 'plate': {normal} is already registered")
+        keystore: dict[str, Any] | None = None
+        if own_address is not None and signature is not None:
+            address: str = to_checksum_address(own_address)
+            if not self.wallets.proves_own_key(address, normal, signature):
+                raise UnauthorizedError("field 'signature': not signed by the key of 'address'")
+        elif password is not None:
+            address, keystore = self.wallets.new_keystore(password)
+        else:
+            raise InvalidRequestError("give a password (built-in wallet) or address + signature")
+        with ctx.lock:  # check and reserve; the transactions wait for their block unlocked
+            if ctx.store.plate_taken(normal) or normal in self._registering:
+                raise ConflictError(f"field 'plate': {normal} is already registered")
+            if (
+                ctx.store.address_taken(address)
+                or address in self._registering
+                or ctx.ledger.is_valid_vehicle(address)
+            ):
+                raise ConflictError(f"field 'address': {address} is already registered")
+            self._registering.update((normal, address))
+        try:
+            expiry = ctx.chain.timestamp() + VEHICLE_CERTIFICATE_SECONDS
+            ctx.ledger.register_vehicle(ctx.operators.authority, address, normal, expiry)
+            with ctx.lock:
+                if not ctx.store.add_vehicle(VehicleRow(address, name, normal, keystore, lat, lon)):
+                    raise ConflictError("field 'plate': already registered")  # unreachable
+                ctx.changed()
+        finally:
+            with ctx.lock:
+                self._registering.difference_update((normal, address))
+        return str(address)
+
+    def enrol(
+        self,
+        name: str,
+        plate: str,
+        password: str | None,
+        lat: float | None,
+        lon: float | None,
+        *,
+        own_address: str | None = None,
+        signature: str | None = None,
+    ) -> dict[str, Any]:
+        """Register a vehicle (:meth:`register`); its own view (name, plate, location included)."""
+        address = self.register(
+            name, plate, password, lat, lon, own_address=own_address, signature=signature
+        )
+        return self.private_info(address)
+
+    def listing(self) -> list[dict[str, Any]]:
+        """Registered vehicles: address and plate hash, what the chain's registry shows."""
+        return [
+            {"address": v.address, "plate_hash": "0x" + plate_hash(v.plate).hex()}
+            for v in self.ctx.store.vehicles()
+        ]
+
+    def public_info(self, address: str) -> dict[str, Any]:
+        """What the chain already makes public about a vehicle: no name, plate or location."""
+        ctx = self.ctx
+        row = self.wallets.vehicle(address)
+        token = units.TOKEN_SCALE
+        with ctx.lock:
+            bought, sold = ctx.ledger.energy(row.address)
+            return {
+                "address": row.address,
+                "plate_hash": "0x" + plate_hash(row.plate).hex(),
+                "valid": ctx.ledger.is_valid_vehicle(row.address),
+                "balance": ctx.ledger.balance(row.address) / token,
+                "credit": ctx.ledger.credit(row.address) / token,
+                "energy_bought": bought / units.ENERGY_SCALE,
+                "energy_sold": sold / units.ENERGY_SCALE,
+            }
+
+    def private_info(self, address: str) -> dict[str, Any]:
+        """The vehicle's own view (after it authenticated): the public one, plus its name, plate,
+        location, kind of key and what the development faucet has left for it."""
+        row = self.wallets.vehicle(address)
+        info = self.public_info(address)
+        cap = self.ctx.settings.faucet_tokens
+        info.update(
+            name=row.name,
+            plate=row.plate,
+            lat=row.lat,
+            lon=row.lon,
+            wallet=row.keystore is not None,
+            faucet_left=max(0.0, cap - self.ctx.store.faucet_given(row.address)),
+        )
+        return info
+
+    def details(
+        self,
+        address: str,
+        *,
+        password: str | None = None,
+        signature: str | None = None,
+        timestamp: int | None = None,
+        nonce: int | None = None,
+    ) -> dict[str, Any]:
+        """A vehicle reads its own details, with its wallet password or a signed request."""
+        row = self.wallets.vehicle(address)
+        self.wallets.authenticate(
+            row,
+            password,
+            lambda t, n: details_message(row.address, t, n),
+            signature,
+            timestamp,
+            nonce,
+        )
+        return self.private_info(address)
+
+    def top_up(
+        self,
+        address: str,
+        tokens: float,
+        *,
+        password: str | None = None,
+        signature: str | None = None,
+        timestamp: int | None = None,
+        nonce: int | None = None,
+    ) -> dict[str, Any]:
+        """The development faucet: a vehicle mints itself a top-up, within its cap.
+
+        Off unless the setting ``faucet_tokens`` is above 0: minting is the authority's act
+        (:meth:`mint`). Asked for with the wallet password or a signed request.
+        """
+        ctx = self.ctx
+        cap = ctx.settings.faucet_tokens
+        if cap <= 0:
+            raise ForbiddenError(
+                "minting is the authority's act: the development faucet is off "
+                "(setting faucet_tokens); ask the authority for a top-up"
+            )
+        row = self.wallets.vehicle(address)
+        if tokens > cap - ctx.store.faucet_given(row.address):  # early, before any key work
+            raise ForbiddenError(self._faucet_left(row.address, cap))
+        self.wallets.authenticate(
+            row,
+            password,
+            lambda t, n: top_up_message(row.address, tokens, t, n),
+            signature,
+            timestamp,
+            nonce,
+        )
+        with ctx.lock:  # count it against the cap first; the mint waits for its block unlocked
+            if tokens > cap - ctx.store.faucet_given(row.address):
+                raise ForbiddenError(self._faucet_left(row.address, cap))
+            ctx.store.faucet_add(row.address, tokens)
+        try:
+            ctx.ledger.mint(ctx.operators.authority, row.address, tokens)
+        except BaseException:
+            with ctx.lock:
+                ctx.store.faucet_add(row.address, -tokens)
+            raise
+        ctx.changed()
+        return self.private_info(address)
+
+    def _faucet_left(self, address: str, cap: float) -> str:
+        left = max(0.0, cap - self.ctx.store.faucet_given(address))
+        return (
+            f"field 'tokens': the development faucet gives each vehicle {cap:g} tokens in all;"
+            f" {left:g} left for this one"
+        )
+
+    def mint(
+        self, address: str, tokens: float, *, signature: str, timestamp: int, nonce: int
+    ) -> dict[str, Any]:
+        """The authority mints a top-up: a request signed with the authority's key, used once."""
+        ctx = self.ctx
+        row = self.wallets.vehicle(address)
+        authority = ctx.operators.authority.address
+        self.wallets.check_signed(
+            authority,
+            lambda t, n: mint_message(row.address, tokens, t, n),
+            signature,
+            timestamp,
+            nonce,
+            who="the authority's key",
+        )
+        # The mint waits for its block without the service lock, as the faucet's does.
+        ctx.ledger.mint(ctx.operators.authority, row.address, tokens)
+        with ctx.lock:
+            ctx.changed()
+        return self.public_info(address)
