@@ -10,8 +10,7 @@ measure. Each point is the mean over seeded repetitions.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -22,10 +21,8 @@ from evtrade.market.mechanisms.ida import IdaParams, ida_round
 from evtrade.market.objectives import seller_cost, swm2_welfare
 from evtrade.market.pricing import bid_covers_ask, buyer_bid, seller_ask
 from evtrade.model import Market
-from evtrade.sim.eta_figures import write_csv
+from evtrade.sim.figures import Figure, Record, table
 from evtrade.sim.scenarios import ScenarioSpec, random_market
-
-Record = dict[str, Any]
 
 #: Table II of the BABG paper; prices inside the grid band (our choice, see the module doc).
 BABG_SPEC = ScenarioSpec(
@@ -220,42 +217,23 @@ def _plot_fig6(rows: Sequence[Record], axes: Any) -> None:
     axes[1].set_visible(False)
 
 
-Experiment = Callable[[int, bool], list[Record]]
-Plot = Callable[[Sequence[Record], Any], None]
-
-#: name -> (experiment, plots as (file suffix, plot)); fig3, fig7 and fig8 share one experiment.
-FIGURES: dict[str, tuple[Experiment, tuple[tuple[str, Plot], ...]]] = {
-    "fig3_7_8": (
+#: fig3, fig7 and fig8 share one experiment; each plot is two panels side by side.
+FIGURES: dict[str, Figure] = table(
+    Figure(
+        "fig3_7_8",
         scale_sweep,
         (
             ("fig3_welfare", lambda r, ax: _plot_scale(r, ax, "welfare", "social welfare")),
             ("fig7_volume", lambda r, ax: _plot_scale(r, ax, "volume", "total volume (kWh)")),
             ("fig8_cp", lambda r, ax: _plot_scale(r, ax, "cp", "CP (eq. 36)")),
         ),
+        panels=2,
+        size=(11, 4.2),
     ),
-    "fig4": (alpha_sweep, (("fig4_alpha", _plot_fig4),)),
-    "fig5": (trajectories, (("fig5_trajectories", _plot_fig5),)),
-    "fig6": (pma_sweep, (("fig6_pma", _plot_fig6),)),
-}
-
-
-def run_figure(name: str, out: Path, *, seed: int, quick: bool = False) -> list[Record]:
-    """Run one experiment, save ``<name>.csv`` and its PNG figure(s) under ``out``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    experiment, plots = FIGURES[name]
-    rows = experiment(seed, quick)
-    write_csv(rows, out / f"{name}.csv")
-    for suffix, plot in plots:
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-        plot(rows, axes)
-        fig.tight_layout()
-        fig.savefig(out / f"{suffix}.png", dpi=110)
-        plt.close(fig)
-    return rows
+    Figure("fig4", alpha_sweep, (("fig4_alpha", _plot_fig4),), panels=2, size=(11, 4.2)),
+    Figure("fig5", trajectories, (("fig5_trajectories", _plot_fig5),), panels=2, size=(11, 4.2)),
+    Figure("fig6", pma_sweep, (("fig6_pma", _plot_fig6),), panels=2, size=(11, 4.2)),
+)
 
 
 def summary(rows: Sequence[Record]) -> dict[str, float]:
@@ -275,4 +253,4 @@ def summary(rows: Sequence[Record]) -> dict[str, float]:
     return out
 
 
-__all__ = ["BABG_SPEC", "FIGURES", "run_figure", "summary"]
+__all__ = ["BABG_SPEC", "FIGURES", "summary"]

@@ -1,25 +1,23 @@
 """ETA's figures (Sec. V.B) regenerated from the project's own runs.
 
-Each figure is two steps: an experiment that returns flat records (and is saved as CSV), and a plot
-that reads only those records. Generators are created from the seed passed in, never globally.
+Each figure is two steps (:class:`~evtrade.sim.figures.Figure`): an experiment that returns flat
+records (and is saved as CSV), and a plot that reads only those records. Generators are created
+from the seed passed in, never globally.
 """
 
 from __future__ import annotations
 
-import csv
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from evtrade.market import clear, expected_outcome
-from evtrade.market.pricing import buyer_bid, seller_ask
+from evtrade.market.pricing import buyer_bid, equilibrium_ask, equilibrium_bid, seller_ask
 from evtrade.model import Market
+from evtrade.sim.figures import Figure, Record, table
 from evtrade.sim.scenarios import ScenarioSpec, random_market
-
-Record = dict[str, Any]
 
 
 def fig4_buyer_bid(seed: int, quick: bool) -> list[Record]:
@@ -53,8 +51,8 @@ def fig6_trade_region(seed: int, quick: bool) -> list[Record]:
     grid = np.linspace(0.0, 1.0, 26 if quick else 101)
     v = grid[:, None] * np.ones_like(grid)[None, :]
     c = np.ones_like(grid)[:, None] * grid[None, :]
-    P = 1.0 / 12 + 2.0 * v / 3  # eq. (5) with v^max = 1, c^min = 0
-    R = 1.0 / 4 + 2.0 * c / 3  # eq. (6)
+    P = equilibrium_bid(v, 1.0, 0.0)  # eq. (5) with v^max = 1, c^min = 0
+    R = equilibrium_ask(c, 0.0, 1.0)  # eq. (6)
     trade = P >= R - 1e-12
     T = np.where(trade, 0.5 * (P + R), np.nan)
     return [
@@ -99,8 +97,8 @@ def fig9_single_price_region(seed: int, quick: bool) -> list[Record]:
     out = []
     for v in grid:
         for c in grid:
-            P = 1.0 / 12 + 0.5 / 4 + 2 * v / 3
-            R = 0.5 / 12 + 1.0 / 4 + 2 * c / 3
+            P = equilibrium_bid(v, 1.0, 0.5)  # eq. (5) with v^max = 1, c^min = 0.5
+            R = equilibrium_ask(c, 0.5, 1.0)  # eq. (6)
             out.append(
                 {
                     "v": float(v),
@@ -308,46 +306,16 @@ def _plot_fig14(rows: Sequence[Record], ax: Any) -> None:
     ax.legend()
 
 
-Experiment = Callable[[int, bool], list[Record]]
-Plot = Callable[[Sequence[Record], Any], None]
-
-FIGURES: dict[str, tuple[Experiment, Plot]] = {
-    "fig4": (fig4_buyer_bid, _plot_fig4),
-    "fig5": (fig5_seller_ask, _plot_fig5),
-    "fig6": (fig6_trade_region, _plot_fig6),
-    "fig7_8": (fig7_8_satisfaction, _plot_fig7_8),
-    "fig9": (fig9_single_price_region, _plot_fig9),
-    "fig10": (fig10_benefit, _plot_fig10),
-    "fig13": (fig13_volume_vs_loss, _plot_fig13),
-    "fig14": (fig14_price_vs_volume, _plot_fig14),
-}
+FIGURES: dict[str, Figure] = table(
+    Figure("fig4", fig4_buyer_bid, (("fig4", _plot_fig4),)),
+    Figure("fig5", fig5_seller_ask, (("fig5", _plot_fig5),)),
+    Figure("fig6", fig6_trade_region, (("fig6", _plot_fig6),)),
+    Figure("fig7_8", fig7_8_satisfaction, (("fig7_8", _plot_fig7_8),)),
+    Figure("fig9", fig9_single_price_region, (("fig9", _plot_fig9),)),
+    Figure("fig10", fig10_benefit, (("fig10", _plot_fig10),)),
+    Figure("fig13", fig13_volume_vs_loss, (("fig13", _plot_fig13),)),
+    Figure("fig14", fig14_price_vs_volume, (("fig14", _plot_fig14),)),
+)
 
 
-def write_csv(rows: Sequence[Record], path: Path) -> None:
-    """Write flat records to CSV (None becomes an empty cell)."""
-    with path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        for r in rows:
-            writer.writerow({k: ("" if v is None else v) for k, v in r.items()})
-
-
-def run_figure(name: str, out: Path, *, seed: int, quick: bool = False) -> list[Record]:
-    """Run one figure's experiment, save ``<name>.csv`` and ``<name>.png`` under ``out``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    experiment, plot = FIGURES[name]
-    rows = experiment(seed, quick)
-    write_csv(rows, out / f"{name}.csv")
-    fig, ax = plt.subplots(figsize=(6.4, 4.8))
-    plot(rows, ax)
-    fig.tight_layout()
-    fig.savefig(out / f"{name}.png", dpi=110)
-    plt.close(fig)
-    return rows
-
-
-__all__ = ["FIGURES", "run_figure", "write_csv"]
+__all__ = ["FIGURES"]
