@@ -1,6 +1,8 @@
 """Luo et al.'s Bayesian-game two-way auction (BABG) with V2G, on the project's market model.
 
-Spec: ``shared/spec/mechanisms.md`` section 2; paper: ``shared/seeds/003_45b8335b730be0d9.txt``.
+L. Luo, J. Feng, H. Yu, G. Sun, "Blockchain-enabled two-way auction mechanism for electricity
+trading in Internet of electric vehicles", IEEE Internet of Things Journal, 2022; equation
+numbers are the paper's.
 
 The same market files as ETA are read this way (see ``docs/babg.md``): a buyer is a charging EV
 with demand [d^min, d^max] = [b_min, b_max], willingness w, initial expected purchase price
@@ -120,6 +122,9 @@ def two_way_auction(
     (settled), or when it can never cross: its bids' limits (p^max if alpha > 0, else W; r^min if
     beta > 0, else Q) leave W < Q. With alpha = beta = 0 this is ETA's Theorem 1 (one auction).
     """
+    # Theorem 1's formula (pricing.equilibrium_bid/ask) in the order of eqs. (29)-(30) as first
+    # computed here: the kernel's order rounds differently in the last bit, and BABG's outputs
+    # must not change (issue 17).
     W = 2.0 / 3.0 * p + 0.25 * r_min + p_max / 12.0
     Q = 2.0 / 3.0 * r + 0.25 * p_max + r_min / 12.0
     k = W.size

@@ -2,8 +2,7 @@
 
 J. Kang, R. Yu, X. Huang, S. Maharjan, Y. Zhang, E. Hossain, "Enabling localized peer-to-peer
 electricity trading among plug-in hybrid electric vehicles using consortium blockchains",
-IEEE Trans. Ind. Informat. 13(6):3154-3164, 2017 (equations as restated in
-``shared/spec/mechanisms.md``, section 2).
+IEEE Trans. Ind. Informat. 13(6):3154-3164, 2017; equation numbers are the paper's.
 
 Charging EV i receives c_ij = rho_j d_ji from discharging EV j and stores eta sum_j c_ij. Its
 utility is ``w_i ln(eta sum_j c_ij - c_i^min + 1)`` (w_i = tau / STO_i), EV j's loss
