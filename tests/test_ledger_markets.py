@@ -2,7 +2,9 @@
 
 Each market runs as one round (sealed bids, RSU reveal, settlement at the P1 optimum rounded to
 energy units, payouts) and the audit re-checks it from chain events. Seeds are fixed, so a failure
-reproduces; the markets include excluded buyers, out-of-range pairs and scarce supply.
+reproduces; the markets include excluded buyers, out-of-range pairs and scarce supply. The same
+use case runs on the contracts (the embedded EVM) and in-process on the settlement port's fake
+(tests/fake_ledger.py), with the same assertions.
 """
 
 from __future__ import annotations
@@ -14,12 +16,17 @@ from evtrade import clear
 from evtrade.ledger.chain import EmbeddedChain
 from evtrade.ledger.operators import load_operators, open_ledger
 from evtrade.model import market_from_dict
-from evtrade.settlement.rounds import run_round
+from evtrade.settlement.rounds import Operators, run_round
 from tests.conftest import random_market_dict
+from tests.fake_ledger import FakeLedger
 
 
-@pytest.fixture(scope="module")
-def ledger_and_operators(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+@pytest.fixture(scope="module", params=["embedded", "fake"])
+def ledger_and_operators(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    if request.param == "fake":
+        fake = FakeLedger()
+        yield fake, Operators(fake.new_account(), fake.new_account())
+        return
     data = tmp_path_factory.mktemp("markets")
     chain = EmbeddedChain(data / "chain", block_time=0)  # a block per transaction: no waiting
     yield open_ledger(chain, data), load_operators(data)
