@@ -74,7 +74,7 @@ VARIANTS = (
     ),
     Mechanism(
         "single-price",
-        "ETA's benchmark: one posted price (--price), P1 volumes",
+        "ETA's benchmark: one posted price, P1 volumes",
         "round",
         EtaOptions,
         _variant("single-price"),
