@@ -14,9 +14,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from evtrade.market import pricing
-from evtrade.market.clearing import ZERO_KWH
+from evtrade.market.admission import admitted, buyer_refusals, seller_refusals
 from evtrade.market.feasibility import exclude_unservable_buyers, proportional_fits
 from evtrade.market.geo import great_circle_km
+from evtrade.market.result import ZERO_KWH
 from evtrade.market.welfare_batch import P1Batch, P1BatchSolution, solve_p1_batch
 from evtrade.model.batch import MarketBatch
 
@@ -50,24 +51,28 @@ def clear_batch(batch: MarketBatch, *, chunk: int = 512) -> BatchClearing:
     """Clear every round of ``batch`` with ETA pricing and P1 volumes."""
     B, S, A = batch.buyers, batch.sellers, batch.auctioneer
     need_loc = ~np.isnan(A["max_distance_km"])
-    # Algorithm 1, lines 3-8 (see evtrade.market.admission for the reading of the bounds).
-    b_ok = (
-        batch.buyer_valid
-        & (B["v_min"] <= B["v"])
-        & (B["v"] <= B["v_max"])
-        & (B["v_min"] >= A["v_min"][:, None])
-        & ~(need_loc[:, None] & np.isnan(B["lat"]))
+    # Algorithm 1, lines 3-8, every round at once.
+    b_rules = buyer_refusals(
+        B["v"],
+        B["v_min"],
+        B["v_max"],
+        floor=A["v_min"][:, None],
+        located=~np.isnan(B["lat"]),
+        need_location=need_loc[:, None],
     )
-    s_ok = (
-        batch.seller_valid
-        & (S["c_min"] <= S["c"])
-        & (S["c"] <= S["c_max"])
-        & (S["c_max"] <= A["c_max"][:, None])
-        & ~(need_loc[:, None] & np.isnan(S["lat"]))
+    s_rules = seller_refusals(
+        S["c"],
+        S["c_min"],
+        S["c_max"],
+        ceiling=A["c_max"][:, None],
+        located=~np.isnan(S["lat"]),
+        need_location=need_loc[:, None],
     )
+    b_ok = batch.buyer_valid & admitted(b_rules)
+    s_ok = batch.seller_valid & admitted(s_rules)
     # Theorem 1 (eqs. 5-6), broadcast over (round, buyer, seller).
-    P = B["v_max"][:, :, None] / 12 + S["c_min"][:, None, :] / 4 + 2 * B["v"][:, :, None] / 3
-    R = S["c_min"][:, None, :] / 12 + B["v_max"][:, :, None] / 4 + 2 * S["c"][:, None, :] / 3
+    P = pricing.buyer_bid(B["v"], B["v_max"], S["c_min"])
+    R = pricing.seller_ask(S["c"], S["c_min"], B["v_max"])
     T = pricing.transaction_price(P, R)
     pairs = b_ok[:, :, None] & s_ok[:, None, :] & pricing.bid_covers_ask(P, R)
     if np.any(need_loc):
