@@ -9,14 +9,8 @@ import pytest
 
 from evtrade.bench import binding_problem
 from evtrade.errors import SolverError
-from evtrade.market.welfare import (
-    FEAS_RTOL,
-    P1Problem,
-    feasibility_violation,
-    kkt_residual,
-    solve_p1,
-    welfare_value,
-)
+from evtrade.market.p1_newton import FEAS_RTOL, feasibility_violation
+from evtrade.market.welfare import P1Problem, kkt_residual, solve_p1, welfare_value
 
 from .conftest import cvxpy_p1, random_problem
 

@@ -42,30 +42,39 @@ from evtrade.errors import SolverError
 from evtrade.market._blas import blas_threads_for
 from evtrade.market._ipm import interior_point, p1_model
 from evtrade.market.objectives import eta_welfare
+from evtrade.market.p1_newton import (
+    EPS,
+    FEAS_RTOL,
+    GAP_RTOL,
+    LINE_SEARCH_STEPS,
+    NEWTON_RTOL,
+    SLOW_AFTER,
+    buyer_totals,
+    certified,
+    converged,
+    crawling,
+    curvature_weights,
+    damping_after_failure,
+    damping_after_full_step,
+    dot,
+    dual_value,
+    energy_scale,
+    entry_step,
+    feasibility_violation,
+    floor_prices,
+    gives_up,
+    near_optimum,
+    newton_stops,
+    pair_volumes,
+    projected_residual,
+    regularisation,
+    repair_volumes,
+    rounding_floor,
+    step_accepted,
+)
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
-
-#: A solution is accepted when its duality gap is at most this fraction of max(1, |welfare|).
-GAP_RTOL = 1e-9
-#: ... and its projected dual gradient (the capacity residuals) at most this fraction of the scale.
-RESIDUAL_RTOL = 1e-8
-#: The dual Newton method stops at a projected gradient of this fraction of the energy scale
-#: (1e-10 of ~20 kWh); the certificate, not this, decides whether the point is accepted.
-NEWTON_RTOL = 1e-10
-EPS = float(np.finfo(float).eps)
-#: Weight of the Levenberg-Marquardt term of the dual Newton step (see _dual_newton).
-LM_WEIGHT = 1e-2
-#: Newton iterations after which a residual still above 1e-5 of the scale means a crawl.
-SLOW_AFTER = 12
-#: A certificate needs volumes that break (12)-(13) by at most this fraction of the energy scale.
-#: Weak duality, D(mu) >= welfare, holds for feasible volumes only: a point that gives buyers
-#: 1e-8 kWh less than b_min can show a welfare above D(mu), a negative gap that certifies nothing
-#: (issue 11: gap -3.7e-8, the repaired Newton point ~1e-9 of the scale below b_min). A breach of
-#: at most 1e-10 of the scale overstates the welfare by at most ~1e-10 x scale x the largest
-#: marginal utility, below the gap tolerance; converged Newton points breach by ~1e-11 (the
-#: capacity residual the repair must cut from buyers at b_min), which stays accepted.
-FEAS_RTOL = 1e-10
 
 
 @dataclass(frozen=True)
@@ -179,24 +188,6 @@ def welfare_value(problem: P1Problem, x: FloatArray) -> float:
     return float(eta_welfare(x, p.w, p.b_min, 1.0, p.a, p.e, squares="einsum"))
 
 
-def _buyer_totals(
-    A: FloatArray, B: FloatArray, w: FloatArray, b_min: FloatArray, b_max: FloatArray
-) -> FloatArray:
-    """Root lambda of ``A lambda - B = Xt(lambda)``, Xt the demand implied by marginal utility.
-
-    ``Xt(lambda) = clip(b_min - 1 + w / lambda, b_min, b_max)`` inverts U'(X) = w / (X - b_min + 1).
-    Requires A > 0. The left side increases and Xt decreases in lambda, so the root is unique.
-    """
-    lam_hi = w  # U'(b_min): at or above it the buyer takes b_min
-    lam_lo = w / (b_max - b_min + 1.0)  # U'(b_max): at or below it the buyer takes b_max
-    at_min = A * lam_hi - B <= b_min
-    at_max = ~at_min & (A * lam_lo - B >= b_max)
-    q = B + b_min - 1.0
-    interior = (q + np.sqrt(q * q + 4.0 * A * w)) / (2.0 * A)
-    lam = np.where(at_min, (b_min + B) / A, np.where(at_max, (b_max + B) / A, interior))
-    return np.asarray(lam)
-
-
 def _demand(w: FloatArray, b_min: FloatArray, b_max: FloatArray, c: FloatArray) -> FloatArray:
     """Xt(c): the total a buyer wants when its marginal utility is c (b_max where c <= 0)."""
     with np.errstate(divide="ignore"):
@@ -263,30 +254,14 @@ def _inner(problem: P1Problem, mu: FloatArray, need_t: bool = True) -> _Inner:
     buys = A > 0
     lam = np.zeros(n)
     if np.any(buys):
-        lam[buys] = _buyer_totals(A[buys], B[buys], p.w[buys], p.b_min[buys], p.b_max[buys])
-    x = lam[:, None] - c[None, :]
-    np.maximum(x, 0.0, out=x)
-    x *= k
-    x *= p.mask_float
-    x[~buys] = 0.0
+        lam[buys] = buyer_totals(A[buys], B[buys], p.w[buys], p.b_min[buys], p.b_max[buys])
+    x = pair_volumes(lam, c, k, p.mask_float, buys)
     X = x.sum(axis=1)
     colsum = x.sum(axis=0)
-    utility = p.w * np.log(np.maximum(X - p.b_min + 1.0, 1e-300))
     grad = p.cap - p.g * colsum
-    dual = float(
-        np.sum(utility)
-        - np.dot(p.a, np.einsum("ij,ij->j", x, x))
-        - np.dot(p.e, colsum)
-        + np.dot(mu, grad)
-    )
-    t = np.zeros(n)
-    if need_t:
-        K = A  # sum of k_j over the sellers the buyer buys from
-        interior = (p.b_min * (1 + 1e-14) + 1e-14 < X) & (p.b_max * (1 - 1e-14) - 1e-14 > X)
-        curv = np.where(interior, p.w / (X - p.b_min + 1.0) ** 2, np.inf)  # -U''(X)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t = np.where(np.isinf(curv), 1.0 / K, curv / (1.0 + K * curv))
-        t = np.where(K > 0, t, 0.0)
+    dual = float(dual_value(x, X, colsum, grad, mu, w=p.w, b_min=p.b_min, a=p.a, e=p.e))
+    # K_i = A_i, the sum of k_j over the sellers the buyer buys from
+    t = curvature_weights(X, A, p.w, p.b_min, p.b_max) if need_t else np.zeros(n)
     return _Inner(x=x, lam=lam, t=t, dual=dual, grad=grad)
 
 
@@ -335,7 +310,7 @@ def _aggregate_start(p: P1Problem) -> FloatArray:
     total_cap = float(p.cap.sum())
 
     def excess(pi: float) -> float:
-        lam = _buyer_totals(K[has], K[has] * pi, p.w[has], p.b_min[has], p.b_max[has])
+        lam = buyer_totals(K[has], K[has] * pi, p.w[has], p.b_min[has], p.b_max[has])
         return float(np.dot(lam - pi, G[has])) - total_cap
 
     lo = float(np.max(p.e))
@@ -345,12 +320,7 @@ def _aggregate_start(p: P1Problem) -> FloatArray:
     if excess(lo) <= 0:
         return _floor_start(p, hi)
     pi = hi if excess(hi) > 0 else float(brentq(excess, lo, hi, xtol=1e-15, rtol=1e-15))
-    return _floor_prices(p, pi)
-
-
-def _floor_prices(p: P1Problem, pi: float) -> FloatArray:
-    """Prices that lift every seller whose own cost e_j is below pi to marginal cost pi."""
-    return np.asarray(np.maximum((pi - p.e) / p.g, 0.0))
+    return floor_prices(pi, p.e, p.g)
 
 
 def _floor_start(p: P1Problem, hi: float, evaluations: int = 5) -> FloatArray:
@@ -362,19 +332,19 @@ def _floor_start(p: P1Problem, hi: float, evaluations: int = 5) -> FloatArray:
     """
 
     def slope(pi: float) -> float:
-        st = _inner(p, _floor_prices(p, pi), need_t=False)
+        st = _inner(p, floor_prices(pi, p.e, p.g), need_t=False)
         return float(np.sum(np.where(p.e <= pi, st.grad / p.g, 0.0)))
 
     a, b = float(np.min(p.e)), hi
     fa, fb = slope(a), slope(b)
     if fa >= 0 or fb <= 0:
-        return _floor_prices(p, a if fa >= 0 else b)
+        return floor_prices(a if fa >= 0 else b, p.e, p.g)
     side = 0
     for _ in range(evaluations):
         c = (a * fb - b * fa) / (fb - fa)
         fc = slope(c)
         if fc == 0:
-            return _floor_prices(p, c)
+            return floor_prices(c, p.e, p.g)
         if fc < 0:
             a, fa = c, fc
             if side == -1:
@@ -387,7 +357,7 @@ def _floor_start(p: P1Problem, hi: float, evaluations: int = 5) -> FloatArray:
             side = 1
         if b - a <= 1e-9 * max(abs(b), 1e-12):
             break
-    return _floor_prices(p, (a * fb - b * fa) / (fb - fa))
+    return floor_prices((a * fb - b * fa) / (fb - fa), p.e, p.g)
 
 
 @dataclass(frozen=True)
@@ -399,9 +369,7 @@ class _NewtonResult:
 
 
 def _projected_residual(state: _Inner, mu: FloatArray) -> float:
-    """Optimality of mu >= 0: the gradient vanishes where mu > 0 and is >= 0 where mu = 0."""
-    pg = np.where(mu > 0, state.grad, np.minimum(state.grad, 0.0))
-    return float(np.max(np.abs(pg), initial=0.0))
+    return float(projected_residual(state.grad, mu))
 
 
 def _dual_newton(
@@ -414,7 +382,7 @@ def _dual_newton(
     price at which its best partner would start buying. Stops at a projected gradient below
     ``tol * scale`` kWh, or when the steps stop improving it (rounding), keeping the best point.
     """
-    scale = max(1.0, float(np.max(p.cap)), float(np.max(p.b_max)))
+    scale = float(energy_scale(p.cap, p.b_max))
     cur = _inner(p, mu)
     res = _projected_residual(cur, mu)
     best = _NewtonResult(cur, mu, 0, res)
@@ -424,53 +392,47 @@ def _dual_newton(
     failures = 0
     floor = 0.0  # the residual rounding allows: eps * (curvature) * (price), from the Hessian
     for it in range(1, max_iter + 1):
-        if res <= max(tol * scale, floor) or (stall >= 3 and res <= 1e-7 * scale):
+        if newton_stops(res, scale, tol=tol, floor=floor, stall=stall):
             break
-        if patience is not None and it > patience and res > 1e-5 * scale:
+        if patience is not None and crawling(it, res, scale, patience):
             break  # linear crawl through kinks (a degenerate market): the safeguard is faster
         free = (mu > 0) | (cur.grad < 0)
         fidx = np.flatnonzero(free)
         H, raw = _hessian(p, cur, free)
         d = np.zeros_like(mu)
         diag = H.diagonal().copy()
-        floor = 64 * EPS * float(diag.max(initial=0.0)) * float(np.max(mu, initial=0.0))
+        floor = float(rounding_floor(float(diag.max(initial=0.0)), float(np.max(mu, initial=0.0))))
         idle = raw == 0  # nobody buys from these sellers
         if np.any(idle):
             # No buyer: D is linear in mu_j; jump to the entry price (c_j = best partner's lambda).
             cols = fidx[idle]
-            best_lam = np.max(np.where(p.mask[:, cols], cur.lam[:, None], 0.0), axis=0)
-            d[cols] = np.maximum((best_lam - p.e[cols]) / p.g[cols], 0.0) - mu[cols]
+            d[cols] = entry_step(p.mask[:, cols], cur.lam, p.e[cols], p.g[cols], mu[cols])
             keep = ~idle
             Hk = H[np.ix_(keep, keep)]
             fidx = fidx[keep]
         else:
             Hk = H
         if fidx.size:
-            # Levenberg-Marquardt term, proportional to the residual, on flat sellers: when all
-            # of a seller's buyers are held at b_min or b_max its curvature cancels and D is
-            # linear along mu_j; there the step is a scaled gradient step, and the term vanishes
-            # as the residual does (local convergence kept).
-            rk, dk = raw[~idle], diag[~idle]
-            flat = dk <= 1e-8 * rk
-            # Adaptive part, on every seller: set when a line search fails, shrunk after each
-            # full step, so pure Newton steps are kept wherever they work.
-            lm = (damping + np.where(flat, LM_WEIGHT * (res / scale), 0.0)) * rk
-            Hk[np.diag_indices_from(Hk)] += lm + 1e-14 * max(float(diag.max(initial=0.0)), 1.0)
+            # Levenberg-Marquardt term on flat sellers (see p1_newton.regularisation).
+            hmax = max(float(diag.max(initial=0.0)), 1.0)
+            Hk[np.diag_indices_from(Hk)] += regularisation(
+                diag[~idle], raw[~idle], damping=damping, relres=res / scale, hmax=hmax
+            )
             try:
                 factor = cho_factor(Hk, lower=False, check_finite=False)
                 d[fidx] = cho_solve(factor, -cur.grad[fidx])
             except np.linalg.LinAlgError:
                 d[fidx] = np.linalg.lstsq(np.triu(Hk) + np.triu(Hk, 1).T, -cur.grad[fidx])[0]
-        step = _line_search(p, cur, mu, d, near=res <= 1e-6 * scale)
+        step = _line_search(p, cur, mu, d, near=bool(near_optimum(res, scale)))
         if step is None:
             failures += 1
-            if damping >= 1e4 or (res <= 1e-7 * scale and failures > 2):
+            if gives_up(damping, res, scale, failures):
                 break  # no descent left: rounding level (or a dead end the caller's check catches)
-            damping = max(100 * damping, 1e-2)  # fall back towards a scaled gradient step
+            damping = float(damping_after_failure(damping))
             continue
         mu, cur, alpha = step
         if alpha == 1.0:
-            damping = 0.0 if damping < 1e-8 else damping / 10
+            damping = float(damping_after_full_step(damping))
         res = _projected_residual(cur, mu)
         stall = 0 if res < 0.9 * best.residual else stall + 1  # no progress at all
         if res < best.residual:
@@ -489,14 +451,12 @@ def _line_search(
     """
     res = _projected_residual(cur, mu)
     alpha = 1.0
-    slack = 1e-15 * max(abs(cur.dual), 1.0)  # the dual is only known to rounding
-    for _ in range(13):
+    for _ in range(LINE_SEARCH_STEPS):
         trial = np.maximum(mu + alpha * d, 0.0)
         nxt = _inner(p, trial)
-        decrease = float(np.dot(cur.grad, mu - trial))
-        if nxt.dual <= cur.dual - 1e-4 * decrease + slack:
-            return trial, nxt, alpha
-        if near and _projected_residual(nxt, trial) <= 0.5 * res:
+        decrease = float(dot(cur.grad, mu - trial))
+        new_res = _projected_residual(nxt, trial)
+        if step_accepted(nxt.dual, cur.dual, decrease, near=near, new_res=new_res, res=res):
             return trial, nxt, alpha
         alpha *= 0.5
     return None
@@ -554,7 +514,7 @@ def solve_p1(problem: P1Problem, *, tol: float = 1e-12, max_iter: int = 200) -> 
     sub: P1Problem | None = None
     if np.any(rows) and np.any(cols):
         sub = p if bool(np.all(rows) and np.all(cols)) else p.restrict(rows, cols)
-        scale = max(1.0, float(np.max(sub.cap)), float(np.max(sub.b_max)))
+        scale = float(energy_scale(sub.cap, sub.b_max))
         state = _inner(sub, np.zeros(sub.cap.shape), need_t=False)
         if float(np.min(state.grad)) >= -tol * scale:
             # No capacity (13) binds at mu = 0: every buyer's water-filling is the exact optimum.
@@ -593,10 +553,10 @@ def _solve_binding(
     """
     newton = _dual_newton(p, _aggregate_start(p), tol=max(tol, NEWTON_RTOL), max_iter=60)
     x = _repair(p, newton.inner.x)
-    scale = max(1.0, float(np.max(p.cap)), float(np.max(p.b_max)))
-    if newton.residual <= RESIDUAL_RTOL * scale and _certified(p, x, newton.inner.dual):
+    scale = float(energy_scale(p.cap, p.b_max))
+    if converged(newton.residual, scale) and _certified(p, x, newton.inner.dual):
         return x, newton.mu, newton.inner, newton.iterations, "p1-dual-newton"
-    if newton.residual <= RESIDUAL_RTOL * scale and _violation(p, x) > FEAS_RTOL:
+    if converged(newton.residual, scale) and _violation(p, x) > FEAS_RTOL:
         # Converged, but the loads left above capacity (the residual) could be cut only by taking
         # buyers below b_min: more Newton steps shrink the residual, and with it the breach.
         more = _dual_newton(p, newton.mu, tol=EPS, max_iter=10, patience=None)
@@ -615,43 +575,13 @@ def _solve_binding(
     return x_ip, mu_ip, state, newton.iterations + its, "p1-interior-point+dual-newton"
 
 
-def feasibility_violation(
-    x: FloatArray, b_min: FloatArray, b_max: FloatArray, g: FloatArray, cap: FloatArray
-) -> FloatArray:
-    """Largest breach of (12), (13) and x >= 0 by ``x``, relative to max(1, b_max, cap).
-
-    Works on (..., N, M) stacks (one figure per market). A certificate needs it at rounding level
-    (:data:`FEAS_RTOL`): weak duality bounds the welfare of feasible volumes only.
-    """
-    X = x.sum(axis=-1)
-    load = g * x.sum(axis=-2)
-    scale = np.maximum(np.maximum(b_max.max(axis=-1), cap.max(axis=-1)), 1.0)
-    breach = np.maximum.reduce(
-        [
-            np.max(b_min - X, axis=-1),
-            np.max(X - b_max, axis=-1),
-            np.max(load - cap, axis=-1),
-            np.max(-x, axis=(-2, -1)),
-            np.zeros(np.shape(scale)),
-        ]
-    )
-    return np.asarray(breach / scale)
-
-
 def _violation(p: P1Problem, x: FloatArray) -> float:
     return float(feasibility_violation(x, p.b_min, p.b_max, p.g, p.cap))
 
 
 def _certified(p: P1Problem, x: FloatArray, dual: float) -> bool:
-    """Feasible (12)-(13) to rounding and duality gap within GAP_RTOL of the welfare.
-
-    Feasibility comes first: only then is D(mu) an upper bound on the welfare of x (weak
-    duality), so that a small gap proves x optimal.
-    """
-    if _violation(p, x) > FEAS_RTOL:
-        return False
-    welfare = welfare_value(p, x)
-    return dual - welfare <= GAP_RTOL * max(1.0, abs(welfare))
+    """Feasible (12)-(13) to rounding and duality gap within GAP_RTOL (p1_newton.certified)."""
+    return bool(certified(_violation(p, x), dual, welfare_value(p, x)))
 
 
 def _polish(
@@ -696,34 +626,6 @@ def _clean(p: P1Problem, x: FloatArray) -> FloatArray:
 def _repair(p: P1Problem, x: FloatArray) -> FloatArray:
     """Remove rounding-level breaches of (13) and of (12)'s upper bounds (see repair_volumes)."""
     return repair_volumes(x, p.b_min, p.b_max, p.g, p.cap)
-
-
-def repair_volumes(
-    x: FloatArray, b_min: FloatArray, b_max: FloatArray, g: FloatArray, cap: FloatArray
-) -> FloatArray:
-    """Make a nearly feasible x feasible: cut a seller's excess load from the buyers that are above
-    their b_min (in proportion to what they take from it, never below b_min), scale down whatever
-    excess is left, then scale down buyers above b_max. Works on (..., N, M) stacks.
-    """
-    load = g * x.sum(axis=-2)
-    excess = np.maximum(load - cap, 0.0) / g  # kWh to remove per seller
-    if np.any(excess > 0):
-        room = np.maximum(x.sum(axis=-1) - b_min, 0.0)
-        wgt = x * (room > 0)[..., None]
-        avail = wgt.sum(axis=-2)
-        frac = np.where(avail > 0, np.minimum(excess / np.where(avail > 0, avail, 1.0), 1.0), 0.0)
-        cut = wgt * frac[..., None, :]
-        per_buyer = cut.sum(axis=-1)
-        limit = np.where(per_buyer > room, room / np.where(per_buyer > 0, per_buyer, 1.0), 1.0)
-        x = x - cut * limit[..., None]
-        load = g * x.sum(axis=-2)
-        over = load > cap
-        x = x * np.where(over, cap / np.where(over, load, 1.0), 1.0)[..., None, :]
-    X = x.sum(axis=-1)
-    high = b_max < X
-    if np.any(high):
-        x = x * np.where(high, b_max / np.where(high, X, 1.0), 1.0)[..., None]
-    return np.asarray(np.maximum(x, 0.0))
 
 
 def kkt_residual(problem: P1Problem, x: FloatArray, mu: FloatArray) -> float:

@@ -21,19 +21,32 @@ from numpy.typing import NDArray
 
 from evtrade.market._blas import single_blas_thread
 from evtrade.market.objectives import eta_welfare
-from evtrade.market.welfare import (
-    EPS,
-    FEAS_RTOL,
-    GAP_RTOL,
-    LM_WEIGHT,
-    RESIDUAL_RTOL,
-    SLOW_AFTER,
-    P1Problem,
-    _buyer_totals,
+from evtrade.market.p1_newton import (
+    LINE_SEARCH_STEPS,
+    buyer_totals,
+    certified,
+    converged,
+    crawling,
+    curvature_weights,
+    damping_after_failure,
+    damping_after_full_step,
+    dot,
+    dual_value,
+    energy_scale,
+    entry_step,
     feasibility_violation,
+    floor_prices,
+    gives_up,
+    near_optimum,
+    newton_stops,
+    pair_volumes,
+    projected_residual,
+    regularisation,
     repair_volumes,
-    solve_p1,
+    rounding_floor,
+    step_accepted,
 )
+from evtrade.market.welfare import P1Problem, solve_p1
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
@@ -119,37 +132,22 @@ def _inner(p: P1Batch, mu: FloatArray) -> _State:
     B = np.where(seg > 0, np.take_along_axis(cumB, idx, 2)[..., 0], 0.0)
     buys = A > 0
     lam = np.zeros(A.shape)
-    lam[buys] = _buyer_totals(A[buys], B[buys], p.w[buys], p.b_min[buys], p.b_max[buys])
-    x = np.maximum(lam[..., None] - c[:, None, :], 0.0) * k[:, None, :] * mf
-    x[~buys] = 0.0
+    lam[buys] = buyer_totals(A[buys], B[buys], p.w[buys], p.b_min[buys], p.b_max[buys])
+    x = pair_volumes(lam, c, k, mf, buys)
     X = x.sum(axis=2)
     colsum = x.sum(axis=1)
     grad = p.cap - p.g * colsum
-    utility = p.w * np.log(np.maximum(X - p.b_min + 1.0, 1e-300))
-    dual = (
-        utility.sum(axis=1)
-        - (p.a * np.einsum("bij,bij->bj", x, x)).sum(axis=1)
-        - (p.e * colsum).sum(axis=1)
-        + (mu * grad).sum(axis=1)
-    )
-    interior = (p.b_min * (1 + 1e-14) + 1e-14 < X) & (p.b_max * (1 - 1e-14) - 1e-14 > X)
-    curv = np.where(interior, p.w / (X - p.b_min + 1.0) ** 2, np.inf)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = np.where(np.isinf(curv), 1.0 / A, curv / (1.0 + A * curv))
-    t = np.where(A > 0, t, 0.0)
+    dual = dual_value(x, X, colsum, grad, mu, w=p.w, b_min=p.b_min, a=p.a, e=p.e)
+    t = curvature_weights(X, A, p.w, p.b_min, p.b_max)
     return _State(x=x, lam=lam, t=t, dual=dual, grad=grad)
 
 
 def _residual(s: _State, mu: FloatArray) -> FloatArray:
-    return np.asarray(np.abs(np.where(mu > 0, s.grad, np.minimum(s.grad, 0.0))).max(axis=1))
+    return projected_residual(s.grad, mu)
 
 
 def _scale(p: P1Batch) -> FloatArray:
-    return np.asarray(np.maximum(1.0, np.maximum(p.cap.max(axis=1), p.b_max.max(axis=1))))
-
-
-def _floor_prices(p: P1Batch, pi: FloatArray) -> FloatArray:
-    return np.asarray(np.maximum((pi[:, None] - p.e) / p.g, 0.0))
+    return energy_scale(p.cap, p.b_max)
 
 
 def _start(p: P1Batch) -> FloatArray:
@@ -167,7 +165,7 @@ def _start(p: P1Batch) -> FloatArray:
     hi = lo + p.w.max(axis=1) + 1.0
 
     def excess(pi: FloatArray) -> FloatArray:
-        lam = _buyer_totals(Ks, Ks * pi[:, None], p.w, p.b_min, p.b_max)
+        lam = buyer_totals(Ks, Ks * pi[:, None], p.w, p.b_min, p.b_max)
         return np.asarray(np.where(has, (lam - pi[:, None]) * G, 0.0).sum(axis=1) - total)
 
     one_price = excess(lo) > 0
@@ -177,7 +175,7 @@ def _start(p: P1Batch) -> FloatArray:
         up = excess(mid) > 0
         a_ = np.where(up, mid, a_)
         b_ = np.where(up, b_, mid)
-    mu = np.where(one_price[:, None], _floor_prices(p, 0.5 * (a_ + b_)), 0.0)
+    mu = np.where(one_price[:, None], floor_prices(0.5 * (a_ + b_)[:, None], p.e, p.g), 0.0)
     rest = np.flatnonzero(~one_price)
     if rest.size:
         mu[rest] = _floor_start(p.take(rest), hi[rest])
@@ -188,7 +186,7 @@ def _floor_start(p: P1Batch, hi: FloatArray, evaluations: int = 5) -> FloatArray
     """Regula falsi on the slope of D along the price floor, all markets at once."""
 
     def slope(pi: FloatArray) -> FloatArray:
-        st = _inner(p, _floor_prices(p, pi))
+        st = _inner(p, floor_prices(pi[:, None], p.e, p.g))
         return np.asarray(np.where(p.e <= pi[:, None], st.grad / p.g, 0.0).sum(axis=1))
 
     live = np.where(p.mask.any(axis=1), p.e, np.inf).min(axis=1)
@@ -208,7 +206,7 @@ def _floor_start(p: P1Batch, hi: FloatArray, evaluations: int = 5) -> FloatArray
         fa = np.where(left, fa, 0.5 * fa)
     den = np.where(fb - fa != 0, fb - fa, 1.0)
     pi = np.where(done, pick, np.clip((a * fb - b * fa) / den, a, b))
-    return _floor_prices(p, pi)
+    return floor_prices(pi[:, None], p.e, p.g)
 
 
 def _direction(
@@ -233,15 +231,13 @@ def _direction(
     H = np.where(out[:, :, None] | out[:, None, :], 0.0, H)
     # Levenberg-Marquardt term on flat sellers, proportional to the residual (welfare.py).
     raw = diag * p.g * p.g
-    flat = hd <= 1e-8 * raw
-    lm = (damping[:, None] + np.where(flat, LM_WEIGHT * (res / _scale(p))[:, None], 0.0)) * raw
-    H[:, np.arange(m), np.arange(m)] += np.where(out, 1.0, lm + 1e-14 * hmax)
+    relres = (res / _scale(p))[:, None]
+    reg = regularisation(hd, raw, damping=damping[:, None], relres=relres, hmax=hmax)
+    H[:, np.arange(m), np.arange(m)] += np.where(out, 1.0, reg)
     rhs = np.where(solve, -s.grad, 0.0)
     d = np.linalg.solve(H, rhs[..., None])[..., 0]
     if np.any(idle):
-        best = np.where(p.mask, s.lam[..., None], 0.0).max(axis=1)
-        entry = np.maximum((best - p.e) / p.g, 0.0) - mu
-        d = np.where(idle, entry, d)
+        d = np.where(idle, entry_step(p.mask, s.lam, p.e, p.g, mu), d)
     return np.asarray(d)
 
 
@@ -259,8 +255,8 @@ def _newton(
     damping = np.zeros(nb)  # Levenberg's adaptive term, per market (see welfare._dual_newton)
     run = np.ones(nb, dtype=bool)
     for _ in range(max_iter):
-        run &= ~((res <= np.maximum(tol * scale, floor)) | ((stall >= 3) & (res <= 1e-7 * scale)))
-        run &= ~((its > SLOW_AFTER) & (res > 1e-5 * scale))  # a crawl: leave it to the safeguard
+        run &= ~newton_stops(res, scale, tol=tol, floor=floor, stall=stall)
+        run &= ~crawling(its, res, scale)  # a crawl: leave it to the safeguard
         idx = np.flatnonzero(run)
         if idx.size == 0:
             break
@@ -269,20 +265,17 @@ def _newton(
         mu_i = mu[idx]
         d = _direction(sub, cur, mu_i, res[idx], damping[idx])
         Hdiag_proxy = (sub.g**2 * ((cur.x > 0) * (0.5 / sub.a)[:, None, :]).sum(axis=1)).max(axis=1)
-        floor[idx] = 64 * EPS * Hdiag_proxy * mu_i.max(axis=1)
+        floor[idx] = rounding_floor(Hdiag_proxy, mu_i.max(axis=1))
         new_mu, new_s, ok, alpha = _line_search(sub, cur, mu_i, d, res[idx])
         full = ok & (alpha == 1.0)
-        damp = np.where(damping[idx] < 1e-8, 0.0, damping[idx] / 10)
-        damping[idx] = np.where(full, damp, damping[idx])
+        damping[idx] = np.where(full, damping_after_full_step(damping[idx]), damping[idx])
         its[idx] += 1
         # A failed search retries with a heavier damping (towards a scaled gradient step).
         stuck = idx[~ok]
         failures[stuck] += 1
-        give_up = (damping[stuck] >= 1e4) | (
-            (res[stuck] <= 1e-7 * scale[stuck]) & (failures[stuck] > 2)
-        )
+        give_up = gives_up(damping[stuck], res[stuck], scale[stuck], failures[stuck])
         run[stuck[give_up]] = False
-        damping[stuck] = np.maximum(100 * damping[stuck], 1e-2)
+        damping[stuck] = damping_after_failure(damping[stuck])
         acc = idx[ok]
         if acc.size:
             mu[acc] = new_mu[ok]
@@ -304,16 +297,20 @@ def _line_search(
     out_mu = mu.copy()
     out = _State(s.x.copy(), s.lam.copy(), s.t.copy(), s.dual.copy(), s.grad.copy())
     pending = np.arange(nb)
-    slack = 1e-15 * np.maximum(np.abs(s.dual), 1.0)
-    for _ in range(13):
+    for _ in range(LINE_SEARCH_STEPS):
         if pending.size == 0:
             break
         trial = np.maximum(mu[pending] + alpha[pending, None] * d[pending], 0.0)
-        st = _inner(p.take(pending), trial)
-        decrease = (s.grad[pending] * (mu[pending] - trial)).sum(axis=1)
-        near = res[pending] <= 1e-6 * _scale(p.take(pending))
-        good = (st.dual <= s.dual[pending] - 1e-4 * decrease + slack[pending]) | (
-            near & (_residual(st, trial) <= 0.5 * res[pending])
+        part = p.take(pending)
+        st = _inner(part, trial)
+        decrease = dot(s.grad[pending], mu[pending] - trial)
+        good = step_accepted(
+            st.dual,
+            s.dual[pending],
+            decrease,
+            near=near_optimum(res[pending], _scale(part)),
+            new_res=_residual(st, trial),
+            res=res[pending],
         )
         acc = pending[good]
         ok[acc] = True
@@ -379,15 +376,11 @@ def _solve_chunk(
             sub = p.take(idx)
             mu_b, s, its_b = _newton(sub, _start(sub), tol=tol, max_iter=max_iter)
             xb = repair_volumes(s.x, sub.b_min, sub.b_max, sub.g, sub.cap)
-            sc = _scale(sub)[:, None]
-            # Feasible to rounding, or the gap proves nothing (weak duality; see FEAS_RTOL).
+            # Feasible to rounding (or the gap proves nothing: weak duality), the gap closed and
+            # the projected gradient small, or the market goes to the single-market path.
             viol = feasibility_violation(xb, sub.b_min, sub.b_max, sub.g, sub.cap)
-            feas = viol <= FEAS_RTOL
-            wv = welfare_values(sub, xb)
-            # The gap alone is weak on volumes (welfare is flat to second order): the projected
-            # gradient must be small too, or the market goes to the single-market path.
-            converged = _residual(s, mu_b) <= RESIDUAL_RTOL * sc[:, 0]
-            cert = feas & converged & (s.dual - wv <= GAP_RTOL * np.maximum(1.0, np.abs(wv)))
+            cert = certified(viol, s.dual, welfare_values(sub, xb))
+            cert &= converged(_residual(s, mu_b), _scale(sub))
             x[idx], mu[idx], dual[idx], its[idx] = xb, mu_b, s.dual, its_b
             method[idx] = "p1-dual-newton"
             for b in idx[~cert]:  # the safeguard, one market at a time
