@@ -125,3 +125,31 @@ def test_unmatched_kernel_order_exclusion_and_first_rule() -> None:
         buyer_wording=none,
         seller_wording=none,
     ) == ({"id": "s1", "role": "seller", "reason": "nothing"},)
+
+
+def test_a_new_mechanism_is_one_entry(small: Market, monkeypatch: pytest.MonkeyPatch) -> None:
+    import evtrade.market.mechanisms as registry
+    from evtrade.market.mechanisms.base import Mechanism
+
+    @dataclasses.dataclass(frozen=True)
+    class DayOptions:
+        alpha: float = 0.0  # a day mechanism's option of the same name as babg's
+
+    @dataclasses.dataclass(frozen=True)
+    class Echo:
+        gain: float = 1.0
+
+    day = Mechanism("day-demo", "a day scenario", "day", DayOptions, lambda scenario, p: None)
+    echo = Mechanism("echo", "eta again", "round", Echo, lambda m, p: clear(m))
+    monkeypatch.setattr(registry, "REGISTRY", (*registry.REGISTRY, day, echo))
+    monkeypatch.setattr(registry, "_BY_NAME", {m.name: m for m in registry.REGISTRY})
+    assert registry.names("day")[-1] == "day-demo" and registry.names("round")[-1] == "echo"
+    assert run_mechanism(small, "echo", gain=2.0).to_dict() == clear(small).to_dict()
+    with pytest.raises(MechanismError, match="gain: only the echo mechanism takes this option"):
+        run_mechanism(small, "eta", gain=2.0)
+    with pytest.raises(MechanismError, match="alpha: only the babg mechanism takes this option"):
+        run_mechanism(small, "eta", alpha=0.5)
+    with pytest.raises(MechanismError, match="mechanism: day-demo clears a day scenario"):
+        run_mechanism(small, "day-demo")
+    with pytest.raises(MechanismError, match="price: the echo mechanism does not take this option"):
+        run_mechanism(small, "echo", price=0.5)

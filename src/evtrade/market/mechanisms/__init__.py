@@ -63,31 +63,34 @@ def run_mechanism(market: Market, mechanism: str = DEFAULT, **options: Any) -> C
     Raises
     ------
     MechanismError
-        An option only another mechanism takes (``"<option>: only the <name> mechanism takes
-        this option"``), a shared option this one refuses, an unknown mechanism, or the
-        mechanism's own checks of its options.
+        A day mechanism; an option only another mechanism takes (``"<option>: only the <name>
+        mechanism takes this option"``); an unknown mechanism; a shared option this one refuses
+        (its ``refuses``); or the mechanism's own checks of its options.
+    TypeError
+        An option no round mechanism has.
     """
     given = _given(options)
     mech = _BY_NAME.get(mechanism)
+    if mech is not None and mech.kind != "round":
+        raise MechanismError(
+            f"mechanism: {mech.name} clears a day scenario, not one market; choose one of "
+            f"{', '.join(names('round'))}"
+        )
     taken = () if mech is None else mech.options()
     foreign = [k for k in _option_order() if k in given and k not in taken]
     for k in foreign:
         owners = _owners(k)
         if len(owners) == 1:
             raise MechanismError(f"{k}: only the {owners[0]} mechanism takes this option")
-    if mech is not None and foreign:
+    if mech is None:
+        raise MechanismError(
+            f"mechanism: unknown {mechanism!r}; choose one of {', '.join(names('round'))}"
+        )
+    if foreign:
         if mech.refuses:
             shared = [k for k in _option_order() if len(_owners(k)) > 1 and k not in taken]
             raise MechanismError(f"{'/'.join(shared)}: {mech.refuses}")
         raise MechanismError(f"{foreign[0]}: the {mech.name} mechanism does not take this option")
-    if mech is None:
-        get(mechanism)  # raises, naming the choices
-    assert mech is not None
-    if mech.kind != "round":
-        raise MechanismError(
-            f"mechanism: {mech.name} clears a day scenario, not one market; choose one of "
-            f"{', '.join(names('round'))}"
-        )
     result: ClearingResult
     if mech.params is None:
         result = mech.run(market)
@@ -110,13 +113,18 @@ def _same(value: Any, default: Any) -> bool:
     return value is default if default is None else bool(value == default)
 
 
+def _round() -> tuple[Mechanism, ...]:
+    return tuple(m for m in REGISTRY if m.kind == "round")
+
+
 def _option_order() -> tuple[str, ...]:
-    """Every option of every mechanism, in registry order, each once."""
-    return tuple(dict.fromkeys(k for m in REGISTRY for k in m.options()))
+    """Every option of every round mechanism, in registry order, each once (a day mechanism's
+    options are not :func:`run_mechanism`'s)."""
+    return tuple(dict.fromkeys(k for m in _round() for k in m.options()))
 
 
 def _owners(option: str) -> tuple[str, ...]:
-    return tuple(m.name for m in REGISTRY if option in m.options())
+    return tuple(m.name for m in _round() if option in m.options())
 
 
-__all__ = ["REGISTRY", "Kind", "Mechanism", "get", "names", "run_mechanism"]
+__all__ = ["DEFAULT", "REGISTRY", "Kind", "Mechanism", "get", "names", "run_mechanism"]
