@@ -1,4 +1,13 @@
-"""Trading mechanisms as pure, vectorised functions (no I/O, no chain, no clock)."""
+"""Trading mechanisms as pure, vectorised functions (no I/O, no chain, no clock).
+
+Kernels, each formula once: :mod:`~evtrade.market.pricing` (Theorem 1),
+:mod:`~evtrade.market.objectives` (welfare objectives), :mod:`~evtrade.market.admission`
+(Algorithm 1's admission), :mod:`~evtrade.market.feasibility` (the exclusion rule),
+:mod:`~evtrade.market.reasons` (why a participant trades nothing), :mod:`~evtrade.market.welfare`
+(problem P1). Shared by the mechanisms: :mod:`~evtrade.market.round` (the set-up before prices and
+volumes) and :mod:`~evtrade.market.result` (the result every round mechanism returns). The
+mechanisms themselves, behind one registry: :mod:`evtrade.market.mechanisms`.
+"""
 
 from evtrade.market.mechanisms.eta import MECHANISMS, VOLUME_RULES, clear
 from evtrade.market.metrics import expected_gains_exact, expected_outcome
