@@ -150,15 +150,11 @@ def mechanism_comparison(
     Console(width=170).print(table)
 
 
-def demo_round(
-    round_id: int, trades: Sequence[Mapping[str, Any]], balances: Sequence[Mapping[str, Any]]
-) -> None:
-    """The demo's round: its trades with block and transaction, then each vehicle's balances."""
-    console = Console(width=170)
-    table = _table(
-        f"Round {round_id} on the embedded chain: sealed bids, settled at P*, R*, T",
-        ("buyer", "seller", "kWh", "price T", "payment", "block", "transaction"),
-    )
+def _trades_table(
+    title: str, columns: Sequence[str], trades: Sequence[Mapping[str, Any]], tx_width: int | None
+) -> Table:
+    """Settled trades (kWh, tokens), each with its block and transaction (cut to ``tx_width``)."""
+    table = _table(title, columns)
     for t in trades:
         table.add_row(
             t["buyer"],
@@ -167,9 +163,19 @@ def demo_round(
             f"{t['price']:.4f}",
             f"{t['payment']:.4f}",
             str(t["block"]),
-            t["tx"],
+            t["tx"] if tx_width is None else t["tx"][:tx_width] + "...",
         )
-    console.print(table)
+    return table
+
+
+def demo_round(
+    round_id: int, trades: Sequence[Mapping[str, Any]], balances: Sequence[Mapping[str, Any]]
+) -> None:
+    """The demo's round: its trades with block and transaction, then each vehicle's balances."""
+    console = Console(width=170)
+    title = f"Round {round_id} on the embedded chain: sealed bids, settled at P*, R*, T"
+    columns = ("buyer", "seller", "kWh", "price T", "payment", "block", "transaction")
+    console.print(_trades_table(title, columns, trades, None))
     table = _table(
         "Balances (tokens) and energy on chain",
         ("vehicle", "account", "before", "after", "kWh bought", "kWh sold"),
@@ -202,21 +208,9 @@ def serve_hint(data_dir: object) -> None:
 
 def round_trades(round_id: int, chain_kind: str, trades: Sequence[Mapping[str, Any]]) -> None:
     """``evtrade chain run``'s table: the settled trades, transactions shortened."""
-    table = _table(
-        f"Round {round_id} settled on chain ({chain_kind})",
-        ("buyer", "seller", "kWh", "price", "payment", "block", "tx"),
-    )
-    for t in trades:
-        table.add_row(
-            t["buyer"],
-            t["seller"],
-            f"{t['kwh']:.3f}",
-            f"{t['price']:.4f}",
-            f"{t['payment']:.4f}",
-            str(t["block"]),
-            t["tx"][:18] + "...",
-        )
-    Console(width=150).print(table)
+    title = f"Round {round_id} settled on chain ({chain_kind})"
+    columns = ("buyer", "seller", "kWh", "price", "payment", "block", "tx")
+    Console(width=150).print(_trades_table(title, columns, trades, 18))
 
 
 def excluded(rejected: Mapping[str, str]) -> None:
