@@ -16,7 +16,7 @@ from evtrade.market.welfare import P1Problem
 # HYPOTHESIS_PROFILE=explore to draw new ones (how the batch KKT case of stop 8 was found).
 # No deadline and no too-slow health check in either: they time examples, and a busy CI machine
 # made correct tests fail on time alone (test_onchain_prices_equal_the_library, 200 ms).
-_UNTIMED = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
+_UNTIMED: dict[str, Any] = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
 settings.register_profile("repeatable", derandomize=True, **_UNTIMED)
 settings.register_profile("explore", derandomize=False, **_UNTIMED)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
