@@ -1,10 +1,14 @@
 """Algorithm 1, lines 3-8: which bids the auctioneer admits, and why the others must be resubmitted.
 
 A refused bid is data, not an exception: each gets a reason naming the field and the bound.
+The rules are written once, elementwise (:func:`buyer_refusals`, :func:`seller_refusals`, both
+sides at once by :func:`admission_rules`), so one market (:func:`admit`) and a batch of rounds
+(:func:`evtrade.market.batch.clear_batch`, leading round axis) apply the same code.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,6 +18,9 @@ from evtrade.model import Market
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
+#: One side's rules as masks, True where a bid fails: its own range, the auctioneer's bound, no
+#: location while one is needed.
+Rules = tuple[BoolArray, BoolArray, BoolArray]
 
 
 @dataclass(frozen=True)
@@ -33,7 +40,7 @@ def buyer_refusals(
     floor: FloatArray | float,
     located: BoolArray,
     need_location: BoolArray | bool,
-) -> tuple[BoolArray, BoolArray, BoolArray]:
+) -> Rules:
     """Algorithm 1's rules for buyers, elementwise (any leading batch axes broadcast).
 
     Returns three masks, True where the buyer must resubmit: ``v`` outside [v_min, v_max];
@@ -52,17 +59,50 @@ def seller_refusals(
     ceiling: FloatArray | float,
     located: BoolArray,
     need_location: BoolArray | bool,
-) -> tuple[BoolArray, BoolArray, BoolArray]:
+) -> Rules:
     """Algorithm 1's rules for sellers, elementwise: ``c`` outside [c_min, c_max]; ``c_max``
     above the auctioneer's c^max (``ceiling``); no location while one is needed."""
     outside = ~((c_min <= c) & (c <= c_max))
     return np.asarray(outside), np.asarray(c_max > ceiling), np.asarray(need_location & ~located)
 
 
-def admitted(refusals: tuple[BoolArray, BoolArray, BoolArray]) -> BoolArray:
+def admitted(refusals: Rules) -> BoolArray:
     """True where none of the rules refuses the bid."""
     outside, bound, no_location = refusals
     return np.asarray(~(outside | bound | no_location))
+
+
+def admission_rules(
+    buyers: Mapping[str, FloatArray],
+    sellers: Mapping[str, FloatArray],
+    *,
+    floor: FloatArray | float,
+    ceiling: FloatArray | float,
+    need_location: BoolArray | bool,
+) -> tuple[Rules, Rules]:
+    """Both sides' rules from the participants' field arrays (``Market.buyer_arrays`` and
+    ``seller_arrays``, or a batch's (B, N) / (B, M) fields; NaN lat means no location).
+
+    ``floor`` is the auctioneer's v^min, ``ceiling`` its c^max, ``need_location`` whether it sets
+    ``max_distance_km``; each broadcasts against the fields (a batch passes ``[:, None]``).
+    """
+    b_rules = buyer_refusals(
+        buyers["v"],
+        buyers["v_min"],
+        buyers["v_max"],
+        floor=floor,
+        located=~np.isnan(buyers["lat"]),
+        need_location=need_location,
+    )
+    s_rules = seller_refusals(
+        sellers["c"],
+        sellers["c_min"],
+        sellers["c_max"],
+        ceiling=ceiling,
+        located=~np.isnan(sellers["lat"]),
+        need_location=need_location,
+    )
+    return b_rules, s_rules
 
 
 def admit(market: Market) -> Admission:
@@ -75,46 +115,29 @@ def admit(market: Market) -> Admission:
     ``max_distance_km``, a participant without a location is refused too.
     """
     a = market.auctioneer
-    need_location = a.max_distance_km is not None
-    B, S = market.buyer_arrays, market.seller_arrays
-    b_rules = buyer_refusals(
-        B["v"],
-        B["v_min"],
-        B["v_max"],
+    b_rules, s_rules = admission_rules(
+        market.buyer_arrays,
+        market.seller_arrays,
         floor=a.v_min,
-        located=~np.isnan(B["lat"]),
-        need_location=need_location,
-    )
-    s_rules = seller_refusals(
-        S["c"],
-        S["c_min"],
-        S["c_max"],
         ceiling=a.c_max,
-        located=~np.isnan(S["lat"]),
-        need_location=need_location,
+        need_location=a.max_distance_km is not None,
     )
     buyers_ok, sellers_ok = admitted(b_rules), admitted(s_rules)
     reasons: dict[str, str] = {}
-    no_location = "no lat/lon but the auctioneer sets max_distance_km"
     for i in map(int, np.flatnonzero(~buyers_ok)):
         b = market.buyers[i]
-        why = [
-            f"value v={b.v:g} outside its range [v_min={b.v_min:g}, v_max={b.v_max:g}]",
-            f"v_min={b.v_min:g} below the auctioneer's v^min={a.v_min:g}",
-            no_location,
-        ]
-        reasons[b.id] = _reason(why, b_rules, i)
+        own = f"value v={b.v:g} outside its range [v_min={b.v_min:g}, v_max={b.v_max:g}]"
+        bound = f"v_min={b.v_min:g} below the auctioneer's v^min={a.v_min:g}"
+        reasons[b.id] = _reason((own, bound), b_rules, i)
     for j in map(int, np.flatnonzero(~sellers_ok)):
         s = market.sellers[j]
-        why = [
-            f"cost c={s.c:g} outside its range [c_min={s.c_min:g}, c_max={s.c_max:g}]",
-            f"c_max={s.c_max:g} above the auctioneer's c^max={a.c_max:g}",
-            no_location,
-        ]
-        reasons[s.id] = _reason(why, s_rules, j)
+        own = f"cost c={s.c:g} outside its range [c_min={s.c_min:g}, c_max={s.c_max:g}]"
+        bound = f"c_max={s.c_max:g} above the auctioneer's c^max={a.c_max:g}"
+        reasons[s.id] = _reason((own, bound), s_rules, j)
     return Admission(buyers_ok=buyers_ok, sellers_ok=sellers_ok, reasons=reasons)
 
 
-def _reason(texts: list[str], rules: tuple[BoolArray, BoolArray, BoolArray], k: int) -> str:
+def _reason(texts: tuple[str, str], rules: Rules, k: int) -> str:
     """Why participant ``k`` must resubmit: the rules it fails, in order."""
-    return "resubmit: " + "; ".join(t for t, rule in zip(texts, rules, strict=True) if rule[k])
+    why = (*texts, "no lat/lon but the auctioneer sets max_distance_km")
+    return "resubmit: " + "; ".join(t for t, rule in zip(why, rules, strict=True) if rule[k])

@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from evtrade.market import pricing
-from evtrade.market.admission import admitted, buyer_refusals, seller_refusals
+from evtrade.market.admission import admission_rules, admitted
 from evtrade.market.feasibility import exclude_unservable_buyers, proportional_fits
 from evtrade.market.geo import great_circle_km
 from evtrade.market.result import ZERO_KWH
@@ -52,20 +52,11 @@ def clear_batch(batch: MarketBatch, *, chunk: int = 512) -> BatchClearing:
     B, S, A = batch.buyers, batch.sellers, batch.auctioneer
     need_loc = ~np.isnan(A["max_distance_km"])
     # Algorithm 1, lines 3-8, every round at once.
-    b_rules = buyer_refusals(
-        B["v"],
-        B["v_min"],
-        B["v_max"],
+    b_rules, s_rules = admission_rules(
+        B,
+        S,
         floor=A["v_min"][:, None],
-        located=~np.isnan(B["lat"]),
-        need_location=need_loc[:, None],
-    )
-    s_rules = seller_refusals(
-        S["c"],
-        S["c_min"],
-        S["c_max"],
         ceiling=A["c_max"][:, None],
-        located=~np.isnan(S["lat"]),
         need_location=need_loc[:, None],
     )
     b_ok = batch.buyer_valid & admitted(b_rules)

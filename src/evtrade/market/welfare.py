@@ -39,39 +39,10 @@ from scipy.linalg.blas import dsyrk
 from scipy.optimize import brentq
 
 from evtrade.errors import SolverError
+from evtrade.market import p1_newton as nt
 from evtrade.market._blas import blas_threads_for
 from evtrade.market._ipm import interior_point, p1_model
 from evtrade.market.objectives import eta_welfare
-from evtrade.market.p1_newton import (
-    EPS,
-    FEAS_RTOL,
-    GAP_RTOL,
-    LINE_SEARCH_STEPS,
-    NEWTON_RTOL,
-    SLOW_AFTER,
-    buyer_totals,
-    certified,
-    converged,
-    crawling,
-    curvature_weights,
-    damping_after_failure,
-    damping_after_full_step,
-    dot,
-    dual_value,
-    energy_scale,
-    entry_step,
-    feasibility_violation,
-    floor_prices,
-    gives_up,
-    near_optimum,
-    newton_stops,
-    pair_volumes,
-    projected_residual,
-    regularisation,
-    repair_volumes,
-    rounding_floor,
-    step_accepted,
-)
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
@@ -254,14 +225,14 @@ def _inner(problem: P1Problem, mu: FloatArray, need_t: bool = True) -> _Inner:
     buys = A > 0
     lam = np.zeros(n)
     if np.any(buys):
-        lam[buys] = buyer_totals(A[buys], B[buys], p.w[buys], p.b_min[buys], p.b_max[buys])
-    x = pair_volumes(lam, c, k, p.mask_float, buys)
+        lam[buys] = nt.buyer_totals(A[buys], B[buys], p.w[buys], p.b_min[buys], p.b_max[buys])
+    x = nt.pair_volumes(lam, c, k, p.mask_float, buys)
     X = x.sum(axis=1)
     colsum = x.sum(axis=0)
     grad = p.cap - p.g * colsum
-    dual = float(dual_value(x, X, colsum, grad, mu, w=p.w, b_min=p.b_min, a=p.a, e=p.e))
+    dual = float(nt.dual_value(x, X, colsum, grad, mu, w=p.w, b_min=p.b_min, a=p.a, e=p.e))
     # K_i = A_i, the sum of k_j over the sellers the buyer buys from
-    t = curvature_weights(X, A, p.w, p.b_min, p.b_max) if need_t else np.zeros(n)
+    t = nt.curvature_weights(X, A, p.w, p.b_min, p.b_max) if need_t else np.zeros(n)
     return _Inner(x=x, lam=lam, t=t, dual=dual, grad=grad)
 
 
@@ -310,7 +281,7 @@ def _aggregate_start(p: P1Problem) -> FloatArray:
     total_cap = float(p.cap.sum())
 
     def excess(pi: float) -> float:
-        lam = buyer_totals(K[has], K[has] * pi, p.w[has], p.b_min[has], p.b_max[has])
+        lam = nt.buyer_totals(K[has], K[has] * pi, p.w[has], p.b_min[has], p.b_max[has])
         return float(np.dot(lam - pi, G[has])) - total_cap
 
     lo = float(np.max(p.e))
@@ -320,7 +291,7 @@ def _aggregate_start(p: P1Problem) -> FloatArray:
     if excess(lo) <= 0:
         return _floor_start(p, hi)
     pi = hi if excess(hi) > 0 else float(brentq(excess, lo, hi, xtol=1e-15, rtol=1e-15))
-    return floor_prices(pi, p.e, p.g)
+    return nt.floor_prices(pi, p.e, p.g)
 
 
 def _floor_start(p: P1Problem, hi: float, evaluations: int = 5) -> FloatArray:
@@ -332,19 +303,19 @@ def _floor_start(p: P1Problem, hi: float, evaluations: int = 5) -> FloatArray:
     """
 
     def slope(pi: float) -> float:
-        st = _inner(p, floor_prices(pi, p.e, p.g), need_t=False)
+        st = _inner(p, nt.floor_prices(pi, p.e, p.g), need_t=False)
         return float(np.sum(np.where(p.e <= pi, st.grad / p.g, 0.0)))
 
     a, b = float(np.min(p.e)), hi
     fa, fb = slope(a), slope(b)
     if fa >= 0 or fb <= 0:
-        return floor_prices(a if fa >= 0 else b, p.e, p.g)
+        return nt.floor_prices(a if fa >= 0 else b, p.e, p.g)
     side = 0
     for _ in range(evaluations):
         c = (a * fb - b * fa) / (fb - fa)
         fc = slope(c)
         if fc == 0:
-            return floor_prices(c, p.e, p.g)
+            return nt.floor_prices(c, p.e, p.g)
         if fc < 0:
             a, fa = c, fc
             if side == -1:
@@ -357,7 +328,7 @@ def _floor_start(p: P1Problem, hi: float, evaluations: int = 5) -> FloatArray:
             side = 1
         if b - a <= 1e-9 * max(abs(b), 1e-12):
             break
-    return floor_prices((a * fb - b * fa) / (fb - fa), p.e, p.g)
+    return nt.floor_prices((a * fb - b * fa) / (fb - fa), p.e, p.g)
 
 
 @dataclass(frozen=True)
@@ -369,11 +340,11 @@ class _NewtonResult:
 
 
 def _projected_residual(state: _Inner, mu: FloatArray) -> float:
-    return float(projected_residual(state.grad, mu))
+    return float(nt.projected_residual(state.grad, mu))
 
 
 def _dual_newton(
-    p: P1Problem, mu: FloatArray, *, tol: float, max_iter: int, patience: int | None = SLOW_AFTER
+    p: P1Problem, mu: FloatArray, *, tol: float, max_iter: int, patience: int | None = nt.SLOW_AFTER
 ) -> _NewtonResult:
     """Projected semismooth Newton on D(mu) over mu >= 0, Armijo backtracking on the arc.
 
@@ -382,7 +353,7 @@ def _dual_newton(
     price at which its best partner would start buying. Stops at a projected gradient below
     ``tol * scale`` kWh, or when the steps stop improving it (rounding), keeping the best point.
     """
-    scale = float(energy_scale(p.cap, p.b_max))
+    scale = float(nt.energy_scale(p.cap, p.b_max))
     cur = _inner(p, mu)
     res = _projected_residual(cur, mu)
     best = _NewtonResult(cur, mu, 0, res)
@@ -392,21 +363,22 @@ def _dual_newton(
     failures = 0
     floor = 0.0  # the residual rounding allows: eps * (curvature) * (price), from the Hessian
     for it in range(1, max_iter + 1):
-        if newton_stops(res, scale, tol=tol, floor=floor, stall=stall):
+        if nt.newton_stops(res, scale, tol=tol, floor=floor, stall=stall):
             break
-        if patience is not None and crawling(it, res, scale, patience):
+        if patience is not None and nt.crawling(it, res, scale, patience):
             break  # linear crawl through kinks (a degenerate market): the safeguard is faster
         free = (mu > 0) | (cur.grad < 0)
         fidx = np.flatnonzero(free)
         H, raw = _hessian(p, cur, free)
         d = np.zeros_like(mu)
         diag = H.diagonal().copy()
-        floor = float(rounding_floor(float(diag.max(initial=0.0)), float(np.max(mu, initial=0.0))))
+        hmax0, mu_max = float(diag.max(initial=0.0)), float(np.max(mu, initial=0.0))
+        floor = float(nt.rounding_floor(hmax0, mu_max))
         idle = raw == 0  # nobody buys from these sellers
         if np.any(idle):
             # No buyer: D is linear in mu_j; jump to the entry price (c_j = best partner's lambda).
             cols = fidx[idle]
-            d[cols] = entry_step(p.mask[:, cols], cur.lam, p.e[cols], p.g[cols], mu[cols])
+            d[cols] = nt.entry_step(p.mask[:, cols], cur.lam, p.e[cols], p.g[cols], mu[cols])
             keep = ~idle
             Hk = H[np.ix_(keep, keep)]
             fidx = fidx[keep]
@@ -415,7 +387,7 @@ def _dual_newton(
         if fidx.size:
             # Levenberg-Marquardt term on flat sellers (see p1_newton.regularisation).
             hmax = max(float(diag.max(initial=0.0)), 1.0)
-            Hk[np.diag_indices_from(Hk)] += regularisation(
+            Hk[np.diag_indices_from(Hk)] += nt.regularisation(
                 diag[~idle], raw[~idle], damping=damping, relres=res / scale, hmax=hmax
             )
             try:
@@ -423,16 +395,16 @@ def _dual_newton(
                 d[fidx] = cho_solve(factor, -cur.grad[fidx])
             except np.linalg.LinAlgError:
                 d[fidx] = np.linalg.lstsq(np.triu(Hk) + np.triu(Hk, 1).T, -cur.grad[fidx])[0]
-        step = _line_search(p, cur, mu, d, near=bool(near_optimum(res, scale)))
+        step = _line_search(p, cur, mu, d, near=bool(nt.near_optimum(res, scale)))
         if step is None:
             failures += 1
-            if gives_up(damping, res, scale, failures):
+            if nt.gives_up(damping, res, scale, failures):
                 break  # no descent left: rounding level (or a dead end the caller's check catches)
-            damping = float(damping_after_failure(damping))
+            damping = float(nt.damping_after_failure(damping))
             continue
         mu, cur, alpha = step
         if alpha == 1.0:
-            damping = float(damping_after_full_step(damping))
+            damping = float(nt.damping_after_full_step(damping))
         res = _projected_residual(cur, mu)
         stall = 0 if res < 0.9 * best.residual else stall + 1  # no progress at all
         if res < best.residual:
@@ -451,12 +423,12 @@ def _line_search(
     """
     res = _projected_residual(cur, mu)
     alpha = 1.0
-    for _ in range(LINE_SEARCH_STEPS):
+    for _ in range(nt.LINE_SEARCH_STEPS):
         trial = np.maximum(mu + alpha * d, 0.0)
         nxt = _inner(p, trial)
-        decrease = float(dot(cur.grad, mu - trial))
+        decrease = float(nt.dot(cur.grad, mu - trial))
         new_res = _projected_residual(nxt, trial)
-        if step_accepted(nxt.dual, cur.dual, decrease, near=near, new_res=new_res, res=res):
+        if nt.step_accepted(nxt.dual, cur.dual, decrease, near=near, new_res=new_res, res=res):
             return trial, nxt, alpha
         alpha *= 0.5
     return None
@@ -490,8 +462,8 @@ def solve_p1(problem: P1Problem, *, tol: float = 1e-12, max_iter: int = 200) -> 
     Newton method runs from the one-price start (:func:`_aggregate_start`); an iteration costs
     O(N M) for the water-fillings plus O(N M'^2 + M'^3) for the Hessian and its Cholesky factor
     (M' the sellers with a free price); dense markets need 5-8 iterations. The result is accepted
-    when its duality gap is within ``GAP_RTOL`` of the welfare; otherwise (degenerate markets,
-    where the remaining minimum demands use up the supply) the interior-point method of
+    when its duality gap is within ``p1_newton.GAP_RTOL`` of the welfare; otherwise (degenerate
+    markets, where the remaining minimum demands use up the supply) the interior-point method of
     :mod:`evtrade.market._ipm` runs and the Newton polish finishes its point.
     """
     p = problem
@@ -514,7 +486,7 @@ def solve_p1(problem: P1Problem, *, tol: float = 1e-12, max_iter: int = 200) -> 
     sub: P1Problem | None = None
     if np.any(rows) and np.any(cols):
         sub = p if bool(np.all(rows) and np.all(cols)) else p.restrict(rows, cols)
-        scale = float(energy_scale(sub.cap, sub.b_max))
+        scale = float(nt.energy_scale(sub.cap, sub.b_max))
         state = _inner(sub, np.zeros(sub.cap.shape), need_t=False)
         if float(np.min(state.grad)) >= -tol * scale:
             # No capacity (13) binds at mu = 0: every buyer's water-filling is the exact optimum.
@@ -551,15 +523,15 @@ def _solve_binding(
 
     Returns volumes, seller prices, the water-filling state at those prices, iterations, method.
     """
-    newton = _dual_newton(p, _aggregate_start(p), tol=max(tol, NEWTON_RTOL), max_iter=60)
+    newton = _dual_newton(p, _aggregate_start(p), tol=max(tol, nt.NEWTON_RTOL), max_iter=60)
     x = _repair(p, newton.inner.x)
-    scale = float(energy_scale(p.cap, p.b_max))
-    if converged(newton.residual, scale) and _certified(p, x, newton.inner.dual):
+    scale = float(nt.energy_scale(p.cap, p.b_max))
+    if nt.converged(newton.residual, scale) and _certified(p, x, newton.inner.dual):
         return x, newton.mu, newton.inner, newton.iterations, "p1-dual-newton"
-    if converged(newton.residual, scale) and _violation(p, x) > FEAS_RTOL:
+    if nt.converged(newton.residual, scale) and _violation(p, x) > nt.FEAS_RTOL:
         # Converged, but the loads left above capacity (the residual) could be cut only by taking
         # buyers below b_min: more Newton steps shrink the residual, and with it the breach.
-        more = _dual_newton(p, newton.mu, tol=EPS, max_iter=10, patience=None)
+        more = _dual_newton(p, newton.mu, tol=nt.EPS, max_iter=10, patience=None)
         x_more = _repair(p, more.inner.x)
         its = newton.iterations + more.iterations
         if _certified(p, x_more, more.inner.dual):
@@ -576,12 +548,12 @@ def _solve_binding(
 
 
 def _violation(p: P1Problem, x: FloatArray) -> float:
-    return float(feasibility_violation(x, p.b_min, p.b_max, p.g, p.cap))
+    return float(nt.feasibility_violation(x, p.b_min, p.b_max, p.g, p.cap))
 
 
 def _certified(p: P1Problem, x: FloatArray, dual: float) -> bool:
     """Feasible (12)-(13) to rounding and duality gap within GAP_RTOL (p1_newton.certified)."""
-    return bool(certified(_violation(p, x), dual, welfare_value(p, x)))
+    return bool(nt.certified(_violation(p, x), dual, welfare_value(p, x)))
 
 
 def _polish(
@@ -601,12 +573,12 @@ def _polish(
     # A point that breaks (12)-(13) beyond rounding has no valid gap (its welfare may exceed
     # D(mu)); it is chosen only when both do, and then the less infeasible one.
     viol_nt, viol_ip = _violation(p, x_nt), _violation(p, x_ip)
-    if max(viol_nt, viol_ip) > FEAS_RTOL:
+    if max(viol_nt, viol_ip) > nt.FEAS_RTOL:
         return (x_nt, newton.mu) if viol_nt <= viol_ip else (x_ip, mu)
     scale = max(1.0, abs(welfare_value(p, x_ip)))
     gap_nt = (newton.inner.dual - welfare_value(p, x_nt)) / scale
     gap_ip = (_inner(p, mu, need_t=False).dual - welfare_value(p, x_ip)) / scale
-    if max(gap_nt, gap_ip) <= GAP_RTOL:
+    if max(gap_nt, gap_ip) <= nt.GAP_RTOL:
         if kkt_residual(p, x_nt, newton.mu) <= kkt_residual(p, x_ip, mu):
             return x_nt, newton.mu
         return x_ip, mu
@@ -625,7 +597,7 @@ def _clean(p: P1Problem, x: FloatArray) -> FloatArray:
 
 def _repair(p: P1Problem, x: FloatArray) -> FloatArray:
     """Remove rounding-level breaches of (13) and of (12)'s upper bounds (see repair_volumes)."""
-    return repair_volumes(x, p.b_min, p.b_max, p.g, p.cap)
+    return nt.repair_volumes(x, p.b_min, p.b_max, p.g, p.cap)
 
 
 def kkt_residual(problem: P1Problem, x: FloatArray, mu: FloatArray) -> float:

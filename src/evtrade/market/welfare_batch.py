@@ -19,33 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from evtrade.market import p1_newton as nt
 from evtrade.market._blas import single_blas_thread
 from evtrade.market.objectives import eta_welfare
-from evtrade.market.p1_newton import (
-    LINE_SEARCH_STEPS,
-    buyer_totals,
-    certified,
-    converged,
-    crawling,
-    curvature_weights,
-    damping_after_failure,
-    damping_after_full_step,
-    dot,
-    dual_value,
-    energy_scale,
-    entry_step,
-    feasibility_violation,
-    floor_prices,
-    gives_up,
-    near_optimum,
-    newton_stops,
-    pair_volumes,
-    projected_residual,
-    regularisation,
-    repair_volumes,
-    rounding_floor,
-    step_accepted,
-)
 from evtrade.market.welfare import P1Problem, solve_p1
 
 FloatArray = NDArray[np.float64]
@@ -132,22 +108,22 @@ def _inner(p: P1Batch, mu: FloatArray) -> _State:
     B = np.where(seg > 0, np.take_along_axis(cumB, idx, 2)[..., 0], 0.0)
     buys = A > 0
     lam = np.zeros(A.shape)
-    lam[buys] = buyer_totals(A[buys], B[buys], p.w[buys], p.b_min[buys], p.b_max[buys])
-    x = pair_volumes(lam, c, k, mf, buys)
+    lam[buys] = nt.buyer_totals(A[buys], B[buys], p.w[buys], p.b_min[buys], p.b_max[buys])
+    x = nt.pair_volumes(lam, c, k, mf, buys)
     X = x.sum(axis=2)
     colsum = x.sum(axis=1)
     grad = p.cap - p.g * colsum
-    dual = dual_value(x, X, colsum, grad, mu, w=p.w, b_min=p.b_min, a=p.a, e=p.e)
-    t = curvature_weights(X, A, p.w, p.b_min, p.b_max)
+    dual = nt.dual_value(x, X, colsum, grad, mu, w=p.w, b_min=p.b_min, a=p.a, e=p.e)
+    t = nt.curvature_weights(X, A, p.w, p.b_min, p.b_max)
     return _State(x=x, lam=lam, t=t, dual=dual, grad=grad)
 
 
 def _residual(s: _State, mu: FloatArray) -> FloatArray:
-    return projected_residual(s.grad, mu)
+    return nt.projected_residual(s.grad, mu)
 
 
 def _scale(p: P1Batch) -> FloatArray:
-    return energy_scale(p.cap, p.b_max)
+    return nt.energy_scale(p.cap, p.b_max)
 
 
 def _start(p: P1Batch) -> FloatArray:
@@ -165,7 +141,7 @@ def _start(p: P1Batch) -> FloatArray:
     hi = lo + p.w.max(axis=1) + 1.0
 
     def excess(pi: FloatArray) -> FloatArray:
-        lam = buyer_totals(Ks, Ks * pi[:, None], p.w, p.b_min, p.b_max)
+        lam = nt.buyer_totals(Ks, Ks * pi[:, None], p.w, p.b_min, p.b_max)
         return np.asarray(np.where(has, (lam - pi[:, None]) * G, 0.0).sum(axis=1) - total)
 
     one_price = excess(lo) > 0
@@ -175,7 +151,7 @@ def _start(p: P1Batch) -> FloatArray:
         up = excess(mid) > 0
         a_ = np.where(up, mid, a_)
         b_ = np.where(up, b_, mid)
-    mu = np.where(one_price[:, None], floor_prices(0.5 * (a_ + b_)[:, None], p.e, p.g), 0.0)
+    mu = np.where(one_price[:, None], nt.floor_prices(0.5 * (a_ + b_)[:, None], p.e, p.g), 0.0)
     rest = np.flatnonzero(~one_price)
     if rest.size:
         mu[rest] = _floor_start(p.take(rest), hi[rest])
@@ -186,7 +162,7 @@ def _floor_start(p: P1Batch, hi: FloatArray, evaluations: int = 5) -> FloatArray
     """Regula falsi on the slope of D along the price floor, all markets at once."""
 
     def slope(pi: FloatArray) -> FloatArray:
-        st = _inner(p, floor_prices(pi[:, None], p.e, p.g))
+        st = _inner(p, nt.floor_prices(pi[:, None], p.e, p.g))
         return np.asarray(np.where(p.e <= pi[:, None], st.grad / p.g, 0.0).sum(axis=1))
 
     live = np.where(p.mask.any(axis=1), p.e, np.inf).min(axis=1)
@@ -206,7 +182,7 @@ def _floor_start(p: P1Batch, hi: FloatArray, evaluations: int = 5) -> FloatArray
         fa = np.where(left, fa, 0.5 * fa)
     den = np.where(fb - fa != 0, fb - fa, 1.0)
     pi = np.where(done, pick, np.clip((a * fb - b * fa) / den, a, b))
-    return floor_prices(pi[:, None], p.e, p.g)
+    return nt.floor_prices(pi[:, None], p.e, p.g)
 
 
 def _direction(
@@ -232,12 +208,12 @@ def _direction(
     # Levenberg-Marquardt term on flat sellers, proportional to the residual (welfare.py).
     raw = diag * p.g * p.g
     relres = (res / _scale(p))[:, None]
-    reg = regularisation(hd, raw, damping=damping[:, None], relres=relres, hmax=hmax)
+    reg = nt.regularisation(hd, raw, damping=damping[:, None], relres=relres, hmax=hmax)
     H[:, np.arange(m), np.arange(m)] += np.where(out, 1.0, reg)
     rhs = np.where(solve, -s.grad, 0.0)
     d = np.linalg.solve(H, rhs[..., None])[..., 0]
     if np.any(idle):
-        d = np.where(idle, entry_step(p.mask, s.lam, p.e, p.g, mu), d)
+        d = np.where(idle, nt.entry_step(p.mask, s.lam, p.e, p.g, mu), d)
     return np.asarray(d)
 
 
@@ -255,8 +231,8 @@ def _newton(
     damping = np.zeros(nb)  # Levenberg's adaptive term, per market (see welfare._dual_newton)
     run = np.ones(nb, dtype=bool)
     for _ in range(max_iter):
-        run &= ~newton_stops(res, scale, tol=tol, floor=floor, stall=stall)
-        run &= ~crawling(its, res, scale)  # a crawl: leave it to the safeguard
+        run &= ~nt.newton_stops(res, scale, tol=tol, floor=floor, stall=stall)
+        run &= ~nt.crawling(its, res, scale)  # a crawl: leave it to the safeguard
         idx = np.flatnonzero(run)
         if idx.size == 0:
             break
@@ -265,17 +241,17 @@ def _newton(
         mu_i = mu[idx]
         d = _direction(sub, cur, mu_i, res[idx], damping[idx])
         Hdiag_proxy = (sub.g**2 * ((cur.x > 0) * (0.5 / sub.a)[:, None, :]).sum(axis=1)).max(axis=1)
-        floor[idx] = rounding_floor(Hdiag_proxy, mu_i.max(axis=1))
+        floor[idx] = nt.rounding_floor(Hdiag_proxy, mu_i.max(axis=1))
         new_mu, new_s, ok, alpha = _line_search(sub, cur, mu_i, d, res[idx])
         full = ok & (alpha == 1.0)
-        damping[idx] = np.where(full, damping_after_full_step(damping[idx]), damping[idx])
+        damping[idx] = np.where(full, nt.damping_after_full_step(damping[idx]), damping[idx])
         its[idx] += 1
         # A failed search retries with a heavier damping (towards a scaled gradient step).
         stuck = idx[~ok]
         failures[stuck] += 1
-        give_up = gives_up(damping[stuck], res[stuck], scale[stuck], failures[stuck])
+        give_up = nt.gives_up(damping[stuck], res[stuck], scale[stuck], failures[stuck])
         run[stuck[give_up]] = False
-        damping[stuck] = damping_after_failure(damping[stuck])
+        damping[stuck] = nt.damping_after_failure(damping[stuck])
         acc = idx[ok]
         if acc.size:
             mu[acc] = new_mu[ok]
@@ -297,18 +273,18 @@ def _line_search(
     out_mu = mu.copy()
     out = _State(s.x.copy(), s.lam.copy(), s.t.copy(), s.dual.copy(), s.grad.copy())
     pending = np.arange(nb)
-    for _ in range(LINE_SEARCH_STEPS):
+    for _ in range(nt.LINE_SEARCH_STEPS):
         if pending.size == 0:
             break
         trial = np.maximum(mu[pending] + alpha[pending, None] * d[pending], 0.0)
         part = p.take(pending)
         st = _inner(part, trial)
-        decrease = dot(s.grad[pending], mu[pending] - trial)
-        good = step_accepted(
+        decrease = nt.dot(s.grad[pending], mu[pending] - trial)
+        good = nt.step_accepted(
             st.dual,
             s.dual[pending],
             decrease,
-            near=near_optimum(res[pending], _scale(part)),
+            near=nt.near_optimum(res[pending], _scale(part)),
             new_res=_residual(st, trial),
             res=res[pending],
         )
@@ -375,12 +351,12 @@ def _solve_chunk(
         if idx.size:
             sub = p.take(idx)
             mu_b, s, its_b = _newton(sub, _start(sub), tol=tol, max_iter=max_iter)
-            xb = repair_volumes(s.x, sub.b_min, sub.b_max, sub.g, sub.cap)
+            xb = nt.repair_volumes(s.x, sub.b_min, sub.b_max, sub.g, sub.cap)
             # Feasible to rounding (or the gap proves nothing: weak duality), the gap closed and
             # the projected gradient small, or the market goes to the single-market path.
-            viol = feasibility_violation(xb, sub.b_min, sub.b_max, sub.g, sub.cap)
-            cert = certified(viol, s.dual, welfare_values(sub, xb))
-            cert &= converged(_residual(s, mu_b), _scale(sub))
+            viol = nt.feasibility_violation(xb, sub.b_min, sub.b_max, sub.g, sub.cap)
+            cert = nt.certified(viol, s.dual, welfare_values(sub, xb))
+            cert &= nt.converged(_residual(s, mu_b), _scale(sub))
             x[idx], mu[idx], dual[idx], its[idx] = xb, mu_b, s.dual, its_b
             method[idx] = "p1-dual-newton"
             for b in idx[~cert]:  # the safeguard, one market at a time
