@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -90,7 +92,7 @@ def test_numbers_and_ids_are_bounded(cls: type, field: str, value: object, needl
 @pytest.mark.parametrize("tiny", [5e-324, 1e-18])
 def test_tiny_values_refused_or_finite(field: str, tiny: float) -> None:
     """Subnormals are refused; the smallest accepted magnitude gives finite results."""
-    d = {
+    d: dict[str, Any] = {
         "auctioneer": {"v_min": 0.0, "c_max": 1.0},
         "buyers": [dict(BUYER)],
         "sellers": [dict(SELLER)],
