@@ -131,7 +131,8 @@ def test_one_seller_projection_exact(y: tuple[float, ...], expected: tuple[float
     reason="found by this suite: Dykstra's method stops without converging (20,000 iterations) "
     "when eq. (18)'s volumes are ~1000x the bounds, as they are at paper scale (T ~ 0.5-1, "
     "l1 = 0.0025: thousands of kWh); clear(volumes='theorem2') fails on 2 of 15 random "
-    "35 x 40 ETA scenarios (sim.scenarios.ScenarioSpec(), default_rng seeds 4 and 9)",
+    "35 x 40 ETA scenarios (sim.scenarios.ScenarioSpec(), default_rng seeds 4 and 9), and "
+    "`evtrade clear examples/paper_scale.json --volumes theorem2` ends in that error",
 )
 def test_one_seller_projection_from_eq_18_scale() -> None:
     y = np.array([[0.0], [1700.0], [2000.0]])
