@@ -34,6 +34,7 @@ from evtrade.service.schemas import (
     ChainOut,
     DetailsIn,
     MintIn,
+    Problem,
     RegisterIn,
     RelayedOut,
     RelayIn,
@@ -79,7 +80,9 @@ _ANY_ROUTE = (400, 413, 422)
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The OpenAPI ``responses`` of a route that may answer ``statuses`` besides its success."""
-    return {status: {"description": _MEANING[status]} for status in sorted(statuses)}
+    return {
+        status: {"model": Problem, "description": _MEANING[status]} for status in sorted(statuses)
+    }
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -131,7 +134,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     def register(body: RegisterIn, rsu: RsuDep) -> dict[str, Any]:
         """Register a vehicle; the reply is its own view (name, plate, location included)."""
-        return rsu.vehicles.enrol(
+        return rsu.vehicles.register(
             body.name,
             body.plate,
             body.password,

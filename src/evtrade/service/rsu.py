@@ -17,14 +17,12 @@ operations in-process callers use most.
 
 from __future__ import annotations
 
-from typing import Any
-
 from eth_account.signers.local import LocalAccount
 
 from evtrade.ledger.chain import Chain, open_chain
 from evtrade.ledger.client import Ledger
 from evtrade.ledger.operators import load_operators, open_ledger
-from evtrade.model import Buyer, Seller, safejson
+from evtrade.model import safejson
 from evtrade.service import faults
 from evtrade.service.clock import RoundClock
 from evtrade.service.context import RsuContext
@@ -50,6 +48,12 @@ class Rsu:
         self.trading = Trading(ctx, self.wallets, self.vehicles, self.clock)
         self.relay = Relay(ctx)
         self.explorer = Explorer(ctx)
+        # The operations in-process callers (tests, tools) use most, straight from the use cases.
+        self.open_round = self.trading.open_round
+        self.post_reply = self.trading.post_reply
+        self.tick = self.clock.tick
+        self.round_failures = self.clock.round_failures
+        self.next_block_time = ctx.next_block_time
 
     # -- what it runs on ------------------------------------------------------------------------
 
@@ -84,47 +88,7 @@ class Rsu:
         self, name: str, plate: str, password: str | None, lat: float | None, lon: float | None
     ) -> str:
         """A vehicle with a built-in wallet (:meth:`.vehicles.Vehicles.register`); its address."""
-        return self.vehicles.register(name, plate, password, lat, lon)
-
-    def open_round(self) -> int:
-        """Open a round with the RSU's settings (:meth:`.trading.Trading.open_round`)."""
-        return self.trading.open_round()
-
-    def post_reply(
-        self,
-        address: str,
-        password: str,
-        round_id: int,
-        seller: Seller,
-        *,
-        received: float | None = None,
-    ) -> dict[str, Any]:
-        """A seller's reply (:meth:`.trading.Trading.post_reply`)."""
-        return self.trading.post_reply(address, password, round_id, seller, received=received)
-
-    def post_request(
-        self,
-        address: str,
-        password: str,
-        round_id: int | None,
-        buyer: Buyer,
-        *,
-        received: float | None = None,
-    ) -> dict[str, Any]:
-        """A buyer's request (:meth:`.trading.Trading.post_request`)."""
-        return self.trading.post_request(address, password, round_id, buyer, received=received)
-
-    def tick(self) -> None:
-        """One step of the RSU's clock (:meth:`.clock.RoundClock.tick`)."""
-        self.clock.tick()
-
-    def round_failures(self) -> dict[int, dict[str, Any]]:
-        """The rounds whose last attempt failed (:meth:`.clock.RoundClock.round_failures`)."""
-        return self.clock.round_failures()
-
-    def next_block_time(self) -> float:
-        """The earliest timestamp a transaction sent now can carry."""
-        return self.ctx.next_block_time()
+        return str(self.vehicles.register(name, plate, password, lat, lon)["address"])
 
     def close(self) -> None:
         self.ctx.chain.close()

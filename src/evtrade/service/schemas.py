@@ -6,7 +6,7 @@ in the same order (the pages' script, ``static/app.js``, reads them).
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -161,6 +161,15 @@ class Out(BaseModel):
     """A response body."""
 
     model_config = ConfigDict(populate_by_name=True)
+
+
+class Problem(Out):
+    """A refused request."""
+
+    detail: str | list[dict[str, Any]] = Field(
+        description="what is wrong, naming the field or the rule; for a body or parameter that "
+        "fails its schema, the list of the validation's errors (type, loc, msg, input)"
+    )
 
 
 class VehicleListed(Out):

@@ -33,8 +33,8 @@ class Vehicles:
         *,
         own_address: str | None = None,
         signature: str | None = None,
-    ) -> str:
-        """The authority certifies a new vehicle; its address.
+    ) -> dict[str, Any]:
+        """The authority certifies a new vehicle; its own view (:meth:`private_info`).
 
         With a password the key is created in the built-in wallet; with ``own_address`` the
         vehicle keeps its key and ``signature`` (EIP-191 over
@@ -76,23 +76,6 @@ class Vehicles:
         finally:
             with ctx.lock:
                 self._registering.difference_update((normal, address))
-        return str(address)
-
-    def enrol(
-        self,
-        name: str,
-        plate: str,
-        password: str | None,
-        lat: float | None,
-        lon: float | None,
-        *,
-        own_address: str | None = None,
-        signature: str | None = None,
-    ) -> dict[str, Any]:
-        """Register a vehicle (:meth:`register`); its own view (name, plate, location included)."""
-        address = self.register(
-            name, plate, password, lat, lon, own_address=own_address, signature=signature
-        )
         return self.private_info(address)
 
     def listing(self) -> list[dict[str, Any]]:

@@ -92,10 +92,13 @@ class Wallets:
     def new_keystore(self, password: str) -> tuple[str, dict[str, Any]]:
         """A new key for the built-in wallet: its address and its keystore under ``password``."""
         account = Account.create()
-        with self.kdf:
-            keystore = dict(
-                Account.encrypt(account.key, password, kdf="scrypt", iterations=KDF_ITERATIONS)
-            )
+        try:
+            with self.kdf:
+                keystore = dict(
+                    Account.encrypt(account.key, password, kdf="scrypt", iterations=KDF_ITERATIONS)
+                )
+        except ThrottledError as exc:  # the scrypt gate stayed full: a 429, as in unlock
+            raise TooManyError(exc.retry_after, exc.what) from None
         return str(account.address), keystore
 
     def unlock(self, address: str, password: str) -> LocalAccount:
