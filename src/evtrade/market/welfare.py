@@ -18,7 +18,10 @@ over mu >= 0 by a projected semismooth Newton method with an Armijo line search,
 one-price (or price-floor) point. The result is certified by the duality gap (primal welfare of
 the returned feasible x minus D(mu)); when the certificate fails, the interior point of
 :mod:`evtrade.market._ipm` solves the problem and Newton polishes it. :func:`kkt_residual` checks
-any volumes independently.
+any volumes independently. The method's formulas and tolerances (water-filling, D(mu), curvature,
+step rules, certificate) live in :mod:`evtrade.market.p1_newton`, shared with the batch solver;
+this module holds what is specific to one market (the blocked active-set sums, the Hessian by
+BLAS syrk on the free sellers, the brentq start, the interior-point safeguard and its polish).
 
 References
 ----------

@@ -5,7 +5,9 @@ seller capacities (13), from a one-price or price-floor start, certified by the 
 written over a leading batch axis: every step is one numpy operation on (B, N, M) arrays, the
 Newton systems are one stacked factorisation, and the line search runs for all markets together
 with a step length per market. Markets the batched method does not certify (none in the
-benchmarks) are solved one by one by :func:`~evtrade.market.welfare.solve_p1`.
+benchmarks) are solved one by one by :func:`~evtrade.market.welfare.solve_p1`. Every formula and
+tolerance the two solvers share is in :mod:`evtrade.market.p1_newton`; the batch path's results
+agree with the single path's to the certificate's tolerances, not bit for bit.
 
 Padding convention: a buyer slot that does not exist has an all-False mask row and
 ``b_min = b_max = w = 0``; a seller slot that does not exist has an all-False mask column and
