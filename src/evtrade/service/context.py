@@ -1,7 +1,10 @@
 """What every use case of the RSU shares: its settings, its ledger, its index and one lock.
 
 Built once by :func:`evtrade.service.rsu.build_rsu`; the use-case modules (:mod:`.vehicles`,
-:mod:`.trading`, :mod:`.relay`, :mod:`.explorer`, :mod:`.clock`) each take it.
+:mod:`.trading`, :mod:`.relay`, :mod:`.explorer`, :mod:`.clock`) each take it. The ledger is
+reached through the settlement port (:class:`~evtrade.settlement.port.LedgerPort`), the chain
+through its clock only: the use cases run against the contracts or against a fake. Only the relay
+and the explorer, which speak of transactions and blocks, are handed the chain adapter itself.
 """
 
 from __future__ import annotations
@@ -9,16 +12,28 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from eth_account.signers.local import LocalAccount
 
 from evtrade.errors import TooManyError
-from evtrade.ledger.chain import Chain
-from evtrade.ledger.client import Ledger
 from evtrade.service.security import BidRate, ThrottledError, received_at
 from evtrade.service.settings import Settings
 from evtrade.service.store import Store
+from evtrade.settlement.port import LedgerPort
 from evtrade.settlement.rounds import Operators
+
+
+class ChainClock(Protocol):
+    """The chain's clock as the use cases read it (:class:`~evtrade.ledger.chain.Chain` has it)."""
+
+    def timestamp(self) -> int:
+        """Timestamp of the latest block (unix seconds)."""
+        ...
+
+    def next_timestamp(self) -> int:
+        """The earliest timestamp a transaction sent now can carry."""
+        ...
 
 
 @dataclass(slots=True)
@@ -28,8 +43,8 @@ class RsuContext:
     (``/api/events``) tells browsers when it moves."""
 
     settings: Settings
-    chain: Chain
-    ledger: Ledger
+    chain: ChainClock
+    ledger: LedgerPort[LocalAccount]
     operators: Operators[LocalAccount]
     store: Store
     bid_rate: BidRate

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from evtrade.ledger.chain import Chain
+from evtrade.ledger.client import Deployment
 from evtrade.service.context import RsuContext
 
 #: How many of the latest blocks the dashboard lists.
@@ -14,8 +16,10 @@ RECENT_BLOCKS = 10
 class Explorer:
     """What the chain and the RSU's deployment look like, for the dashboard."""
 
-    def __init__(self, ctx: RsuContext) -> None:
+    def __init__(self, ctx: RsuContext, chain: Chain, deployment: Deployment) -> None:
         self.ctx = ctx
+        self.chain = chain
+        self.deployment = deployment
 
     def recent_blocks(self, count: int = RECENT_BLOCKS) -> list[dict[str, Any]]:
         """The latest ``count`` blocks, newest first, with their transactions' hashes."""
@@ -27,16 +31,16 @@ class Explorer:
                     "timestamp": b.timestamp,
                     "transactions": list(b.transactions),
                 }
-                for b in self.ctx.chain.recent_blocks(count)
+                for b in self.chain.recent_blocks(count)
             ]
 
     def chain_info(self) -> dict[str, Any]:
         """The chain, the contracts, the RSU and the authority, and the latest blocks."""
         ctx = self.ctx
         return {
-            "kind": ctx.chain.kind,
-            "chain_id": ctx.chain.chain_id,
-            "deployment": asdict(ctx.ledger.deployment),
+            "kind": self.chain.kind,
+            "chain_id": self.chain.chain_id,
+            "deployment": asdict(self.deployment),
             "rsu": {
                 "address": ctx.operators.rsu.address,
                 "lat": ctx.settings.rsu_lat,

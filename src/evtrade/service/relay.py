@@ -3,6 +3,7 @@ the signer and the target are checked."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import eth_keys.exceptions
@@ -19,6 +20,7 @@ from evtrade.errors import (
     MalformedRequestError,
     NotMinedError,
 )
+from evtrade.ledger.chain import Chain
 from evtrade.service.context import RsuContext
 
 #: How long the relay waits for a relayed transaction's block, seconds.
@@ -50,8 +52,11 @@ def decode_transaction(data: bytes) -> dict[str, Any]:
 class Relay:
     """Sends vehicles' own signed transactions to the market or the token contract only."""
 
-    def __init__(self, ctx: RsuContext) -> None:
+    def __init__(self, ctx: RsuContext, chain: Chain, contracts: Iterable[str]) -> None:
         self.ctx = ctx
+        self.chain = chain
+        #: The contracts a relayed transaction may call (the market and the token), lower case.
+        self.allowed = frozenset(address.lower() for address in contracts)
 
     def relay(self, raw: str) -> dict[str, Any]:
         """Relay a transaction a vehicle signed itself, once its signer and target are checked."""
@@ -65,22 +70,21 @@ class Relay:
         if not ctx.ledger.is_valid_vehicle(sender):
             raise ForbiddenError(f"transaction signed by {sender}, not a registered vehicle")
         to = str(decoded.get("to", "")).lower()
-        allowed = {ctx.ledger.market.address.lower(), ctx.ledger.token.address.lower()}
-        if to not in allowed:
+        if to not in self.allowed:
             raise ForbiddenError("transactions may only call the market or the token contract")
         ctx.take_bid(sender)
         with ctx.lock:
             try:
-                ctx.chain.preflight(sender, to, decoded["data"], what="relayed transaction")
+                self.chain.preflight(sender, to, decoded["data"], what="relayed transaction")
             except LedgerError as exc:  # a revert, or the node refusing the sender
                 raise ConflictError(f"the contract refuses it: {exc}") from None
             try:  # a replayed or stale nonce, or too little gas money
-                tx_hash = ctx.chain.send_raw(data)
+                tx_hash = self.chain.send_raw(data)
             except LedgerError as exc:
                 raise ConflictError(f"the node refuses it: {exc}") from None
         # Wait for the block outside the lock, as bids do: the clock and other vehicles go on.
         try:
-            receipt = ctx.chain.receipt(tx_hash, timeout=RECEIPT_TIMEOUT_SECONDS)
+            receipt = self.chain.receipt(tx_hash, timeout=RECEIPT_TIMEOUT_SECONDS)
         except LedgerError as exc:  # sent, but not mined within a minute
             raise NotMinedError(
                 f"transaction {HexBytes(tx_hash).to_0x_hex()} sent, not yet mined: {exc}"

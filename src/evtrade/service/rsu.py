@@ -12,7 +12,9 @@ The use cases live in their own modules, each raising the domain errors of
   rounds' view models).
 
 :class:`Rsu` holds them (the routes of :mod:`evtrade.service.api` call them) and offers the
-operations in-process callers use most.
+operations in-process callers use most. The use cases see the ledger through the settlement port
+(:class:`~evtrade.settlement.port.LedgerPort`, :class:`.context.RsuContext`); the contracts on a
+chain (:class:`~evtrade.ledger.client.Ledger`) are plugged in here, and only here.
 """
 
 from __future__ import annotations
@@ -38,16 +40,22 @@ from evtrade.settlement.rounds import Operators
 
 
 class Rsu:
-    """The roadside unit: auctioneer, relay and index of one market contract."""
+    """The roadside unit: auctioneer, relay and index of one market contract.
 
-    def __init__(self, ctx: RsuContext) -> None:
+    ``chain`` and ``ledger`` are the adapters behind ``ctx`` (the relay and the explorer use the
+    chain's transactions and blocks, the in-process callers the ledger's every call).
+    """
+
+    def __init__(self, ctx: RsuContext, chain: Chain, ledger: Ledger) -> None:
         self.ctx = ctx
+        self.chain = chain
+        self.ledger = ledger
         self.wallets = Wallets(ctx.store)
         self.clock = RoundClock(ctx)
         self.vehicles = Vehicles(ctx, self.wallets)
         self.trading = Trading(ctx, self.wallets, self.vehicles, self.clock)
-        self.relay = Relay(ctx)
-        self.explorer = Explorer(ctx)
+        self.relay = Relay(ctx, chain, (ledger.market.address, ledger.token.address))
+        self.explorer = Explorer(ctx, chain, ledger.deployment)
         # The operations in-process callers (tests, tools) use most, straight from the use cases.
         self.open_round = self.trading.open_round
         self.post_reply = self.trading.post_reply
@@ -60,14 +68,6 @@ class Rsu:
     @property
     def settings(self) -> Settings:
         return self.ctx.settings
-
-    @property
-    def chain(self) -> Chain:
-        return self.ctx.chain
-
-    @property
-    def ledger(self) -> Ledger:
-        return self.ctx.ledger
 
     @property
     def operators(self) -> Operators[LocalAccount]:
@@ -91,7 +91,7 @@ class Rsu:
         return str(self.vehicles.register(name, plate, password, lat, lon)["address"])
 
     def close(self) -> None:
-        self.ctx.chain.close()
+        self.chain.close()
         self.ctx.store.close()
 
 
@@ -99,10 +99,11 @@ def build_rsu(settings: Settings) -> Rsu:
     """The RSU of ``settings``: its chain, ledger, operators' keys and index, opened; the round
     index rebuilt from the chain."""
     chain = open_chain(data_dir=settings.data_dir / "chain", chain_url=settings.chain_url)
+    ledger = open_ledger(chain, settings.data_dir)
     ctx = RsuContext(
         settings=settings,
         chain=chain,
-        ledger=open_ledger(chain, settings.data_dir),
+        ledger=ledger,
         operators=load_operators(settings.data_dir),
         store=Store(settings.data_dir / "service.sqlite"),
         bid_rate=BidRate(settings.bids_per_minute),
@@ -111,6 +112,6 @@ def build_rsu(settings: Settings) -> Rsu:
     # raise RecursionError, not overflow the C stack (docs/security.md).
     safejson.restore_recursion_limit()
     faults.install(chain)  # test hook: a no-op unless EVTRADE_TEST_FAULT is set
-    rsu = Rsu(ctx)
+    rsu = Rsu(ctx, chain, ledger)
     rsu.clock.rebuild_index()
     return rsu
