@@ -1,8 +1,8 @@
 """Algorithm 1, lines 3-8: which bids the auctioneer admits, and why the others must be resubmitted.
 
 A refused bid is data, not an exception: each gets a reason naming the field and the bound.
-The rules are written once, elementwise (:func:`buyer_refusals`, :func:`seller_refusals`, both
-sides at once by :func:`admission_rules`), so one market (:func:`admit`) and a batch of rounds
+The rules are written once, elementwise (:func:`buyer_refusals`, :func:`seller_refusals`), so
+one market (:func:`admit`) and a batch of rounds
 (:func:`evtrade.market.batch.clear_batch`, leading round axis) apply the same code.
 """
 
@@ -33,76 +33,38 @@ class Admission:
 
 
 def buyer_refusals(
-    v: FloatArray,
-    v_min: FloatArray,
-    v_max: FloatArray,
-    *,
-    floor: FloatArray | float,
-    located: BoolArray,
-    need_location: BoolArray | bool,
+    buyers: Mapping[str, FloatArray], *, floor: FloatArray | float, need_location: BoolArray | bool
 ) -> Rules:
-    """Algorithm 1's rules for buyers, elementwise (any leading batch axes broadcast).
+    """Algorithm 1's rules for buyers, elementwise over their field arrays.
 
-    Returns three masks, True where the buyer must resubmit: ``v`` outside [v_min, v_max];
-    ``v_min`` below the auctioneer's v^min (``floor``); no location while the auctioneer sets
-    ``max_distance_km`` (``need_location``).
+    ``buyers`` holds ``v``, ``v_min``, ``v_max`` and ``lat`` (NaN: no location), as
+    ``Market.buyer_arrays`` (N,) or a batch's fields (B, N); ``floor`` is the auctioneer's v^min and
+    ``need_location`` whether it sets ``max_distance_km``, each broadcast against the fields (a
+    batch passes ``[:, None]``). True where the buyer must resubmit: ``v`` outside [v_min, v_max];
+    ``v_min`` below v^min; no location while one is needed.
     """
-    outside = ~((v_min <= v) & (v <= v_max))
-    return np.asarray(outside), np.asarray(v_min < floor), np.asarray(need_location & ~located)
+    v, low, high = buyers["v"], buyers["v_min"], buyers["v_max"]
+    outside = np.asarray(~((low <= v) & (v <= high)))
+    return outside, np.asarray(low < floor), np.asarray(need_location & np.isnan(buyers["lat"]))
 
 
 def seller_refusals(
-    c: FloatArray,
-    c_min: FloatArray,
-    c_max: FloatArray,
+    sellers: Mapping[str, FloatArray],
     *,
     ceiling: FloatArray | float,
-    located: BoolArray,
     need_location: BoolArray | bool,
 ) -> Rules:
-    """Algorithm 1's rules for sellers, elementwise: ``c`` outside [c_min, c_max]; ``c_max``
-    above the auctioneer's c^max (``ceiling``); no location while one is needed."""
-    outside = ~((c_min <= c) & (c <= c_max))
-    return np.asarray(outside), np.asarray(c_max > ceiling), np.asarray(need_location & ~located)
+    """Algorithm 1's rules for sellers, as :func:`buyer_refusals`: ``c`` outside [c_min, c_max];
+    ``c_max`` above the auctioneer's c^max (``ceiling``); no location while one is needed."""
+    c, low, high = sellers["c"], sellers["c_min"], sellers["c_max"]
+    outside = np.asarray(~((low <= c) & (c <= high)))
+    return outside, np.asarray(high > ceiling), np.asarray(need_location & np.isnan(sellers["lat"]))
 
 
 def admitted(refusals: Rules) -> BoolArray:
     """True where none of the rules refuses the bid."""
     outside, bound, no_location = refusals
     return np.asarray(~(outside | bound | no_location))
-
-
-def admission_rules(
-    buyers: Mapping[str, FloatArray],
-    sellers: Mapping[str, FloatArray],
-    *,
-    floor: FloatArray | float,
-    ceiling: FloatArray | float,
-    need_location: BoolArray | bool,
-) -> tuple[Rules, Rules]:
-    """Both sides' rules from the participants' field arrays (``Market.buyer_arrays`` and
-    ``seller_arrays``, or a batch's (B, N) / (B, M) fields; NaN lat means no location).
-
-    ``floor`` is the auctioneer's v^min, ``ceiling`` its c^max, ``need_location`` whether it sets
-    ``max_distance_km``; each broadcasts against the fields (a batch passes ``[:, None]``).
-    """
-    b_rules = buyer_refusals(
-        buyers["v"],
-        buyers["v_min"],
-        buyers["v_max"],
-        floor=floor,
-        located=~np.isnan(buyers["lat"]),
-        need_location=need_location,
-    )
-    s_rules = seller_refusals(
-        sellers["c"],
-        sellers["c_min"],
-        sellers["c_max"],
-        ceiling=ceiling,
-        located=~np.isnan(sellers["lat"]),
-        need_location=need_location,
-    )
-    return b_rules, s_rules
 
 
 def admit(market: Market) -> Admission:
@@ -115,13 +77,9 @@ def admit(market: Market) -> Admission:
     ``max_distance_km``, a participant without a location is refused too.
     """
     a = market.auctioneer
-    b_rules, s_rules = admission_rules(
-        market.buyer_arrays,
-        market.seller_arrays,
-        floor=a.v_min,
-        ceiling=a.c_max,
-        need_location=a.max_distance_km is not None,
-    )
+    need_location = a.max_distance_km is not None
+    b_rules = buyer_refusals(market.buyer_arrays, floor=a.v_min, need_location=need_location)
+    s_rules = seller_refusals(market.seller_arrays, ceiling=a.c_max, need_location=need_location)
     buyers_ok, sellers_ok = admitted(b_rules), admitted(s_rules)
     reasons: dict[str, str] = {}
     for i in map(int, np.flatnonzero(~buyers_ok)):

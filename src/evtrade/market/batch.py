@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from evtrade.market import pricing
-from evtrade.market.admission import admission_rules, admitted
+from evtrade.market.admission import admitted, buyer_refusals, seller_refusals
 from evtrade.market.feasibility import exclude_unservable_buyers, proportional_fits
 from evtrade.market.geo import great_circle_km
 from evtrade.market.result import ZERO_KWH
@@ -52,13 +52,9 @@ def clear_batch(batch: MarketBatch, *, chunk: int = 512) -> BatchClearing:
     B, S, A = batch.buyers, batch.sellers, batch.auctioneer
     need_loc = ~np.isnan(A["max_distance_km"])
     # Algorithm 1, lines 3-8, every round at once.
-    b_rules, s_rules = admission_rules(
-        B,
-        S,
-        floor=A["v_min"][:, None],
-        ceiling=A["c_max"][:, None],
-        need_location=need_loc[:, None],
-    )
+    need = need_loc[:, None]
+    b_rules = buyer_refusals(B, floor=A["v_min"][:, None], need_location=need)
+    s_rules = seller_refusals(S, ceiling=A["c_max"][:, None], need_location=need)
     b_ok = batch.buyer_valid & admitted(b_rules)
     s_ok = batch.seller_valid & admitted(s_rules)
     # Theorem 1 (eqs. 5-6), broadcast over (round, buyer, seller).

@@ -9,12 +9,8 @@ leading axes (0-d for one market).
 
 The arithmetic of each function is the one the single solver used (its output feeds the CLI's
 JSON, which must not change by a bit); :func:`dot` keeps BLAS's dot product for one market.
-
-References
-----------
-.. [ETA] Xia et al., problem P1, eqs. (11)-(16).
-.. [B82] D. P. Bertsekas, "Projected Newton methods for optimization problems with simple
-   constraints", SIAM J. Control Optim. 20(2), 1982.
+The method, with its references (ETA's P1, Bertsekas' projected Newton), is described in
+:mod:`evtrade.market.welfare`.
 """
 
 from __future__ import annotations
