@@ -29,6 +29,7 @@ from evtrade.market.dsm_game import (
     solve_qp_highs,
     total_cost,
     waterfill,
+    waterfill_uniform,
 )
 from evtrade.market.mechanisms.dsm import DsmParams, schedule_day, schedule_to_dict
 from evtrade.model.day import day_from_dict
@@ -178,6 +179,22 @@ def test_waterfill_is_the_qp_optimum(seed: int, curvature: float) -> None:
         assert mine <= prob.value + 1e-7 * (1 + abs(prob.value))
 
 
+@settings(max_examples=40)
+@given(seed=st.integers(0, 2**32 - 1), curvature=st.sampled_from([1e-3, 0.1, 4.0]))
+def test_uniform_waterfill_equals_the_general_one(seed: int, curvature: float) -> None:
+    rng = np.random.default_rng(seed)
+    n, t = 6, int(rng.integers(1, 12))
+    mask = rng.random((n, t)) < 0.6
+    mask[0] = False  # a vehicle with no slot (and so no demand)
+    cap = rng.uniform(0.5, 11, n)
+    upper = mask * cap[:, None]
+    demand = upper.sum(axis=1) * rng.choice([0.0, 0.4, 1.0, rng.random()], n)
+    price = np.round(rng.uniform(-1, 1, t), 1)  # ties
+    fast = waterfill_uniform(price, mask, cap, demand, curvature)
+    assert_allclose(fast, waterfill(price, upper, demand, curvature), atol=1e-9)
+    assert_allclose(fast.sum(axis=1), demand, atol=1e-9)
+
+
 # ---------------------------------------------------------------- equilibrium
 
 
@@ -214,6 +231,17 @@ def test_newton_and_jacobi_agree_on_a_larger_game() -> None:
     assert a.converged and b.converged
     assert_allclose(a.load, b.load, atol=1e-4)
     assert np.abs(deviation_gains(game, a.schedule)).max() <= 1e-9
+
+
+def test_newton_with_coarse_levels_certifies_a_large_game() -> None:
+    # 1,500 vehicles: the Newton iteration starts from the prices of 375, 94 sampled vehicles.
+    game = random_game(np.random.default_rng(11), 1_500, 12, 0.002)
+    eq = nash_equilibrium(game)
+    assert eq.converged and eq.max_gain <= 1e-9
+    scale = 1 + np.abs(eq.bills).max()
+    for i in (0, 499, 1_499):
+        own = own_bill(game, eq.schedule, i)
+        assert own <= independent_best_response(game, eq.schedule, i) + 1e-6 * scale
 
 
 def test_dynamic_price_formula() -> None:

@@ -29,6 +29,8 @@ from evtrade.errors import MechanismError, SolverError
 
 FloatArray = NDArray[np.float64]
 Method = Literal["newton", "jacobi"]
+#: A price's answer in the Newton iteration: schedules, gradient of h, h.
+Response = tuple[NDArray[np.float64], NDArray[np.float64], float]
 
 
 def _readonly(values: FloatArray) -> FloatArray:
@@ -172,6 +174,88 @@ def waterfill(
     return np.asarray(x, dtype=float)
 
 
+def waterfill_uniform(
+    price: FloatArray,
+    mask: NDArray[np.bool_],
+    cap: FloatArray,
+    demand: FloatArray,
+    curvature: float,
+) -> FloatArray:
+    """:func:`waterfill` for one cost vector shared by all rows and, per row, one bound ``cap``
+    on the slots of its ``mask`` (0 elsewhere): a day scenario's grid vehicles (curvature > 0).
+
+    Notes
+    -----
+    With the prices sorted once, the filled volume of row i at level nu is
+    (S_i(nu) - S_i(nu - k cap_i)) / k, S_i(y) = sum over its slots of max(0, y - price_t)
+    = n_i(y) y - s_i(y), where n_i and s_i (how many of its prices lie below y, and their sum)
+    are read from two running sums per row. The level is bracketed by bisection on these O(1)
+    evaluations, then solved exactly on the linear piece it lies on: a few passes over the N x T
+    array instead of a sort of every row.
+    """
+    k = float(curvature)
+    n, t = mask.shape
+    order = np.argsort(price, kind="stable")
+    sorted_price = np.asarray(price, dtype=float)[order]
+    inside = mask[:, order]
+    count = np.zeros((n, t + 1))
+    np.cumsum(inside, axis=1, out=count[:, 1:])
+    total = np.zeros((n, t + 1))
+    np.cumsum(inside * sorted_price, axis=1, out=total[:, 1:])
+    rows = np.arange(n)
+
+    def below(y: FloatArray) -> tuple[FloatArray, FloatArray]:
+        r = np.searchsorted(sorted_price, y, side="left")
+        return count[rows, r], total[rows, r]
+
+    def filled(level: FloatArray) -> FloatArray:
+        n1, s1 = below(level)
+        n2, s2 = below(level - k * cap)
+        with np.errstate(invalid="ignore"):  # 0 x -inf below every price: NaN, never >= demand
+            return np.asarray((n1 * level - s1 - n2 * (level - k * cap) + s2) / k)
+
+    # The smallest r with filled(p_r) >= demand (r = t: beyond every price), then the smallest m
+    # with filled at p_m + k cap (clipped into the first bracket) >= demand: the level lies on
+    # a piece where n1 = count[r] prices are open and n2 = count[m] are full.
+    ext = np.append(sorted_price, np.inf)
+    r = _first_true(t, lambda m: filled(ext[m]) >= demand, n)
+    low = np.where(r > 0, ext[np.maximum(r - 1, 0)], -np.inf)
+    high = ext[r]
+
+    def enough(m: NDArray[np.intp]) -> NDArray[np.bool_]:
+        at = ext[m] + k * cap
+        return (at >= high) | (filled(np.clip(at, low, high)) >= demand)
+
+    m = _first_true(t, enough, n)
+    n1, s1 = count[rows, r], total[rows, r]
+    n2, s2 = count[rows, m], total[rows, m]
+    slope = n1 - n2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        exact = (k * demand + s1 - s2 - n2 * k * cap) / slope
+    level = np.where(slope > 0, exact, np.minimum(ext[m] + k * cap, high))
+    upper = mask * cap[:, None]
+    x = np.clip((level[:, None] - price[None, :]) / k, 0.0, upper)
+    free = (x > 0.0) & (x < upper)
+    nfree = free.sum(axis=1)
+    level = level + np.where(nfree > 0, k * (demand - x.sum(axis=1)) / np.maximum(nfree, 1), 0.0)
+    return np.asarray(np.clip((level[:, None] - price[None, :]) / k, 0.0, upper), dtype=float)
+
+
+def _first_true(
+    t: int, test: Callable[[NDArray[np.intp]], NDArray[np.bool_]], n: int
+) -> NDArray[np.intp]:
+    """Per row, the smallest m in [0, t] with ``test(m)`` true (``test`` monotone in m, true at
+    m = t), by a vectorised binary search."""
+    lo = np.zeros(n, dtype=np.intp)
+    hi = np.full(n, t, dtype=np.intp)
+    while np.any(lo < hi):
+        mid = (lo + hi) // 2
+        ok = test(mid) | (lo >= hi)  # rows already found stay where they are
+        hi = np.where(ok, mid, hi)
+        lo = np.where(ok, lo, mid + 1)
+    return lo
+
+
 def best_responses(game: ChargingGame, schedule: FloatArray) -> FloatArray:
     """Every vehicle's exact best response (eq. 6.6) to the others' schedules in ``schedule``:
     the water-filling of cost a_t + mu q_-i^t with curvature 2 mu (module docstring)."""
@@ -301,63 +385,105 @@ def nash_equilibrium(
     return _newton(game, tol, 100 if max_iter is None else max_iter)
 
 
+#: Vehicles above which the Newton iteration first solves every COARSEN-th vehicle's game.
+COARSE_ABOVE = 500
+COARSEN = 4
+
+
 def _newton(game: ChargingGame, tol: float, max_iter: int) -> Equilibrium:
+    residuals: list[float] = []
+    rows = np.arange(game.n_vehicles)
+    _, x, iterations = _newton_prices(game, rows, 1.0, max_iter, residuals)
+    return _finish(game, x, iterations, residuals, tol, "newton")
+
+
+def _newton_prices(
+    game: ChargingGame,
+    rows: NDArray[np.intp],
+    weight: float,
+    max_iter: int,
+    residuals: list[float],
+) -> tuple[FloatArray, FloatArray, int]:
+    """Semismooth Newton on h for the vehicles ``rows``, each load counted ``weight`` times
+    (lambda = a + mu weight q); returns the prices, the schedules and the iterations.
+
+    Above :data:`COARSE_ABOVE` vehicles, the prices of a sample (every COARSEN-th vehicle, its
+    load counted COARSEN times more) start the iteration near its end (recursively): the global
+    phase, where the free sets change a lot from one step to the next, is paid on smaller games.
+    """
     mu, a = game.mu, game.offset
     t = game.n_slots
+    upper, demand = game.upper[rows], game.demand[rows]
+    start = None
+    if rows.size > COARSE_ABOVE:
+        sub = rows[::COARSEN]
+        start = _newton_prices(game, sub, weight * rows.size / sub.size, max_iter, [])[0]
+    mask = upper > 0.0
+    cap = upper.max(axis=1, initial=0.0)
+    uniform = bool(np.all((upper == cap[:, None]) | ~mask))
 
-    def respond(price: FloatArray) -> tuple[FloatArray, FloatArray]:
-        """The schedules answering ``price`` and the gradient of h there."""
-        x = waterfill(price, game.upper, game.demand, mu)
-        return x, price - a - mu * x.sum(axis=0)
+    def respond(price: FloatArray) -> Response:
+        """The schedules answering ``price``, and h and its gradient there."""
+        if uniform:
+            x = waterfill_uniform(price, mask, cap, demand, mu)
+        else:
+            x = waterfill(price, upper, demand, mu)
+        load = weight * x.sum(axis=0)
+        shift = price - a
+        h = 0.5 * float(shift @ shift) - mu * (
+            0.5 * mu * weight * float(np.vdot(x, x)) + float(load @ price)
+        )
+        return x, shift - mu * load, h
 
-    # Start from the price of a load spread over each window in proportion to the power: close
-    # to the equilibrium when the windows overlap, where the cheapest-slot start herds.
-    room = game.upper.sum(axis=1)
-    share = np.divide(game.demand, room, out=np.zeros_like(room), where=room > 0)
-    price = a + mu * (share @ game.upper)
-    x, grad = respond(price)
-    residuals: list[float] = []
-    scale = max(1.0, float(np.abs(a).max()), mu * float(game.upper.sum(axis=0).max()))
+    if start is None:
+        # The price of a load spread over each window in proportion to the power: close to
+        # the equilibrium when the windows overlap, where the cheapest-slot start herds.
+        room = upper.sum(axis=1)
+        share = np.divide(demand, room, out=np.zeros_like(room), where=room > 0)
+        start = a + mu * weight * (share @ upper)
+    price = start
+    x, grad, h = respond(price)
+    scale = max(1.0, float(np.abs(a).max()), mu * weight * float(upper.sum(axis=0).max()))
     iterations = 0
     for iterations in range(1, max_iter + 1):  # noqa: B007 - the count is reported
         residual = float(np.abs(grad).max())
         residuals.append(residual)
         if residual <= 1e-12 * scale:
             break
-        free = (x > 0.0) & (x < game.upper)
+        free = (x > 0.0) & (x < upper)
         count = free.sum(axis=1)
-        rows = count > 0
-        f = free[rows].astype(float)
-        hess = np.eye(t) + np.diag(f.sum(axis=0)) - (f / count[rows, None]).T @ f
+        some = count > 0
+        f = free[some].astype(float)
+        hess = np.eye(t) + weight * (np.diag(f.sum(axis=0)) - (f / count[some, None]).T @ f)
         step = -np.linalg.solve(hess, grad)
-        price, x, grad = _line_search(respond, price, grad, step)
-    return _finish(game, x, iterations, residuals, tol, "newton")
+        price, (x, grad, h) = _line_search(respond, price, (x, grad, h), step)
+    return price, x, iterations
 
 
 def _line_search(
-    respond: Callable[[FloatArray], tuple[FloatArray, FloatArray]],
-    price: FloatArray,
-    grad: FloatArray,
-    step: FloatArray,
-) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """Move along ``step`` to where h's slope is at most half its slope at the start.
+    respond: Callable[[FloatArray], Response], price: FloatArray, now: Response, step: FloatArray
+) -> tuple[FloatArray, Response]:
+    """Move along ``step`` to a point of lower h where h's slope is at most half the start's.
 
-    h is convex and piecewise quadratic along the step: its slope g(s) = grad(price + s step) .
-    step rises piecewise linearly from g(0) < 0. The full step is taken when g(1) <= 0;
-    otherwise the zero in [0, 1] is closed in on by false position (Illinois), until
-    |g(s)| <= |g(0)| / 2, which keeps the iteration a descent method.
+    h is convex along the step and its slope g(s) = grad(price + s step) . step rises
+    continuously from g(0) < 0. The full step is taken when g(1) <= 0 (then h fell by at least
+    |g(1)|); otherwise the zero of g in [0, 1] is closed in on by false position (Illinois) until
+    |g(s)| <= |g(0)| / 2 with h below its start (Armijo), halving towards 0 if that stalls.
     """
-    g0 = float(grad @ step)
+    g0 = float(now[1] @ step)
+    h0 = now[2]
     lo, g_lo, hi = 0.0, g0, 1.0
-    x, grad_s = respond(price + step)
-    g_hi = float(grad_s @ step)
-    s, side = 1.0, 0
-    for _ in range(40):
-        if (s == 1.0 and g_hi <= 0.0) or abs(float(grad_s @ step)) <= 0.5 * abs(g0):
-            break
+    trial = respond(price + step)
+    g_hi = float(trial[1] @ step)
+    if g_hi <= 0.0:
+        return price + step, trial
+    side = 0
+    for _ in range(30):
         s = (lo * g_hi - hi * g_lo) / (g_hi - g_lo)
-        x, grad_s = respond(price + s * step)
-        g_s = float(grad_s @ step)
+        trial = respond(price + s * step)
+        g_s = float(trial[1] @ step)
+        if abs(g_s) <= 0.5 * abs(g0) and trial[2] <= h0 + 1e-4 * s * g0:
+            return price + s * step, trial
         if g_s < 0.0:
             lo, g_lo = s, g_s
             g_hi = g_hi / 2 if side == -1 else g_hi
@@ -366,7 +492,13 @@ def _line_search(
             hi, g_hi = s, g_s
             g_lo = g_lo / 2 if side == 1 else g_lo
             side = 1
-    return price + s * step, x, grad_s
+    s = lo if lo > 0.0 else hi
+    while s > 1e-12:  # the bracket did not close: backtrack on h alone
+        trial = respond(price + s * step)
+        if trial[2] <= h0 + 1e-4 * s * g0:
+            return price + s * step, trial
+        s *= 0.5
+    return price, now
 
 
 def _jacobi(game: ChargingGame, tol: float, max_iter: int) -> Equilibrium:
