@@ -33,6 +33,9 @@ from evtrade.market.welfare import P1Problem, kkt_residual, solve_p1
 from evtrade.model.defaults import DEFAULT_L1, DEFAULT_L2
 from evtrade.sim.scenarios import ScenarioSpec, random_batch, random_market
 
+#: A case's comparison with the generic solver: its seconds, the ratio to ours, the welfare gap.
+Reference = tuple[float | None, float | None, float | None]
+
 
 @dataclass(frozen=True)
 class Record:
@@ -70,6 +73,35 @@ def _peak_mb(fn: Callable[[], Any]) -> float:
         tracemalloc.stop()
 
 
+def _record(
+    case: str,
+    size: tuple[int, int],
+    run: Callable[[], Any],
+    seconds: float,
+    *,
+    reference: Reference = (None, None, None),
+    certificate: float | None = None,
+    kkt: float | None = None,
+    note: str,
+) -> Record:
+    """A case's record: ``size`` is (buyers, sellers), ``reference`` (seconds, ratio, welfare
+    gap); ``peak_mb`` is measured here, on one more call of ``run``."""
+    ref_s, ratio, gap = reference
+    return Record(
+        case=case,
+        n_buyers=size[0],
+        n_sellers=size[1],
+        seconds=seconds,
+        reference_seconds=ref_s,
+        ratio=ratio,
+        welfare_gap=gap,
+        peak_mb=_peak_mb(run),
+        certificate=certificate,
+        kkt=kkt,
+        note=note,
+    )
+
+
 def has_reference() -> bool:
     return importlib.util.find_spec("cvxpy") is not None
 
@@ -94,16 +126,13 @@ def p1_case(n: int, m: int, *, repeats: int, reference: bool, seed: int = 1) -> 
     sol = solve_p1(problem)
     cert = sol.duality_gap / max(1.0, abs(sol.welfare))
     kkt = kkt_residual(problem, sol.x, sol.mu)
-    ref_s, ratio, gap, note = _compare(_p1_reference(problem), seconds, result.welfare, reference)
-    return Record(
-        case=f"eta-p1-{n}x{m}",
-        n_buyers=n,
-        n_sellers=m,
-        seconds=seconds,
-        reference_seconds=ref_s,
-        ratio=ratio,
-        welfare_gap=gap,
-        peak_mb=_peak_mb(lambda: clear(market)),
+    ref, note = _compare(_p1_reference(problem), seconds, result.welfare, reference)
+    return _record(
+        f"eta-p1-{n}x{m}",
+        (n, m),
+        lambda: clear(market),
+        seconds,
+        reference=ref,
         certificate=cert,
         kkt=kkt,
         note=f"clear() end to end; solver {result.solver['method']}{note}",
@@ -121,16 +150,16 @@ def _p1_reference(problem: P1Problem) -> Callable[[], float]:
 
 def _compare(
     solve: Callable[[], float], seconds: float, welfare: float, reference: bool
-) -> tuple[float | None, float | None, float | None, str]:
-    """Reference seconds, ratio, relative welfare gap and a note (``solve`` runs cvxpy)."""
+) -> tuple[Reference, str]:
+    """(Reference seconds, ratio, relative welfare gap) and a note (``solve`` runs cvxpy)."""
     if not reference:
-        return None, None, None, "; no reference (generic solvers fail or take minutes here)"
+        return (None, None, None), "; no reference (generic solvers fail or take minutes here)"
     if not has_reference():
-        return None, None, None, "; cvxpy not installed"
+        return (None, None, None), "; cvxpy not installed"
     ref_s, ref_w, failed = _reference(solve)
     if ref_w is None:
-        return ref_s, None, None, failed
-    return ref_s, ref_s / seconds, (ref_w - welfare) / max(1.0, abs(ref_w)), failed
+        return (ref_s, None, None), failed
+    return (ref_s, ref_s / seconds, (ref_w - welfare) / max(1.0, abs(ref_w))), failed
 
 
 def binding_problem(n: int, m: int, seed: int) -> P1Problem:
@@ -154,17 +183,14 @@ def binding_case(n: int, m: int, *, repeats: int, reference: bool, seed: int = 4
     problem = binding_problem(n, m, seed)
     solve_p1(problem)
     seconds, sol = _median_time(lambda: solve_p1(problem), repeats)
-    ref_s, ratio, gap, note = _compare(_p1_reference(problem), seconds, sol.welfare, reference)
+    ref, note = _compare(_p1_reference(problem), seconds, sol.welfare, reference)
     note = f"solve_p1 on P1 directly; {sol.method}, {sol.iterations} iterations{note}"
-    return Record(
-        case=f"p1-binding-{n}x{m}",
-        n_buyers=n,
-        n_sellers=m,
-        seconds=seconds,
-        reference_seconds=ref_s,
-        ratio=ratio,
-        welfare_gap=gap,
-        peak_mb=_peak_mb(lambda: solve_p1(problem)),
+    return _record(
+        f"p1-binding-{n}x{m}",
+        (n, m),
+        lambda: solve_p1(problem),
+        seconds,
+        reference=ref,
         certificate=sol.duality_gap / max(1.0, abs(sol.welfare)),
         kkt=kkt_residual(problem, sol.x, sol.mu),
         note=note,
@@ -189,19 +215,14 @@ def babg_case(*, repeats: int, reference: bool, seed: int = 5) -> Record:
             q.mask, q.w, q.d_min, q.d_max, q.efficiency, q.s_max, l1=q.l1, l2=q.l2
         )
 
-    ref_s, ratio, gap, note = _compare(swm2_reference, seconds, rnd.welfare, reference)
+    ref, note = _compare(swm2_reference, seconds, rnd.welfare, reference)
     note = f"auction + SWM2; up to {int(auctions.max())} auctions per pair{note}"
-    return Record(
-        case=f"babg-{market.n_buyers}x{market.n_sellers}",
-        n_buyers=market.n_buyers,
-        n_sellers=market.n_sellers,
-        seconds=seconds,
-        reference_seconds=ref_s,
-        ratio=ratio,
-        welfare_gap=gap,
-        peak_mb=_peak_mb(lambda: babg_round(market)),
-        certificate=None,
-        kkt=None,
+    return _record(
+        f"babg-{market.n_buyers}x{market.n_sellers}",
+        (market.n_buyers, market.n_sellers),
+        lambda: babg_round(market),
+        seconds,
+        reference=ref,
         note=note + " (reference: SWM2 alone)",
     )
 
@@ -227,17 +248,13 @@ def batch_case(rounds: int, *, sample: int, seed: int = 2) -> Record:
     gap = float(np.max((single - res.welfare[:k]) / np.maximum(1.0, np.abs(single))))
     cert = float(np.max(res.solver.duality_gap / np.maximum(1.0, np.abs(res.solver.welfare))))
     methods = {str(m_): int(np.sum(res.solver.method == m_)) for m_ in np.unique(res.solver.method)}
-    return Record(
-        case=f"eta-batch-{rounds}x35x40",
-        n_buyers=spec.n_buyers,
-        n_sellers=spec.n_sellers,
-        seconds=seconds,
-        reference_seconds=loop_s,
-        ratio=loop_s / seconds,
-        welfare_gap=gap,
-        peak_mb=_peak_mb(run),
+    return _record(
+        f"eta-batch-{rounds}x35x40",
+        (spec.n_buyers, spec.n_sellers),
+        run,
+        seconds,
+        reference=(loop_s, loop_s / seconds, gap),
         certificate=cert,
-        kkt=None,
         note=f"draw + clear_batch; reference: loop of clear() on {k} rounds, scaled; {methods}",
     )
 
@@ -252,17 +269,11 @@ def pricing_case(n: int, m: int, *, repeats: int, seed: int = 3) -> Record:
     seconds, (T, trade) = _median_time(lambda: eta_pair_prices(v, v_hi, c, c_lo), repeats)
     share = float(trade.mean())
     del T, trade
-    return Record(
-        case=f"eta-pricing-{n}x{m}",
-        n_buyers=n,
-        n_sellers=m,
-        seconds=seconds,
-        reference_seconds=None,
-        ratio=None,
-        welfare_gap=None,
-        peak_mb=_peak_mb(lambda: eta_pair_prices(v, v_hi, c, c_lo)),
-        certificate=None,
-        kkt=None,
+    return _record(
+        f"eta-pricing-{n}x{m}",
+        (n, m),
+        lambda: eta_pair_prices(v, v_hi, c, c_lo),
+        seconds,
         note=f"{n * m:.2e} pairs (T float64 + trade bool kept); {share:.1%} trade",
     )
 
