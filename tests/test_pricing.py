@@ -87,3 +87,33 @@ def test_chunked_pair_prices_are_bit_identical(n: int, m: int, rows: int, worker
     assert np.array_equal(T, pricing.transaction_price(P, R))
     assert np.array_equal(trade, pricing.bid_covers_ask(P, R))
     assert trade[0, 0]
+
+
+def test_pair_prices_broadcast_over_rounds_bit_for_bit() -> None:
+    """(B, N) buyers and (B, M) sellers give (B, N, M): each round equals its own 1-D call."""
+    rng = np.random.default_rng(11)
+    v_max = rng.uniform(0.9, 1.2, (4, 6))
+    v = v_max - rng.uniform(0, 0.4, (4, 6))
+    c_min = rng.uniform(0.3, 0.45, (4, 3))
+    c = c_min + rng.uniform(0, 0.4, (4, 3))
+    P = pricing.buyer_bid(v, v_max, c_min)
+    R = pricing.seller_ask(c, c_min, v_max)
+    assert P.shape == R.shape == (4, 6, 3)
+    for r in range(4):
+        assert np.array_equal(P[r], pricing.buyer_bid(v[r], v_max[r], c_min[r]))
+        assert np.array_equal(R[r], pricing.seller_ask(c[r], c_min[r], v_max[r]))
+
+
+def test_elementwise_kernel_is_the_pair_grid_diagonal() -> None:
+    """equilibrium_bid/ask price one pair per element: the diagonal of the pair grid."""
+    rng = np.random.default_rng(12)
+    v, v_max, c, c_min = (rng.uniform(0.2, 1.0, 5) for _ in range(4))
+    assert np.array_equal(
+        pricing.equilibrium_bid(v, v_max, c_min), np.diag(pricing.buyer_bid(v, v_max, c_min))
+    )
+    assert np.array_equal(
+        pricing.equilibrium_ask(c, c_min, v_max), np.diag(pricing.seller_ask(c, c_min, v_max))
+    )
+    # scalars (the unit-trade Monte Carlo's priors) broadcast; eq. (5) at v = 0.9, 1.2, 0.3
+    assert pricing.equilibrium_bid(np.array([0.9]), 1.2, 0.3)[0] == pytest.approx(0.775)
+    assert pricing.buyer_bid(0.9, 1.2, 0.3).shape == (1, 1)

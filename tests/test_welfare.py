@@ -9,6 +9,8 @@ import pytest
 
 from evtrade.bench import binding_problem
 from evtrade.errors import SolverError
+from evtrade.market import p1_newton
+from evtrade.market.objectives import buyer_utility, eta_welfare, seller_cost, swm2_welfare
 from evtrade.market.p1_newton import FEAS_RTOL, feasibility_violation
 from evtrade.market.welfare import P1Problem, kkt_residual, solve_p1, welfare_value
 
@@ -295,3 +297,57 @@ def test_kkt_residual_detects_suboptimal_volumes() -> None:
     shifted[i, k] -= min(0.5, shifted[i, k])
     assert kkt_residual(p, shifted, sol.mu) > 1e-4
     assert kkt_residual(p, sol.x, sol.mu * 1.5) > 1e-4  # wrong prices
+
+
+def test_eta_welfare_by_hand_and_over_a_batch() -> None:
+    """Eq. (11) on a 2 x 2 market by hand; a stack of markets gives each market's value."""
+    x = np.array([[1.0, 2.0], [0.0, 3.0]])
+    w, b_min, rho = np.array([2.0, 1.0]), np.array([1.0, 0.0]), np.array([0.1, 0.2])
+    util = 2.0 * np.log(3.0 - 1.0 + 1.0) + 1.0 * np.log(3.0 + 1.0)
+    loss = 0.1 * (0.0025 * 1.0 + 0.005 * 1.0) + 0.2 * (0.0025 * 13.0 + 0.005 * 5.0)
+    assert float(eta_welfare(x, w, b_min, rho, 0.0025, 0.005)) == pytest.approx(util - loss)
+    # a buyer out of the round counts no utility (its volumes still cost their loss)
+    out = float(eta_welfare(x, w, b_min, rho, 0.0025, 0.005, in_round=np.array([True, False])))
+    assert out == pytest.approx(2.0 * np.log(3.0) - loss)
+    # folded coefficients a = l1 rho, e = l2 rho with rho = 1: the solvers' form
+    folded = eta_welfare(x, w, b_min, 1.0, 0.0025 * rho, 0.005 * rho, squares="einsum")
+    assert float(folded) == pytest.approx(util - loss, rel=1e-15)
+    rng = np.random.default_rng(3)
+    xs = rng.uniform(0, 2, (5, 4, 3))
+    ws, bs, rhos = rng.uniform(0, 5, (5, 4)), rng.uniform(0, 1, (5, 4)), rng.uniform(0, 1, (5, 3))
+    stacked = eta_welfare(xs, ws, bs, rhos, 0.0025, 0.005)
+    each = [float(eta_welfare(xs[b], ws[b], bs[b], rhos[b], 0.0025, 0.005)) for b in range(5)]
+    assert np.array_equal(stacked, each)
+
+
+def test_swm2_welfare_is_utility_minus_seller_cost() -> None:
+    """BABG eq. (12): utilities of the served buyers minus sum_j l1 S_j^2 + l2 S_j (eq. 4)."""
+    s = np.array([[1.0, 0.0], [2.0, 4.0]])
+    d = 0.9 * s
+    w, d_min = np.array([1.0, 3.0]), np.array([0.5, 10.0])  # buyer 2 gets 5.4 < 10: unserved
+    cost = 0.0025 * (9.0 + 16.0) + 0.005 * (3.0 + 4.0)
+    assert float(seller_cost(s, l1=0.0025, l2=0.005)) == pytest.approx(cost)
+    expect = 1.0 * np.log(0.9 - 0.5 + 1.0) - cost
+    assert float(swm2_welfare(s, d, w, d_min, l1=0.0025, l2=0.005)) == pytest.approx(expect)
+    assert float(buyer_utility(d.sum(axis=1), w, d_min, np.array([True, False]))) == (
+        pytest.approx(np.log(1.4))
+    )
+
+
+def test_buyer_totals_solve_the_water_filling_equation() -> None:
+    """lambda solves A lambda - B = clip(b_min - 1 + w / lambda, b_min, b_max) (shared kernel)."""
+    rng = np.random.default_rng(5)
+    A, B = rng.uniform(0.5, 50, 200), rng.uniform(0, 5, 200)  # B = sum k_j c_j >= 0
+    w, b_min = rng.uniform(0.1, 5, 200), rng.uniform(0, 3, 200)
+    b_max = b_min + rng.uniform(0, 10, 200)
+    lam = p1_newton.buyer_totals(A, B, w, b_min, b_max)
+    demand = np.clip(b_min - 1.0 + w / lam, b_min, b_max)
+    np.testing.assert_allclose(A * lam - B, demand, rtol=1e-9, atol=1e-9)
+
+
+def test_certificate_needs_feasibility_and_a_closed_gap() -> None:
+    assert p1_newton.certified(0.0, 100.0 + 5e-8, 100.0)
+    assert not p1_newton.certified(0.0, 100.0 + 1e-6, 100.0)  # gap 1e-8 of the welfare
+    assert not p1_newton.certified(1e-9, 100.0, 100.0)  # infeasible: weak duality says nothing
+    both = p1_newton.certified(np.array([0.0, 1e-9]), np.array([1.0, 1.0]), np.array([1.0, 1.0]))
+    assert both.tolist() == [True, False]
