@@ -9,6 +9,9 @@ use case runs on the contracts (the embedded EVM) and in-process on the settleme
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -22,7 +25,10 @@ from tests.fake_ledger import FakeLedger
 
 
 @pytest.fixture(scope="module", params=["embedded", "fake"])
-def ledger_and_operators(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def ledger_and_operators(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Any, Any]]:
+    """The contracts on the embedded chain, or the port's in-memory fake, with their operators."""
     if request.param == "fake":
         fake = FakeLedger()
         yield fake, Operators(fake.new_account(), fake.new_account())
@@ -45,11 +51,11 @@ CASES = [
 
 @pytest.mark.parametrize(("seed", "n", "m", "over"), CASES)
 def test_chain_settles_what_the_library_clears(
-    ledger_and_operators,
+    ledger_and_operators: tuple[Any, Any],
     seed: int,
     n: int,
     m: int,
-    over: dict[str, float],  # type: ignore[no-untyped-def]
+    over: dict[str, float],
 ) -> None:
     ledger, operators = ledger_and_operators
     market = market_from_dict(random_market_dict(np.random.default_rng(seed), n, m, **over))
