@@ -15,6 +15,7 @@ Carlo (:func:`expected_outcome`) it is the mean over trading draws.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,24 +80,7 @@ def expected_outcome(
             raise MechanismError(f"{name}: need finite lo < hi, got ({lo}, {hi})")
     v = rng.uniform(v_range[0], v_range[1], samples)
     c = rng.uniform(c_range[0], c_range[1], samples)
-    if mechanism == "eta":
-        # Theorem 1 with the priors' bounds: every buyer's v^max and every seller's c^min.
-        P = pricing.equilibrium_bid(v, v_range[1], c_range[0])
-        R = pricing.equilibrium_ask(c, c_range[0], v_range[1])
-        trade = pricing.bid_covers_ask(P, R)
-        T = pricing.transaction_price(P, R)
-    elif mechanism == "complete-info":
-        P, R = v, c
-        trade = v >= c
-        T = pricing.transaction_price(v, c)
-    elif mechanism == "single-price":
-        if price is None:
-            raise MechanismError("price: the single-price mechanism needs a posted price")
-        P, R = v, c
-        trade = (c <= price) & (price <= v)
-        T = np.full_like(v, float(price))
-    else:
-        raise MechanismError(f"mechanism: unknown {mechanism!r}")
+    P, R, T, trade = _unit_rule(mechanism).quotes(v, c, v_range, c_range, price)
     g = np.where(trade, v - c, 0.0)
     sb, ss = pair_satisfaction(P, R, T)
     sat = float(np.mean(0.5 * (sb[trade] + ss[trade]))) if np.any(trade) else None
@@ -113,14 +97,59 @@ def expected_gains_exact(mechanism: str, *, price: float = 0.5) -> float:
     eta: the integral of (v - c) over v - c >= 1/4, 9/64; complete-info: 1/6;
     single-price p: ``p (1 - p) / 2`` (1/8 at p = 1/2).
     """
-    if mechanism == "eta":
-        return 9.0 / 64.0
-    if mechanism == "complete-info":
-        return 1.0 / 6.0
-    if mechanism == "single-price":
-        p = float(price)
-        if not 0.0 <= p <= 1.0:
-            raise MechanismError(f"price: must lie in [0, 1] for U[0, 1] types, got {p}")
-        # E[(v - c) 1{c <= p <= v}] = (1 - p) p [ (1 + p)/2 - p/2 ] = p (1 - p) / 2
-        return p * (1.0 - p) / 2.0
-    raise MechanismError(f"mechanism: unknown {mechanism!r}")
+    return _unit_rule(mechanism).exact(price)
+
+
+Quotes = tuple[FloatArray, FloatArray, FloatArray, NDArray[np.bool_]]
+Range = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class UnitRule:
+    """One pricing rule of the unit-trade model: ``quotes(v, c, v_range, c_range, price)`` gives
+    (P, R, T, trade) per draw; ``exact(price)`` the closed-form gains for U[0, 1] types."""
+
+    quotes: Callable[[FloatArray, FloatArray, Range, Range, float | None], Quotes]
+    exact: Callable[[float], float]
+
+
+def _eta_quotes(v: FloatArray, c: FloatArray, vr: Range, cr: Range, _: float | None) -> Quotes:
+    # Theorem 1 with the priors' bounds: every buyer's v^max and every seller's c^min.
+    P = pricing.equilibrium_bid(v, vr[1], cr[0])
+    R = pricing.equilibrium_ask(c, cr[0], vr[1])
+    return P, R, pricing.transaction_price(P, R), pricing.bid_covers_ask(P, R)
+
+
+def _complete_quotes(v: FloatArray, c: FloatArray, _v: Range, _c: Range, _: float | None) -> Quotes:
+    return v, c, pricing.transaction_price(v, c), np.asarray(v >= c)
+
+
+def _posted_quotes(
+    v: FloatArray, c: FloatArray, _v: Range, _c: Range, price: float | None
+) -> Quotes:
+    if price is None:
+        raise MechanismError("price: the single-price mechanism needs a posted price")
+    return v, c, np.full_like(v, float(price)), np.asarray((c <= price) & (price <= v))
+
+
+def _posted_exact(price: float) -> float:
+    p = float(price)
+    if not 0.0 <= p <= 1.0:
+        raise MechanismError(f"price: must lie in [0, 1] for U[0, 1] types, got {p}")
+    # E[(v - c) 1{c <= p <= v}] = (1 - p) p [ (1 + p)/2 - p/2 ] = p (1 - p) / 2
+    return p * (1.0 - p) / 2.0
+
+
+#: The unit-trade model's pricing rules by name: ETA's equilibrium and its two benchmarks.
+UNIT_RULES: dict[str, UnitRule] = {
+    "eta": UnitRule(_eta_quotes, lambda _: 9.0 / 64.0),
+    "complete-info": UnitRule(_complete_quotes, lambda _: 1.0 / 6.0),
+    "single-price": UnitRule(_posted_quotes, _posted_exact),
+}
+
+
+def _unit_rule(mechanism: str) -> UnitRule:
+    try:
+        return UNIT_RULES[mechanism]
+    except (KeyError, TypeError):
+        raise MechanismError(f"mechanism: unknown {mechanism!r}") from None
