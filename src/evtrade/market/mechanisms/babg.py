@@ -35,17 +35,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from evtrade.errors import MechanismError, SolverError
+from evtrade.market import reasons
 from evtrade.market._ipm import IPMResult, Separable, interior_point
 from evtrade.market.admission import Admission
 from evtrade.market.mechanisms.base import Mechanism
 from evtrade.market.objectives import seller_cost, swm2_welfare
-from evtrade.market.reasons import (
-    NO_SPARE,
-    OPTIMUM_SKIPS_BUYER,
-    OPTIMUM_SKIPS_SELLER,
-    Wording,
-    unmatched,
-)
 from evtrade.market.result import ZERO_KWH, ClearingResult, assemble_result
 from evtrade.market.round import exclude, market_basics
 from evtrade.model import Market
@@ -494,21 +488,24 @@ def clear_babg(market: Market, params: BabgParams | None = None) -> ClearingResu
     ``welfare`` is SWM2's objective; ``solver`` adds the auction's and the grid's outcome."""
     rnd = babg_round(market, params)
     buyer_role, seller_role = np.asarray(rnd.buyer_role), np.asarray(rnd.seller_role)
-    reasons = unmatched(
+    unmatched = reasons.unmatched(
         market,
         buyers=(buyer_role != "rejected") & ~(rnd.delivered.sum(axis=1) > 0),
         sellers=(seller_role != "rejected") & ~(rnd.drained.sum(axis=0) > 0),
         excluded=rnd.excluded,
-        buyer_wording=Wording(
+        buyer_wording=reasons.Wording(
             rules=(
                 (buyer_role == "idle", "nothing to buy (b_max is 0)"),
                 (buyer_role == "grid", _GRID_BUYER),
             ),
-            otherwise=OPTIMUM_SKIPS_BUYER,
+            otherwise=reasons.OPTIMUM_SKIPS_BUYER,
         ),
-        seller_wording=Wording(
-            rules=((seller_role == "idle", NO_SPARE), (seller_role == "grid", _GRID_SELLER)),
-            otherwise=OPTIMUM_SKIPS_SELLER,
+        seller_wording=reasons.Wording(
+            rules=(
+                (seller_role == "idle", reasons.NO_SPARE),
+                (seller_role == "grid", _GRID_SELLER),
+            ),
+            otherwise=reasons.OPTIMUM_SKIPS_SELLER,
         ),
     )
     traded = rnd.delivered > 0
@@ -543,7 +540,7 @@ def clear_babg(market: Market, params: BabgParams | None = None) -> ClearingResu
         pairs_mask=rnd.settled | traded,
         x=rnd.delivered,
         welfare=rnd.welfare,
-        unmatched=reasons,
+        unmatched=unmatched,
         solver=solver,
     )
 

@@ -17,16 +17,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from evtrade.errors import MechanismError
-from evtrade.market import pricing
+from evtrade.market import pricing, reasons
 from evtrade.market.mechanisms.base import Mechanism
 from evtrade.market.objectives import eta_welfare
-from evtrade.market.reasons import (
-    NO_SPARE,
-    OPTIMUM_SKIPS_BUYER,
-    OPTIMUM_SKIPS_SELLER,
-    Wording,
-    unmatched,
-)
 from evtrade.market.result import ZERO_KWH, ClearingResult, assemble_result
 from evtrade.market.round import Quotes, RoundSetup, prepare_round
 from evtrade.market.theorem2 import project_feasible, theorem2_volumes
@@ -220,20 +213,23 @@ def _unmatched(market: Market, rnd: RoundSetup, x: FloatArray) -> tuple[dict[str
     adm, pairs_mask = rnd.admission, rnd.pairs_mask
     no_seller = "no seller's ask is covered by this buyer's bid (or none is within distance)"
     no_buyer = "no buyer's bid covers this seller's ask (or none is within distance)"
-    return unmatched(
+    return reasons.unmatched(
         market,
         buyers=adm.buyers_ok & ~(x.sum(axis=1) > 0),
         sellers=adm.sellers_ok & ~(x.sum(axis=0) > 0),
         excluded=rnd.excluded,
-        buyer_wording=Wording(
+        buyer_wording=reasons.Wording(
             rules=(
                 (np.asarray(~pairs_mask.any(axis=1)), no_seller),
                 (np.asarray(market.buyer_arrays["b_max"] == 0), "b_max is 0"),
             ),
-            otherwise=OPTIMUM_SKIPS_BUYER,
+            otherwise=reasons.OPTIMUM_SKIPS_BUYER,
         ),
-        seller_wording=Wording(
-            rules=((rnd.spare <= 0, NO_SPARE), (np.asarray(~pairs_mask.any(axis=0)), no_buyer)),
-            otherwise=OPTIMUM_SKIPS_SELLER,
+        seller_wording=reasons.Wording(
+            rules=(
+                (rnd.spare <= 0, reasons.NO_SPARE),
+                (np.asarray(~pairs_mask.any(axis=0)), no_buyer),
+            ),
+            otherwise=reasons.OPTIMUM_SKIPS_SELLER,
         ),
     )

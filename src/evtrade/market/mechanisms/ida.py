@@ -36,11 +36,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from evtrade.errors import MechanismError, SolverError
+from evtrade.market import reasons
 from evtrade.market._ipm import Separable, interior_point
 from evtrade.market.admission import Admission
 from evtrade.market.mechanisms.base import Mechanism
 from evtrade.market.objectives import seller_cost, swm2_welfare
-from evtrade.market.reasons import NO_SPARE, Wording, unmatched
 from evtrade.market.result import ZERO_KWH, ClearingResult, assemble_result
 from evtrade.market.round import exclude, market_basics
 from evtrade.model import Market
@@ -207,14 +207,16 @@ def clear_ida(market: Market, params: IdaParams | None = None) -> ClearingResult
     with np.errstate(divide="ignore", invalid="ignore"):
         unit = np.where(traded, rnd.bids / np.where(traded, rnd.delivered, 1.0), 0.0)
     adm = rnd.admission
-    reasons = unmatched(
+    unmatched = reasons.unmatched(
         market,
         buyers=adm.buyers_ok & ~(rnd.delivered.sum(axis=1) > 0),
         sellers=adm.sellers_ok & ~(rnd.drained.sum(axis=0) > 0),
         excluded=rnd.excluded,
-        buyer_wording=Wording(rules=(), otherwise="IDA allocates no energy to this buyer"),
-        seller_wording=Wording(
-            rules=((np.array([s.spare <= 0 for s in market.sellers], dtype=bool), NO_SPARE),),
+        buyer_wording=reasons.Wording(rules=(), otherwise="IDA allocates no energy to this buyer"),
+        seller_wording=reasons.Wording(
+            rules=(
+                (np.array([s.spare <= 0 for s in market.sellers], dtype=bool), reasons.NO_SPARE),
+            ),
             otherwise="IDA takes no energy from this seller",
         ),
     )
@@ -242,7 +244,7 @@ def clear_ida(market: Market, params: IdaParams | None = None) -> ClearingResult
         pairs_mask=rnd.pairs,
         x=rnd.delivered,
         welfare=rnd.welfare,
-        unmatched=reasons,
+        unmatched=unmatched,
         solver=solver,
     )
 
