@@ -22,6 +22,8 @@ from evtrade.errors import LedgerError
 
 #: The contracts, in deployment order.
 CONTRACTS = ("Registry", "Token", "Market")
+#: Every shipped contract: the market's, and the DSM day's billing (ledger/dsm_billing.py).
+SHIPPED = (*CONTRACTS, "DsmBilling")
 #: Compiled for Cancun: anvil, Besu and py-evm's Prague all run it (docs/ledger.md).
 EVM_VERSION = "cancun"
 #: The compiler the shipped artifacts come from; pyproject.toml's dev extra pins the same one
@@ -60,8 +62,8 @@ def source_hash(name: str) -> str:
 
 def load_artifact(name: str) -> Artifact:
     """Load a shipped artifact; refuse one that is stale against its source."""
-    if name not in CONTRACTS:
-        raise LedgerError(f"unknown contract {name!r}; known: {', '.join(CONTRACTS)}")
+    if name not in SHIPPED:
+        raise LedgerError(f"unknown contract {name!r}; known: {', '.join(SHIPPED)}")
     data = json.loads(artifact_path(name).read_text())
     artifact = Artifact(
         name=name,
@@ -125,7 +127,7 @@ def compile_contract(name: str) -> Artifact:
 def write_artifacts(directory: Path | None = None) -> list[Path]:
     """Compile every contract and write its artifact JSON."""
     written = []
-    for name in CONTRACTS:
+    for name in SHIPPED:
         artifact = compile_contract(name)
         path = (directory or artifact_path(name).parent) / f"{name}.json"
         payload = {
