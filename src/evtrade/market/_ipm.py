@@ -163,20 +163,22 @@ def interior_point(p: Separable, *, tol: float, max_iter: int) -> IPMResult:
             b2 = -rp2 - hf * (du * rhu + dt * rht)
             b3 = -rp3 - (p.g * (dx * rhx).sum(axis=0) + ds * rhs_)
             d1, d2, d3 = system.solve(b1, b2, b3)
-            for _ in range(2):  # iterative refinement of the ill-conditioned normal equations
+
+            def primal(
+                d1: FloatArray, d2: FloatArray, d3: FloatArray
+            ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+                # The primal steps (x, u, t, s) from the multipliers' steps (back-substitution).
                 dxv = dx * (rhx + eta * d1[:, None] + p.g * d3)
-                duv = du * (rhu - d1 + d2)
-                dtv = dt * (rht + d2)
-                dsv = ds * (rhs_ + d3)
+                return dxv, du * (rhu - d1 + d2), dt * (rht + d2), ds * (rhs_ + d3)
+
+            for _ in range(2):  # iterative refinement of the ill-conditioned normal equations
+                dxv, duv, dtv, dsv = primal(d1, d2, d3)
                 e1 = (dxv * eta).sum(axis=1) - hf * duv + rp1
                 e2 = hf * (duv + dtv) + rp2
                 e3 = p.g * dxv.sum(axis=0) + dsv + rp3
                 c1, c2, c3 = system.solve(-e1, -e2, -e3)
                 d1, d2, d3 = d1 + c1, d2 + c2, d3 + c3
-            dxv = dx * (rhx + eta * d1[:, None] + p.g * d3)
-            duv = du * (rhu - d1 + d2)
-            dtv = dt * (rht + d2)
-            dsv = ds * (rhs_ + d3)
+            dxv, duv, dtv, dsv = primal(d1, d2, d3)
             dzx = M * (cx - zx * dxv) / np.where(M > 0, x, 1.0)
             dzu = hf * (cu - zu * duv) / np.where(hu, u, 1.0)
             dzt = hf * (ct - zt * dtv) / np.where(hu, t, 1.0)
