@@ -5,6 +5,7 @@ Layout (issue 17, in the manner of fastapi-cli):
 - :mod:`~evtrade.cli.clear`: ``clear`` and ``montecarlo`` (the market library);
 - :mod:`~evtrade.cli.chain`: ``chain run``, ``audit`` and ``demo`` (the settlement use cases on
   the ledger);
+- :mod:`~evtrade.cli.dsm`: ``schedule`` (a day of EV charging, DSM) and ``reproduce dsm``;
 - :mod:`~evtrade.cli.reproduce`, :mod:`~evtrade.cli.serve`, :mod:`~evtrade.cli.bench`;
 - :mod:`~evtrade.cli.render`: everything printed (tables, lines, JSON, progress);
 - :mod:`~evtrade.cli.boundary`: the one error boundary, around every command: an error becomes
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import typer
 
-from evtrade.cli import bench, chain, clear, reproduce, serve
+from evtrade.cli import bench, chain, clear, dsm, reproduce, serve
 from evtrade.cli.boundary import BoundedGroup
 from evtrade.cli.options import LIMITS_HELP
 
@@ -34,8 +35,10 @@ app.add_typer(chain_app, name="chain")
 
 app.command(epilog=LIMITS_HELP)(clear.clear)
 app.command()(clear.montecarlo)
+app.command()(dsm.schedule)
 reproduce_app.command("eta")(reproduce.reproduce_eta)
 reproduce_app.command("babg")(reproduce.reproduce_babg)
+reproduce_app.command("dsm")(dsm.reproduce_dsm)
 app.command()(chain.demo)
 chain_app.command("run", epilog=LIMITS_HELP)(chain.chain_run)
 app.command()(chain.audit)

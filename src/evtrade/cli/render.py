@@ -275,3 +275,102 @@ def bench(records: Sequence[Mapping[str, Any]]) -> None:
     Console(width=150).print(table)
     for r in records:
         typer.echo(f"{r['case']}: {r['note']}")
+
+
+# --- evtrade schedule -------------------------------------------------------------------------
+
+
+def _slot_ranges(energy: Sequence[float]) -> str:
+    """The slots a vehicle draws in, as ranges (``9-11,14``); ``-`` for none."""
+    used = [t for t, e in enumerate(energy) if e > 0.0]
+    parts: list[str] = []
+    for t in used:
+        if parts and t - 1 in used:
+            first = parts[-1].split("-")[0]
+            parts[-1] = f"{first}-{t}"
+        else:
+            parts.append(str(t))
+    return ",".join(parts) or "-"
+
+
+def day_schedule(d: Mapping[str, Any]) -> None:
+    """A day's schedule (``schedule_to_dict``): prices and loads per slot, each vehicle's source,
+    supplier, energy and bill, then the game's convergence report and the baselines."""
+    console = Console()
+    slots = _table(
+        "Grid per slot (lambda = phi + mu (q - Q))",
+        ("slot", "phi (base)", "Q (forecast)", "q (load)", "lambda (price)", "PV price"),
+    )
+    for t, s in enumerate(d["slots"]):
+        slots.add_row(
+            str(t),
+            fmt(s["base_price"]),
+            fmt(s["forecast"], 3),
+            fmt(s["load"], 3),
+            fmt(s["price"]),
+            fmt(s["pv_price"]),
+        )
+    console.print(slots)
+    vehicles = _table(
+        "Vehicles",
+        ("vehicle", "source", "supplier", "kWh drawn", "slots", "cost", "unmet kWh"),
+        left=("vehicle", "source", "supplier", "slots"),
+    )
+    for v in d["vehicles"]:
+        vehicles.add_row(
+            v["id"],
+            v["source"],
+            fmt(v["supplier"]),
+            fmt(sum(v["energy_kwh"]), 3),
+            _slot_ranges(v["energy_kwh"]),
+            fmt(v["cost"]),
+            fmt(v["unmet_kwh"], 3),
+        )
+    console.print(vehicles)
+    for p in d["pv"]:
+        typer.echo(
+            f"PV {p['id']}: sold {p['sold_kwh']:.3f} kWh for {p['revenue']:.4f}, "
+            f"{p['to_grid_kwh']:.3f} kWh to the grid for {p['feed_in_revenue']:.4f}"
+        )
+    eq = d["equilibrium"]
+    residual = eq["residuals"][-1] if eq["residuals"] else None
+    typer.echo(
+        f"equilibrium ({eq['method']}): {'converged' if eq['converged'] else 'NOT CONVERGED'} "
+        f"after {eq['iterations']} iterations, max gain {sci(eq['max_gain'])}, "
+        f"last residual {sci(residual)}, grid cost {eq['cost']:.4f}"
+    )
+    opt = d["social_optimum"]
+    poa = opt.get("price_of_anarchy")
+    typer.echo(
+        f"social optimum {opt['cost']:.4f}   price of anarchy {fmt(poa, 6)}   "
+        f"no DSM {d['no_dsm']['cost']:.4f}   cheapest hours {d['cheapest_hours']['cost']:.4f}"
+    )
+
+
+def not_converged(eq: Mapping[str, Any]) -> None:
+    """A loud warning on stderr: the game stopped at its iteration cap, not at an equilibrium."""
+    typer.echo(
+        f"WARNING: the charging game did NOT converge after {eq['iterations']} iterations: a "
+        f"vehicle could still save {eq['max_gain']:.3e} by deviating alone; the prices and "
+        "bills are not a Nash equilibrium",
+        err=True,
+    )
+
+
+def dsm_claims(c: Mapping[str, Any]) -> None:
+    """``reproduce dsm``'s summary: each thesis claim, what the runs give, and whether it holds."""
+    s1, s2, sv, fl = c["scenario1"], c["scenario2"], c["saving"], c["flattening"]
+    windows = ", ".join(f"{k} {v:.1%}" for k, v in sv["ev1_cheapest_hours_by_window"].items())
+    lines = (
+        f"Fig. 7.6: lambda recomputed, largest difference {c['fig7_6_max_abs_error']:.1e} SEK/kWh",
+        f"scenario 1: thesis {s1['thesis_supplier']}, nearest covering PV {s1['supplier']} "
+        f"({'holds' if s1['holds'] else 'does not hold'})",
+        f"scenario 2: thesis {s2['thesis_supplier']}, scheduler {s2['supplier']} "
+        f"({'holds' if s2['holds'] else 'does not hold'})",
+        f"saving: thesis about {sv['thesis']:.0%}; EV1 cheapest hours vs on arrival by window: "
+        f"{windows}; fleet equilibrium vs no DSM {sv['fleet']:.1%}",
+        f"peaks (kWh/h): no DSM {fl['peak_no_dsm']:.1f}, cheapest hours "
+        f"{fl['peak_cheapest_hours']:.1f}, equilibrium {fl['peak_equilibrium']:.1f}",
+    )
+    for line in lines:
+        typer.echo(f"  {line}")
