@@ -30,7 +30,7 @@ def schedule(scenario: ScenarioArgument, output: FormatOption = OutputFormat.tab
     mechanism = get("dsm")
     result = mechanism.run(load_day(scenario))
     record = schedule_to_dict(result)
-    if record["social_optimum"] is None:
+    if record["social_optimum"] is None and not result.grid_vehicles:
         # No vehicle charges from the grid: the empty game's optimum costs nothing.
         record["social_optimum"] = {"cost": 0.0, "price_of_anarchy": None}
     # Refuses NaN / Infinity: a result that is not finite is reported, never printed.

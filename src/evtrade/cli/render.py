@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import typer
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
+from rich.text import Text
 
 if TYPE_CHECKING:  # the types only: importing the ledger side would slow every command
     from evtrade.market import ClearingResult
@@ -62,26 +63,116 @@ def _table(title: str, columns: Iterable[str], *, left: Iterable[str] = ()) -> T
 # --- evtrade clear / montecarlo ---------------------------------------------------------------
 
 
-def clearing(d: Mapping[str, Any]) -> None:
+#: Unit of every price in a clearing table (docs/ledger.md: prices are tokens per kWh).
+PRICE_UNIT = "tokens/kWh"
+
+
+class PriceColumns(NamedTuple):
+    """What the ``P``, ``R`` and ``T`` fields of a mechanism's pairs mean: the three column
+    headers and the legend printed under the table (docs/json-format.md, docs/babg.md)."""
+
+    P: str
+    R: str
+    T: str
+    legend: str
+
+
+_ETA_COLUMNS = PriceColumns(
+    "bid P*",
+    "ask R*",
+    "price T",
+    "P*: the buyer's bid (Theorem 1), R*: the seller's ask (Theorem 1), T = (P* + R*)/2: the "
+    "transaction price the buyer pays and the seller receives per kWh",
+)
+#: Each mechanism's meaning of P, R and T, by its registry name; others get :data:`_GENERIC`.
+PRICE_COLUMNS: dict[str, PriceColumns] = {
+    "eta": _ETA_COLUMNS,
+    "complete-info": PriceColumns(
+        "value v",
+        "cost c",
+        "price T",
+        "v: the buyer's true value, c: the seller's true cost, T = (v + c)/2: the transaction "
+        "price per kWh",
+    ),
+    "single-price": PriceColumns(
+        "value v",
+        "cost c",
+        "posted T",
+        "v: the buyer's value (the most it accepts), c: the seller's cost (the least it "
+        "accepts), T: the posted price every pair trades at",
+    ),
+    "babg": PriceColumns(
+        "bid W",
+        "ask Q",
+        "pays W",
+        "W: the buyer's final bid, Q: the seller's final ask, both after the auctions; the "
+        "buyer pays W, the seller receives Q and the auctioneer keeps W - Q (docs/babg.md)",
+    ),
+    "ida": PriceColumns(
+        "pays P",
+        "price s",
+        "pays T",
+        "pays P = pays T: the buyer's unit payment b_ij / (eta c_ij), price s: the seller's "
+        "unit price s_ji, both after the iteration (docs/babg.md)",
+    ),
+}
+_GENERIC = PriceColumns(
+    "P", "R", "T", "P: the buyer's bid, R: the seller's ask, T: the transaction price"
+)
+
+
+def _cells(*values: str) -> list[Text]:
+    """Table cells shown as they are: an id like ``[b]`` is text, never rich markup."""
+    return [Text(v) for v in values]
+
+
+def clearing(d: Mapping[str, Any], *, all_pairs: bool = False) -> None:
     """A clearing result's record (``ClearingResult.to_dict``): trades, rejected, unmatched and
-    totals."""
+    totals.
+
+    The pairs the optimum gives nothing (volume 0) are counted but not listed unless
+    ``all_pairs``; the price columns are named per mechanism (:data:`PRICE_COLUMNS`), in
+    :data:`PRICE_UNIT`, with a legend. Every line of the totals fits 80 columns.
+    """
     console = Console()
+    cols = PRICE_COLUMNS.get(d["mechanism"], _GENERIC)
+    pairs = d["pairs"] if all_pairs else [p for p in d["pairs"] if p["volume"] > 0]
+    unit = f"\n{PRICE_UNIT}"
     table = _table(
         f"Trades ({d['mechanism']}, volumes {d['volumes']})",
-        ("buyer", "seller", "P", "R", "T", "volume (kWh)", "distance (km)"),
+        (
+            "buyer",
+            "seller",
+            cols.P + unit,
+            cols.R + unit,
+            cols.T + unit,
+            "volume\nkWh",
+            "distance\nkm",
+        ),
         left=("buyer", "seller"),
     )
-    for p in d["pairs"]:
+    for p in pairs:
         table.add_row(
-            p["buyer"],
-            p["seller"],
-            fmt(p["P"]),
-            fmt(p["R"]),
-            fmt(p["T"]),
-            fmt(p["volume"], 3),
-            fmt(p["distance_km"], 2),
+            *_cells(
+                p["buyer"],
+                p["seller"],
+                fmt(p["P"]),
+                fmt(p["R"]),
+                fmt(p["T"]),
+                fmt(p["volume"], 3),
+                fmt(p["distance_km"], 2),
+            )
         )
     console.print(table)
+    console.print(Text(f"{cols.legend}; prices in {PRICE_UNIT}."))
+    hidden = len(d["pairs"]) - len(pairs)
+    if hidden:
+        console.print(
+            Text(
+                f"{hidden} of {len(d['pairs'])} pairs may trade but get 0 kWh: not listed "
+                "(--all-pairs lists them)."
+            )
+        )
     for key, label in (("rejected", "Rejected bids"), ("unmatched", "Unmatched")):
         if d[key]:
             t = Table(title=label)
@@ -89,14 +180,24 @@ def clearing(d: Mapping[str, Any]) -> None:
             t.add_column("role")
             t.add_column("reason")
             for r in d[key]:
-                t.add_row(r["id"], r["role"], r["reason"])
+                t.add_row(*_cells(r["id"], r["role"], r["reason"]))
             console.print(t)
     sat = d["satisfaction"]["mean"]
-    console.print(
-        f"total volume {d['total_volume']:.3f} kWh   welfare {d['welfare']:.6f}   "
-        f"gains from trade {d['gains_from_trade']:.4f}   payments {d['total_payment']:.4f}   "
-        f"satisfaction {fmt(sat)}"
-    )
+    # One total a line: long numbers (up to 1e25) never wrap a line at 80 columns.
+    for label, value in (
+        ("total volume", f"{d['total_volume']:.3f} kWh"),
+        ("total payments", f"{d['total_payment']:.4f} tokens"),
+        ("welfare", f"{d['welfare']:.6f}"),
+        ("gains from trade", f"{d['gains_from_trade']:.4f} tokens"),
+        ("satisfaction", fmt(sat)),
+    ):
+        typer.echo(f"{label:17s} {value}")
+
+
+def warning(text: str) -> None:
+    """``warning: text`` on stderr, on one line (the market file's, see
+    :func:`evtrade.model.files.load_market_with_warnings`)."""
+    typer.echo(f"warning: {text}", err=True)
 
 
 def key_values(record: Mapping[str, Any]) -> None:
@@ -339,10 +440,10 @@ def day_schedule(d: Mapping[str, Any]) -> None:
         f"after {eq['iterations']} iterations, max gain {sci(eq['max_gain'])}, "
         f"last residual {sci(residual)}, grid cost {eq['cost']:.4f}"
     )
-    opt = d["social_optimum"]
-    poa = opt.get("price_of_anarchy")
+    opt = d["social_optimum"] or {}
     typer.echo(
-        f"social optimum {opt['cost']:.4f}   price of anarchy {fmt(poa, 6)}   "
+        f"social optimum {fmt(opt.get('cost'))}   "
+        f"price of anarchy {fmt(opt.get('price_of_anarchy'), 6)}   "
         f"no DSM {d['no_dsm']['cost']:.4f}   cheapest hours {d['cheapest_hours']['cost']:.4f}"
     )
 
