@@ -25,7 +25,8 @@ from evtrade.cli.options import (
     OutputFormat,
 )
 from evtrade.market import clear as clear_market
-from evtrade.model import Market, load_market
+from evtrade.model import Market
+from evtrade.model.files import load_market_with_warnings
 
 if TYPE_CHECKING:  # the ledger side is imported by the commands that use it (slow to import)
     from evtrade.settlement.rounds import RoundRun
@@ -109,7 +110,10 @@ def chain_run(
     output: FormatOption = OutputFormat.table,
 ) -> None:
     """Run a market as one sealed-bid round on chain: register, bid, reveal, settle, audit."""
-    market = load_market(market_file)
+    loaded = load_market_with_warnings(market_file)
+    for line in loaded.warnings:
+        render.warning(line)
+    market = loaded.market
     run, kind = run_on_chain(market, data_dir, chain_url=chain_url, deployment=deployment)
     trades = trade_records(run)
     audit = run.audit.to_dict() if run.audit else None

@@ -19,7 +19,7 @@ from evtrade.cli.options import (
 )
 from evtrade.market import expected_gains_exact, expected_outcome
 from evtrade.market.mechanisms import run_mechanism
-from evtrade.model import load_market
+from evtrade.model.files import load_market_with_warnings
 from evtrade.model.participants import MAX_PRICE
 
 #: Most Monte Carlo samples: ~10 float arrays of this length are alive at once (~800 MB).
@@ -48,10 +48,15 @@ def clear(
     grid_sell: Annotated[
         float | None, typer.Option(help="babg: price the grid charges, r^G (1.0).")
     ] = None,
+    all_pairs: Annotated[
+        bool,
+        typer.Option("--all-pairs", help="Table: list the pairs that may trade but get 0 kWh too."),
+    ] = False,
 ) -> None:
     """Clear one round: tradable pairs, rejected bids, unmatched participants, totals.
 
-    Every input gets an answer or a one-line error (exit code 1).
+    Every input gets an answer or a one-line error (exit code 1). What the file says that the
+    market ignores (an unknown key, max_distance_km without locations) is a warning on stderr.
     """
     for name, value in (
         ("price", price),
@@ -61,8 +66,11 @@ def clear(
         ("beta", beta),
     ):
         check_option(name, value, 1.0 if name in ("alpha", "beta") else MAX_PRICE)
+    loaded = load_market_with_warnings(market_file)
+    for line in loaded.warnings:
+        render.warning(line)
     result = run_mechanism(
-        load_market(market_file),
+        loaded.market,
         mechanism.value,
         price=price,
         volumes=volumes.value,
@@ -77,7 +85,7 @@ def clear(
     if output is OutputFormat.json:
         render.echo(text)
     else:
-        render.clearing(record)
+        render.clearing(record, all_pairs=all_pairs)
 
 
 def montecarlo(

@@ -7,8 +7,11 @@ Layout (TOML uses ``[auctioneer]``, ``[[buyers]]``, ``[[sellers]]``)::
      "sellers": [{"id", "c", "c_min", "c_max", "s_t", "s_r", "rho", "lat", "lon"}]}
 
 ``l1``, ``l2`` (default 0.0025, 0.005 as in BABG), ``max_distance_km``, ``lat`` and ``lon`` are
-optional; unknown keys are ignored so files may carry more. Every problem is reported as a
-:class:`~evtrade.errors.MarketError` whose one-line message names the participant and the field.
+optional. Every problem is reported as a :class:`~evtrade.errors.MarketError` whose one-line message
+names the participant and the field. What a file says that the market will not use is no error but
+a warning of :func:`load_market_with_warnings`: an unknown key (ignored; with "did you mean" when it
+is close to a known key, as ``vmax`` is to ``v_max``), and ``max_distance_km`` set while some
+participants have no ``lat``/``lon`` (their distances are unknown: none of their pairs may trade).
 
 Files come from strangers, so reading is bounded before anything is built (limits and reasons in
 docs/json-format.md#limits): at most :data:`MAX_FILE_BYTES` are read, nesting deeper than
@@ -18,10 +21,12 @@ buyers, sellers and pairs are checked before any participant or array exists.
 
 from __future__ import annotations
 
+import difflib
 import sys
 import tomllib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,19 +51,45 @@ BUYER_FIELDS = ("id", "v", "v_min", "v_max", "b_min", "b_max", "w")
 SELLER_FIELDS = ("id", "c", "c_min", "c_max", "s_t", "s_r", "rho")
 AUCTIONEER_FIELDS = ("v_min", "c_max")
 _OPTIONAL_LOCATION = ("lat", "lon")
+#: Every key a section may have (what is not here is ignored, with a warning).
+KNOWN_KEYS: dict[str, tuple[str, ...]] = {
+    "market": ("auctioneer", "buyers", "sellers"),
+    "auctioneer": (*AUCTIONEER_FIELDS, "l1", "l2", "max_distance_km"),
+    "buyer": (*BUYER_FIELDS, *_OPTIONAL_LOCATION),
+    "seller": (*SELLER_FIELDS, *_OPTIONAL_LOCATION),
+}
+#: Most warnings about unknown keys (one per section and key); a hostile file may carry millions.
+MAX_KEY_WARNINGS = 20
+#: Participants named in one warning; the rest are counted.
+NAMED_IN_WARNING = 3
+
+
+@dataclass(frozen=True)
+class LoadedMarket:
+    """A market read from a file, with one line per thing the file says that the market ignores
+    (each line names the section or participants and the key)."""
+
+    market: Market
+    warnings: tuple[str, ...] = ()
 
 
 def load_market(path: str | Path) -> Market:
     """Read a market from a JSON (``.json``) or TOML (``.toml``) file.
 
-    Other extensions are tried as JSON, then TOML.
+    Other extensions are tried as JSON, then TOML. The warnings are dropped; a tool that shows
+    them to a user calls :func:`load_market_with_warnings`.
 
     Raises
     ------
     MarketError
         If the file cannot be read or parsed, or its content is not a valid market.
     """
-    return market_from_dict(read_document(path))
+    return load_market_with_warnings(path).market
+
+
+def load_market_with_warnings(path: str | Path) -> LoadedMarket:
+    """:func:`load_market`, with the warnings about the file (see the module docstring)."""
+    return market_from_dict_with_warnings(read_document(path))
 
 
 def read_document(path: str | Path, what: str = "market") -> Any:
@@ -169,6 +200,11 @@ def _parse_toml(p: Path, text: str) -> Any:
 
 def market_from_dict(data: Any) -> Market:
     """Build a validated :class:`Market` from parsed JSON/TOML data (see module docstring)."""
+    return market_from_dict_with_warnings(data).market
+
+
+def market_from_dict_with_warnings(data: Any) -> LoadedMarket:
+    """:func:`market_from_dict`, with the warnings about ``data`` (see the module docstring)."""
     if not isinstance(data, Mapping):
         raise MarketError(f"market: top level must be an object, got {_kind(data)}")
     if "auctioneer" not in data:
@@ -183,7 +219,67 @@ def market_from_dict(data: Any) -> Market:
         _participant(Seller, "seller", k, item, SELLER_FIELDS)
         for k, item in enumerate(_list(data, "sellers"))
     )
-    return Market(auctioneer=auctioneer, buyers=buyers, sellers=sellers)
+    market = Market(auctioneer=auctioneer, buyers=buyers, sellers=sellers)
+    return LoadedMarket(market, (*_unknown_key_warnings(data), *_distance_warnings(market)))
+
+
+def _unknown_key_warnings(data: Mapping[str, Any]) -> list[str]:
+    """One line per section kind and unknown key: who carries it, and the known key it is
+    probably a typo of (difflib's close matches over that section's keys)."""
+    found: dict[tuple[str, str], list[str]] = {}  # (section, key) -> where, in file order
+
+    def collect(section: str, where: str, item: Mapping[Any, Any]) -> None:
+        known = KNOWN_KEYS[section]
+        for key in item:
+            if key not in known:
+                found.setdefault((section, str(key)), []).append(where)
+
+    collect("market", "market", data)
+    collect("auctioneer", "auctioneer", data["auctioneer"])
+    for section in ("buyer", "seller"):
+        for k, item in enumerate(data[f"{section}s"]):
+            ident = item.get("id")
+            collect(section, show_id(ident) if isinstance(ident, str) else f"[{k}]", item)
+    lines = []
+    for (section, key), where in list(found.items())[:MAX_KEY_WARNINGS]:
+        who = section if section in ("market", "auctioneer") else _named(section, where)
+        close = difflib.get_close_matches(key, KNOWN_KEYS[section], n=1)
+        hint = f"did you mean {close[0]!r}?" if close else "not a key of this section"
+        lines.append(f"{who}: unknown key {show_id(key)} ignored ({hint})")
+    if len(found) > MAX_KEY_WARNINGS:
+        lines.append(f"... and {len(found) - MAX_KEY_WARNINGS} more unknown keys ignored")
+    return lines
+
+
+def _named(section: str, who: list[str]) -> str:
+    """``buyers 'B1', 'B2', 'B3' and 4 more`` (or ``buyer 'B1'`` for one)."""
+    if len(who) == 1:
+        return f"{section} {who[0]}"
+    named = ", ".join(who[:NAMED_IN_WARNING])
+    more = len(who) - NAMED_IN_WARNING
+    return f"{section}s {named}" + (f" and {more} more" if more > 0 else "")
+
+
+def _distance_warnings(market: Market) -> list[str]:
+    """``max_distance_km`` with participants that have no location: the distance of each of
+    their pairs is unknown, so the range check drops every one of them (one line)."""
+    if market.auctioneer.max_distance_km is None:
+        return []
+    parts, count = [], 0
+    for section, group in (("buyer", market.buyers), ("seller", market.sellers)):
+        lacking = [show_id(p.id) for p in group if p.lat is None]
+        count += len(lacking)
+        if lacking:
+            parts.append(_named(section, lacking))
+    if not parts:
+        return []
+    total = market.n_buyers + market.n_sellers
+    share = "every participant has" if count == total else f"{count} of {total} participants have"
+    return [
+        f"auctioneer: max_distance_km is set but {share} no lat/lon ({'; '.join(parts)}): their "
+        "distances are unknown, so their bids are rejected; give them lat and lon, or drop "
+        "max_distance_km"
+    ]
 
 
 def check_market_size(n_buyers: int, n_sellers: int) -> None:
