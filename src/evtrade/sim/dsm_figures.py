@@ -24,6 +24,7 @@ state is chosen here, once, in the constants below:
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Sequence
 from functools import cache
 from importlib import resources
@@ -107,7 +108,10 @@ def pv_profile(ident: str) -> tuple[float, ...]:
     pv = next(p for p in thesis()["pv"] if p["id"] == ident)
     location = pvlib.location.Location(pv["lat"], pv["lon"], tz=TIMEZONE)
     times = pd.date_range(DAY, periods=HOURS * 60, freq="1min", tz=TIMEZONE)
-    ghi = np.asarray(location.get_clearsky(times)["ghi"], dtype=float)
+    with warnings.catch_warnings():
+        # pvlib's calls of pandas APIs that pandas 4 renames; the values are unchanged.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ghi = np.asarray(location.get_clearsky(times)["ghi"], dtype=float)
     hourly = ghi.reshape(HOURS, 60).mean(axis=1)
     if ident == "PV1":
         first, last = thesis()["pv1_hours"]
