@@ -124,7 +124,7 @@ def test_relay_refusals_and_a_good_relay(client: httpx.Client, service: Service)
             "maxPriorityFeePerGas": 0,
             "chainId": chain["chain_id"],
         }
-        return account.sign_transaction(tx).raw_transaction.to_0x_hex()
+        return str(account.sign_transaction(tx).raw_transaction.to_0x_hex())
 
     stranger = Account.create()
     r = client.post("/api/tx", json={"raw": signed(stranger, market)})
@@ -171,8 +171,8 @@ def test_seed_app_flow_late_reply_and_double_accept(client: httpx.Client) -> Non
     r = client.post(f"/api/rounds/{rid}/replies/{late}", json=reply_body())
     assert r.status_code == 409 and "bid window closed" in problem(r)
     offers = view["offers"]
-    assert [o["seller_index"] for o in offers] == [0, 1]  # type: ignore[index]
-    assert [q["status"] for q in view["requests"]] == ["accepted"]  # type: ignore[index]
+    assert [o["seller_index"] for o in offers] == [0, 1]
+    assert [q["status"] for q in view["requests"]] == ["accepted"]
     r = client.post(
         f"/api/rounds/{rid}/accept/{buyer}",
         json={"password": PASSWORD, "seller_index": 1, "kwh": 4},
@@ -211,7 +211,7 @@ def test_vehicle_with_its_own_key(client: httpx.Client) -> None:
     plate = "OWN1"
 
     def sign(text: str, account: Account = key) -> str:
-        return account.sign_message(encode_defunct(text=text)).signature.to_0x_hex()
+        return str(account.sign_message(encode_defunct(text=text)).signature.to_0x_hex())
 
     body = {"name": "Own", "plate": plate, "address": key.address}
     before = head(client)
@@ -271,7 +271,7 @@ def test_every_vehicle_endpoint_refuses_strangers_and_wrong_passwords(client: ht
     client.post(f"/api/vehicles/{car}/topup", json={"password": PASSWORD, "tokens": 20})
     rid = client.post(f"/api/vehicles/{car}/requests", json=request_body()).json()["round_id"]
     before = head(client)
-    endpoints = [
+    endpoints: list[tuple[str, dict[str, object]]] = [
         ("/api/vehicles/{a}/topup", {"tokens": 1}),
         ("/api/vehicles/{a}/collect", {}),
         ("/api/vehicles/{a}/requests", request_body(round_id=rid)),

@@ -60,7 +60,7 @@ def test_whole_flow_by_clicking(service: Service) -> None:
             page.fill("#register input[name=lon]", lon)
             page.click("#register button")
             expect(page.locator("#register-result")).to_contain_text(name)
-            return page.locator(".new-address").inner_text().strip()
+            return str(page.locator(".new-address").inner_text().strip())
 
         buyer = register("Alice", "AL 1", "11.9746")
         page.screenshot(path=str(ARTIFACTS / "home.png"), full_page=True)

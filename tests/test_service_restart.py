@@ -59,9 +59,9 @@ def test_kill_mid_round_then_restart(tmp_path: Path) -> None:
             assert again[0]["requests"] == before[0]["requests"] or again[0]["phase"] != "bidding"
             view = wait_for(client, rid, "settled")  # the restarted RSU reveals and settles
             trades = view["trades"]
-            optimal = [o for o in view["offers"] if o["kwh"] > 1e-6]  # type: ignore[union-attr]
-            assert len(trades) == len(optimal) > 0  # type: ignore[arg-type]
-            blocks = {t["block"] for t in trades}  # type: ignore[union-attr]
+            optimal = [o for o in view["offers"] if o["kwh"] > 1e-6]
+            assert len(trades) == len(optimal) > 0
+            blocks = {t["block"] for t in trades}
             assert len(blocks) == 1  # one settlement transaction
         service.kill()  # after settlement, before anyone collects
 
@@ -72,7 +72,7 @@ def test_kill_mid_round_then_restart(tmp_path: Path) -> None:
             info = client.post(
                 f"/api/vehicles/{sellers[0]}/collect", json={"password": PASSWORD}
             ).json()
-            earned = sum(t["payment"] for t in trades if t["seller"] == sellers[0])  # type: ignore[union-attr]
+            earned = sum(t["payment"] for t in trades if t["seller"] == sellers[0])
             assert info["balance"] == pytest.approx(40 + earned)
     finally:
         service.stop()
