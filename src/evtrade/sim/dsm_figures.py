@@ -214,6 +214,20 @@ def _hours() -> range:
     return range(HOURS)
 
 
+def _paired_bars(ax: Any, rows: Sequence[Record], *bars: tuple[str, str, str]) -> None:
+    """Two bars per hour side by side: ``(key, label, color)`` each."""
+    for k, (key, label, color) in enumerate(bars):
+        x = [r["hour"] + 0.3 + 0.4 * k for r in rows]
+        ax.bar(x, [r[key] for r in rows], width=0.4, color=color, label=label)
+
+
+def _labels(ax: Any, ylabel: str, title: str, **legend: Any) -> None:
+    ax.set_xlabel("time of day (h)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8, **legend)
+
+
 # --- Fig. 7.2: scenario 1, EV1 charged by the nearest PV that covers its demand -------------
 
 
@@ -243,10 +257,7 @@ def _plot_7_2(rows: Sequence[Record], ax: Any) -> None:
         color="tab:orange",
         label=f"EV1 charging (from {rows[0]['supplier']})",
     )
-    ax.set_xlabel("time of day (h)")
-    ax.set_ylabel("kWh/h")
-    ax.set_title("Fig. 7.2: EV1 charging from the nearest covering PV")
-    ax.legend(fontsize=8)
+    _labels(ax, "kWh/h", "Fig. 7.2: EV1 charging from the nearest covering PV")
 
 
 # --- Fig. 7.3: scenario 2, EV1 charged by EV2 (V2G) ----------------------------------------
@@ -275,28 +286,17 @@ def fig7_3(seed: int, quick: bool) -> list[Record]:
 def _plot_7_3(rows: Sequence[Record], axes: Any) -> None:
     hours = [r["hour"] + 0.5 for r in rows]
     a, b = axes
-    a.bar(
-        [h - 0.2 for h in hours],
-        [r["ev2_delivered_kwh"] for r in rows],
-        width=0.4,
-        label="EV2 discharging (delivered)",
+    _paired_bars(
+        a,
+        rows,
+        ("ev2_delivered_kwh", "EV2 discharging (delivered)", "tab:blue"),
+        ("ev1_drawn_kwh", "EV1 charging (drawn)", "tab:orange"),
     )
-    a.bar(
-        [h + 0.2 for h in hours],
-        [r["ev1_drawn_kwh"] for r in rows],
-        width=0.4,
-        label="EV1 charging (drawn)",
-    )
-    a.set_xlabel("time of day (h)")
-    a.set_ylabel("kWh/h")
-    a.set_title(f"Fig. 7.3: EV1 charging from {rows[0]['supplier']} (V2G)")
-    a.legend(fontsize=8)
+    _labels(a, "kWh/h", f"Fig. 7.3: EV1 charging from {rows[0]['supplier']} (V2G)")
     b.plot(hours, [r["ev1_soc"] for r in rows], label="EV1")
     b.plot(hours, [r["ev2_soc"] for r in rows], label="EV2")
     b.axhline(0.5, color="grey", linestyle="--", label="V2G floor 50 %")
-    b.set_xlabel("time of day (h)")
-    b.set_ylabel("state of charge (end of hour)")
-    b.legend(fontsize=8)
+    _labels(b, "state of charge (end of hour)", "states of charge")
 
 
 # --- Fig. 7.4, 7.5: scenario 3, EV1 on the grid, cheapest hours under the price game --------
@@ -335,24 +335,15 @@ def fig7_4(seed: int, quick: bool) -> list[Record]:
 
 def _plot_7_4(rows: Sequence[Record], ax: Any) -> None:
     hours = [r["hour"] + 0.5 for r in rows]
-    ax.bar(
-        [h - 0.2 for h in hours],
-        [r["ev1_cheapest_hours_kwh"] for r in rows],
-        width=0.4,
-        color="tab:gray",
-        label="EV1, cheapest base-price hours",
+    _paired_bars(
+        ax,
+        rows,
+        ("ev1_cheapest_hours_kwh", "EV1, cheapest base-price hours", "tab:gray"),
+        ("ev1_equilibrium_kwh", "EV1, Nash equilibrium of the fleet", "tab:orange"),
     )
-    ax.bar(
-        [h + 0.2 for h in hours],
-        [r["ev1_equilibrium_kwh"] for r in rows],
-        width=0.4,
-        color="tab:orange",
-        label="EV1, Nash equilibrium of the fleet",
+    _labels(
+        ax, "kWh/h", "Fig. 7.4: EV1 charging from the grid at the cheapest hours", loc="upper left"
     )
-    ax.set_xlabel("time of day (h)")
-    ax.set_ylabel("kWh/h")
-    ax.set_title("Fig. 7.4: EV1 charging from the grid at the cheapest hours")
-    ax.legend(loc="upper left", fontsize=8)
     prices = ax.twinx()
     prices.plot(hours, [r["base_price"] for r in rows], color="tab:blue", label="phi_t")
     prices.plot(hours, [r["price"] for r in rows], color="tab:red", label="lambda_t")
@@ -380,10 +371,9 @@ def _plot_7_5(rows: Sequence[Record], ax: Any) -> None:
     hours = [r["hour"] + 0.5 for r in rows]
     ax.plot(hours, [r["no_dsm_kwh"] for r in rows], marker="o", label="without DSM (on arrival)")
     ax.plot(hours, [r["dsm_kwh"] for r in rows], marker="o", label="with DSM (equilibrium)")
-    ax.set_xlabel("time of day (h)")
-    ax.set_ylabel("EV1 load (kWh/h)")
-    ax.set_title("Fig. 7.5: EV1's charging shifted from the peak to low-price hours")
-    ax.legend(fontsize=8)
+    _labels(
+        ax, "EV1 load (kWh/h)", "Fig. 7.5: EV1's charging shifted from the peak to low-price hours"
+    )
 
 
 # --- Fig. 7.6: the dynamic-pricing table; Fig. 7.7: the fleet's loads and prices -----------
@@ -435,20 +425,14 @@ def _plot_7_7(rows: Sequence[Record], axes: Any) -> None:
         ("load_equilibrium", "Nash equilibrium (dynamic price)"),
     ):
         a.plot(hours, [r[key] for r in rows], label=label)
-    a.set_xlabel("time of day (h)")
-    a.set_ylabel("fleet load q_t (kWh/h)")
-    a.set_title("Fig. 7.7: the fleet's load")
-    a.legend(fontsize=7)
+    _labels(a, "fleet load q_t (kWh/h)", "Fig. 7.7: the fleet's load")
     for key, label in (
         ("base_price", "phi_t"),
         ("price_cheapest_hours", "lambda_t, cheapest hours"),
         ("price_equilibrium", "lambda_t, equilibrium"),
     ):
         b.plot(hours, [r[key] for r in rows], label=label)
-    b.set_xlabel("time of day (h)")
-    b.set_ylabel("SEK/kWh")
-    b.set_title("dynamic price")
-    b.legend(fontsize=7)
+    _labels(b, "SEK/kWh", "dynamic price")
 
 
 FIGURES: dict[str, Figure] = table(
