@@ -6,10 +6,18 @@ STAMP := $(VENV)/.installed
 # anvil, the local Ethereum node the ledger tests also run on, from the npm registry
 ANVIL_VERSION := 1.7.1
 ANVIL := .tools/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
+# The web app's front-end libraries, from the npm registry at build time (never a CDN at run
+# time): copied into the package's static/vendor/ (generated, not committed; served offline).
+UPLOT_VERSION := 1.6.32
+LEAFLET_VERSION := 1.9.4
+SWAGGER_UI_VERSION := 5.32.0
+WEB := .tools/web/node_modules
+VENDOR := src/evtrade/service/static/vendor
+VENDORED := $(VENDOR)/.versions
 
-.PHONY: demo serve test fuzz lint typecheck figures bench clean
+.PHONY: demo serve test fuzz lint typecheck figures bench clean vendor
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml | $(VENDORED)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[dev]"
@@ -26,11 +34,26 @@ $(CHROMIUM):
 $(ANVIL):
 	npm install --no-save --no-audit --no-fund --prefix .tools @foundry-rs/anvil-linux-amd64@$(ANVIL_VERSION)
 
+# A prefix of their own: a later `npm install --no-save` would prune the anvil package.
+$(VENDORED): Makefile
+	npm install --no-save --no-audit --no-fund --prefix .tools/web uplot@$(UPLOT_VERSION) \
+		leaflet@$(LEAFLET_VERSION) swagger-ui-dist@$(SWAGGER_UI_VERSION)
+	mkdir -p $(VENDOR)
+	cp $(WEB)/uplot/dist/uPlot.iife.min.js $(WEB)/uplot/dist/uPlot.min.css $(VENDOR)/
+	cp $(WEB)/uplot/LICENSE $(VENDOR)/LICENSE.uplot
+	cp $(WEB)/leaflet/dist/leaflet.js $(WEB)/leaflet/dist/leaflet.css $(VENDOR)/
+	cp $(WEB)/leaflet/LICENSE $(VENDOR)/LICENSE.leaflet
+	cp $(WEB)/swagger-ui-dist/swagger-ui-bundle.js $(WEB)/swagger-ui-dist/swagger-ui.css $(VENDOR)/
+	cp $(WEB)/swagger-ui-dist/LICENSE $(VENDOR)/LICENSE.swagger-ui
+	echo "uplot $(UPLOT_VERSION) leaflet $(LEAFLET_VERSION) swagger-ui-dist $(SWAGGER_UI_VERSION)" > $@
+
+vendor: $(VENDORED)
+
 # Development: the faucet lets each vehicle mint itself 1,000 tokens (off by default: docs/security.md)
-serve: $(STAMP)
+serve: $(STAMP) vendor
 	EVTRADE_FAUCET_TOKENS=$${EVTRADE_FAUCET_TOKENS:-1000} $(BIN)/evtrade serve --data-dir out/demo
 
-demo: $(STAMP)
+demo: $(STAMP) vendor
 	$(BIN)/evtrade clear examples/small.json
 	$(BIN)/evtrade demo
 	$(BIN)/evtrade reproduce eta --out out/eta
@@ -42,7 +65,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src
 
-test: lint typecheck $(ANVIL) $(CHROMIUM)
+test: lint typecheck vendor $(ANVIL) $(CHROMIUM)
 	$(BIN)/pytest -q -m "not slow" --durations=15
 
 # Fuzzers at full length (schemathesis against a live service, hypothesis over market files).
@@ -59,4 +82,4 @@ bench: $(STAMP) $(ANVIL)
 	$(BIN)/python benchmarks/scaling.py --out docs/figures/performance
 
 clean:
-	rm -rf $(VENV) .tools out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .tools $(VENDOR) out .pytest_cache .mypy_cache .ruff_cache
