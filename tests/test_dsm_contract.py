@@ -19,7 +19,13 @@ from evtrade.errors import ContractRejectedError, LedgerError
 from evtrade.ledger.artifacts import compile_contract, load_artifact
 from evtrade.ledger.chain import Chain
 from evtrade.ledger.client import Ledger
-from evtrade.ledger.dsm_billing import ZERO_ADDRESS, DayPrices, DsmBilling, Schedule
+from evtrade.ledger.dsm_billing import (
+    ZERO_ADDRESS,
+    DayPrices,
+    DsmBilling,
+    Schedule,
+    energy_units,
+)
 from evtrade.market.dsm_game import ChargingGame, bills, nash_equilibrium
 from evtrade.market.mechanisms.dsm import schedule_day
 from evtrade.model.day import day_from_dict
@@ -469,3 +475,24 @@ def test_the_aggregator_cannot_overcharge(world: World) -> None:
     assert units.to_tokens(views[0].grid_bill) == pytest.approx(
         11 * 0.296276 + 11 * 0.3311524, abs=1e-15
     )
+
+
+def test_client_refuses_unknown_days_and_commitments(world: World) -> None:
+    day_id = world.day()
+    with pytest.raises(LedgerError, match="unknown day -1"):
+        world.billing.day(-1)
+    with pytest.raises(LedgerError, match=f"day {day_id} has no commitment 0"):
+        world.billing.bill(day_id, 0)
+    with pytest.raises(LedgerError, match="must be finite"):
+        world.billing.escrow_bound(day_id, grid_only(0, 2, {0: float("nan")}))
+
+
+def test_energy_units_take_back_only_rounding() -> None:
+    limit = 5 * ES
+    # one unit over the limit, from the bought part first; then from the grid part
+    assert energy_units([2.0], [3.000001], limit) == ([2 * ES], [3 * ES])
+    assert energy_units([5.000001], [0.0], limit) == ([5 * ES], [0])
+    assert energy_units([5.000001], [0.000001], limit) == ([5 * ES], [0])
+    assert energy_units([5.000002], [0.000001], limit) == ([5_000_002], [1])  # 3 units: real
+    # a real excess is left for the contract to refuse
+    assert energy_units([5.1], [0.0], limit) == ([5_100_000], [0])

@@ -25,23 +25,25 @@ from evtrade.ledger.artifacts import load_artifact
 from evtrade.ledger.chain import Chain
 from evtrade.settlement import units
 
-#: Gas limits, about 1.5 x the use measured in tests/test_dsm_contract.py; commit and settle grow
-#: with the slots and the commitments (docs/dsm.md).
+#: Gas limits, about 1.5 x the use measured on the embedded chain (docs/dsm.md, "Billing on
+#: chain"); post, commit and settle grow with the slots, the slots in a window and the commitments.
 GAS = {
-    "deploy": 4_000_000,
+    "deploy": 5_000_000,
     "add_member": 120_000,
     "remove_member": 60_000,
     "approve": 80_000,
     "withdraw": 120_000,
 }
-_POST_BASE, _POST_PER_SLOT = 300_000, 80_000
-_COMMIT_BASE, _COMMIT_PER_SLOT = 400_000, 45_000
+_POST_BASE, _POST_PER_SLOT = 300_000, 100_000
+_COMMIT_BASE, _COMMIT_PER_SLOT, _COMMIT_PER_WINDOW_SLOT = 150_000, 15_000, 80_000
 _SETTLE_BASE, _SETTLE_PER_SLOT, _SETTLE_PER_COMMIT, _SETTLE_PER_ENTRY = (
     150_000,
-    10_000,
-    90_000,
-    6_000,
+    12_000,
+    70_000,
+    5_000,
 )
+#: No settlement needs more than this (the contract's caps keep it under; anvil's block takes 30M).
+SETTLE_GAS_CAP = 30_000_000
 #: Shares (the supplier's price between feed-in and base price) in millionths, as the contract.
 SHARE_SCALE = 10**6
 #: Power is stored as energy units per hour.
@@ -239,7 +241,7 @@ class DsmBilling:
 
     def day(self, day_id: int) -> DayView:
         """The posted day ``day_id``."""
-        if day_id >= self.day_count():
+        if not 0 <= day_id < self.day_count():
             raise LedgerError(f"unknown day {day_id}")
         return DayView(*self._view("days", day_id))
 
@@ -290,7 +292,9 @@ class DsmBilling:
             supplier,
             share,
             escrow,
-            gas=_COMMIT_BASE + _COMMIT_PER_SLOT * len(grid),
+            gas=_COMMIT_BASE
+            + _COMMIT_PER_SLOT * len(grid)
+            + _COMMIT_PER_WINDOW_SLOT * max(0, schedule.departure - schedule.arrival),
         )
         (event,) = self.contract.events.ScheduleCommitted().process_receipt(receipt, errors=DISCARD)
         return int(event["args"]["index"])
@@ -299,11 +303,12 @@ class DsmBilling:
         """Anyone settles a day once it is over."""
         d = self.day(day_id)
         entries = sum(b.departure - b.arrival for b in self.bills(day_id))
-        gas = (
+        gas = min(
+            SETTLE_GAS_CAP,
             _SETTLE_BASE
             + _SETTLE_PER_SLOT * d.n_slots
             + _SETTLE_PER_COMMIT * d.n_commits
-            + _SETTLE_PER_ENTRY * entries
+            + _SETTLE_PER_ENTRY * entries,
         )
         return self._do(account, "settle", day_id, gas=gas)
 
@@ -331,6 +336,11 @@ class DsmBilling:
 
     def bill(self, day_id: int, index: int) -> BillView:
         """The commitment ``index`` of the day and its bills (zero before settlement)."""
+        if not 0 <= index < self.day(day_id).n_commits:
+            raise LedgerError(f"day {day_id} has no commitment {index}")
+        return self._bill(day_id, index)
+
+    def _bill(self, day_id: int, index: int) -> BillView:
         vehicle, supplier, *rest = self._view("commitments", day_id, index)
         return BillView(
             str(vehicle), None if int(str(supplier), 16) == 0 else str(supplier), *map(int, rest)
@@ -338,7 +348,8 @@ class DsmBilling:
 
     def bills(self, day_id: int) -> list[BillView]:
         """Every commitment of the day, in commit order."""
-        return [self.bill(day_id, i) for i in range(self.day(day_id).n_commits)]
+        n = self.day(day_id).n_commits
+        return [self._bill(day_id, i) for i in range(n)]
 
     def commit_index(self, day_id: int, vehicle: str) -> int | None:
         """The vehicle's commitment index in the day, or None."""
