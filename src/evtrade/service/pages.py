@@ -105,4 +105,5 @@ def page(kind: str, *, faucet_tokens: float = 0.0) -> str:
 <p id="error" class="error" role="alert"></p>
 {body}
 <script src="/static/app.js"></script>
+<script src="/static/driver.js"></script>
 </body></html>"""
