@@ -24,7 +24,9 @@ from evtrade.ledger.dsm_billing import (
     DayPrices,
     DsmBilling,
     Schedule,
+    day_prices,
     energy_units,
+    plan_schedule,
 )
 from evtrade.market.dsm_game import ChargingGame, bills, nash_equilibrium
 from evtrade.market.mechanisms.dsm import schedule_day
@@ -496,3 +498,81 @@ def test_energy_units_take_back_only_rounding() -> None:
     assert energy_units([5.000002], [0.000001], limit) == ([5_000_002], [1])  # 3 units: real
     # a real excess is left for the contract to refuse
     assert energy_units([5.1], [0.0], limit) == ([5_100_000], [0])
+
+
+def busy_day() -> dict[str, Any]:
+    """base_day with four more vehicles: two served by PV, one by EV2's V2G, two by the grid."""
+    data = base_day()
+    ev = data["vehicles"][0]
+    data["vehicles"] += [
+        dict(ev, id="EV3", energy_kwh=70, arrival=2, departure=5),
+        dict(ev, id="EV4", energy_kwh=20, arrival=0, departure=6, power_kw=11),
+        dict(ev, id="EV5", energy_kwh=30, arrival=1, departure=6, power_kw=11),
+        dict(ev, id="EV6", energy_kwh=65, arrival=2, departure=5, power_kw=11),
+    ]
+    return data
+
+
+def test_a_scheduled_day_is_billed_as_the_library_bills_it(world: World) -> None:
+    day = day_from_dict(busy_day())
+    result = schedule_day(day)
+    sources = {p.id: p.source for p in result.plans}
+    assert sources == {
+        "EV1": "pv",
+        "EV2": "none",
+        "EV3": "pv",
+        "EV4": "grid",
+        "EV5": "grid",
+        "EV6": "v2g",
+    }
+    accounts = {v.id: world.vehicle() for v in day.vehicles}
+    pv_owners = {q.id: Account.create() for q in day.pv}
+    for owner in pv_owners.values():
+        world.billing.add_member(world.aggregator, owner.address, pv=True)
+    addresses = {k: a.address for k, a in (accounts | pv_owners).items()}
+    prices = day_prices(day, world.chain.next_timestamp() + 300, [50.0] * 6, 22.0)
+    day_id = world.billing.post_prices(world.aggregator, prices)
+    committed = []
+    for vehicle, plan in zip(day.vehicles, result.plans, strict=True):
+        if plan.source == "none":
+            continue
+        supplier = None if plan.supplier is None else addresses[plan.supplier]
+        schedule = plan_schedule(vehicle, plan, supplier)
+        world.billing.commit_schedule(accounts[vehicle.id], day_id, schedule)
+        committed.append(plan)
+    assert world.billing.load(day_id) == pytest.approx(result.load.tolist(), abs=1e-5)
+    assert world.billing.dynamic_prices(day_id) == pytest.approx(result.price.tolist(), abs=1e-6)
+    aggregator_before = world.billing.credit(world.aggregator.address)
+    world.after(day_id)
+    world.billing.settle(world.aggregator, day_id)
+    views = world.billing.bills(day_id)
+    for plan, v in zip(committed, views, strict=True):
+        assert units.to_tokens(v.grid_bill + v.supply_bill) == pytest.approx(plan.cost, abs=1e-4)
+    for m, (ident, owner) in enumerate(pv_owners.items()):
+        revenue = float(result.pv_sold[m] @ result.pv_price)
+        assert units.to_tokens(world.billing.credit(owner.address)) == pytest.approx(
+            revenue, abs=1e-4
+        ), ident
+    v2g_revenue = float(result.v2g_sold[1] @ result.v2g_price)
+    ev2_credit = world.billing.credit(accounts["EV2"].address)
+    assert units.to_tokens(ev2_credit) == pytest.approx(v2g_revenue, abs=1e-4)
+    grid_total = sum(v.grid_bill for v in views)
+    assert units.to_tokens(grid_total) == pytest.approx(result.grid_cost, abs=1e-4)
+    assert world.billing.credit(world.aggregator.address) - aggregator_before == grid_total
+    # Conservation: what was escrowed is exactly what is owed (bills and refunds).
+    owed = grid_total + sum(v.supply_bill + v.refund for v in views)
+    assert owed == sum(v.escrow for v in views) == world.billing.day(day_id).escrow
+
+
+def test_library_adapters_refuse_what_cannot_be_committed() -> None:
+    data = base_day()
+    day = day_from_dict(data)
+    result = schedule_day(day)
+    ev1, ev2 = day.vehicles
+    with pytest.raises(LedgerError, match="EV1: its pv plan needs the supplier's address"):
+        plan_schedule(ev1, result.plans[0])
+    with pytest.raises(LedgerError, match="EV2 draws nothing"):
+        plan_schedule(ev2, result.plans[1])
+    data["slots"]["hours"] = 0.0001  # 0.36 s
+    with pytest.raises(LedgerError, match="not a whole number of seconds"):
+        day_prices(day_from_dict(data), 10**9, [1.0] * 6, 10.0)

@@ -15,14 +15,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
+from eth_tester.exceptions import TransactionFailed
 from eth_utils.address import to_checksum_address
 from hexbytes import HexBytes
+from web3.exceptions import ContractLogicError, Web3RPCError
 from web3.logs import DISCARD
 from web3.types import TxReceipt
 
-from evtrade.errors import LedgerError
+from evtrade.errors import ContractRejectedError, LedgerError
 from evtrade.ledger.artifacts import load_artifact
-from evtrade.ledger.chain import Chain
+from evtrade.ledger.chain import Chain, revert_reason
+from evtrade.market.mechanisms.dsm import VehiclePlan
+from evtrade.model.day import DayScenario, Vehicle
 from evtrade.settlement import units
 
 #: Gas limits, about 1.5 x the use measured on the embedded chain (docs/dsm.md, "Billing on
@@ -149,6 +153,48 @@ def slot_energy_limit(power: int, slot_seconds: int) -> int:
     return power * slot_seconds // 3600
 
 
+def day_prices(
+    day: DayScenario, start: int, load_cap: Sequence[float], max_power_kw: float
+) -> DayPrices:
+    """The aggregator's posting for a day scenario: its phi_t, Q_t, mu and feed-in, starting at
+    ``start`` (unix time), with the load caps and power limit the contract adds."""
+    seconds = day.slots.hours * 3600
+    if seconds != int(seconds):
+        raise LedgerError(f"slots of {day.slots.hours} h are not a whole number of seconds")
+    g = day.grid
+    return DayPrices(
+        start=start,
+        slot_seconds=int(seconds),
+        base_price=g.base_price.tolist(),
+        forecast=g.forecast.tolist(),
+        load_cap=list(load_cap),
+        mu=g.mu,
+        feed_in=g.feed_in,
+        max_power_kw=max_power_kw,
+    )
+
+
+def plan_schedule(
+    vehicle: Vehicle, plan: VehiclePlan, supplier: str | None = None, share: float = 0.5
+) -> Schedule:
+    """What a vehicle commits for its plan of :func:`~evtrade.market.mechanisms.dsm.schedule_day`:
+    grid energy for a grid plan, energy bought from ``supplier`` (the address of the plan's PV or
+    V2G seller) at ``share`` (``DsmParams.pv_share`` / ``v2g_share``) otherwise."""
+    energy = plan.energy_kwh.tolist()
+    zeros = [0.0] * len(energy)
+    if plan.source == "grid":
+        return Schedule(vehicle.arrival, vehicle.departure, vehicle.power_kw, energy, zeros)
+    if plan.source in ("pv", "v2g"):
+        if supplier is None:
+            raise LedgerError(
+                f"vehicle {plan.id}: its {plan.source} plan needs the supplier's address"
+            )
+        return Schedule(
+            vehicle.arrival, vehicle.departure, vehicle.power_kw, zeros, energy, supplier, share
+        )
+    raise LedgerError(f"vehicle {plan.id} draws nothing: there is nothing to commit")
+
+
 class DsmBilling:
     """Typed access to one deployed ``DsmBilling`` contract."""
 
@@ -192,7 +238,10 @@ class DsmBilling:
         return self.chain.transact(account, fn, gas or GAS[name], what=name)
 
     def _view(self, name: str, *args: object) -> Any:
-        return self.contract.get_function_by_name(name)(*args).call()
+        try:
+            return self.contract.get_function_by_name(name)(*args).call()
+        except (ContractLogicError, Web3RPCError, TransactionFailed) as exc:
+            raise ContractRejectedError(f"{name}: {revert_reason(exc)}") from exc
 
     # -- members --------------------------------------------------------------------------------
 
