@@ -14,17 +14,17 @@ import json
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from importlib import resources
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 
 from evtrade.errors import EvtradeError, TooManyError, http_status
 from evtrade.model import Buyer, Seller
+from evtrade.service.assets import FAVICON, docs_page, static_dir
 from evtrade.service.pages import page
 from evtrade.service.rsu import Rsu, build_rsu
 from evtrade.service.schemas import (
@@ -40,6 +40,7 @@ from evtrade.service.schemas import (
     RelayIn,
     ReplyIn,
     RequestIn,
+    RoundDetailOut,
     RoundId,
     RoundOut,
     TopUpIn,
@@ -105,11 +106,22 @@ def create_app(settings: Settings) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
         responses=_errors(*_ANY_ROUTE),
+        # /docs is served from the package (assets.docs_page), never from a CDN; no ReDoc.
+        docs_url=None,
+        redoc_url=None,
     )
     # Outermost of the app's own layers: no route, and no parser, sees an unbounded body.
     app.add_middleware(BoundedBody)
-    static = resources.files("evtrade.service").joinpath("static")
+    static = static_dir()
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return docs_page(app.openapi_url or "/openapi.json", app.title)
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> FileResponse:
+        return FileResponse(str(static.joinpath(FAVICON)), media_type="image/svg+xml")
 
     @app.exception_handler(EvtradeError)
     async def refused(request: Request, exc: EvtradeError) -> JSONResponse:
@@ -267,10 +279,11 @@ def create_app(settings: Settings) -> FastAPI:
         """Every round the RSU indexes, oldest first."""
         return rsu.clock.rounds()
 
-    @app.get("/api/rounds/{round_id}", response_model=RoundOut, responses=_errors(404))
+    @app.get("/api/rounds/{round_id}", response_model=RoundDetailOut, responses=_errors(404))
     def round_detail(round_id: RoundId, rsu: RsuDep) -> dict[str, Any]:
-        """One round as the RSU indexes it."""
-        return rsu.clock.round(round_id)
+        """One round as the RSU indexes it, with its bids' revealed values once the bid window
+        is over (null before: sealed bids stay sealed) and the audit of its settlement."""
+        return rsu.explorer.round_detail(rsu.clock.round(round_id))
 
     @app.post(
         "/api/tx",
@@ -307,6 +320,11 @@ def create_app(settings: Settings) -> FastAPI:
             response_class=HTMLResponse,
             include_in_schema=False,
         )
+
+    @app.get("/rounds/{round_id}", response_class=HTMLResponse, include_in_schema=False)
+    def round_page(round_id: RoundId) -> HTMLResponse:
+        return HTMLResponse(page("round", faucet_tokens=settings.faucet_tokens))
+
     return app
 
 

@@ -1,16 +1,194 @@
-"""The block explorer of the RSU's dashboard: which chain, which contracts, the latest blocks."""
+"""The block explorer of the RSU's dashboard: which chain and contracts, the latest blocks with
+their transactions decoded (what, who, how much), and the detail of one round (its revealed bids
+once the bid window is over, and the audit of its settlement).
+
+Transactions are decoded from their receipts (the chain adapter's read methods): the sender, the
+status, and the events the three contracts logged, read with the contracts' ABIs from the shipped
+artifacts. Amounts are converted from the contracts' fixed point (:mod:`evtrade.settlement.units`).
+"""
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from typing import Any
 
+from hexbytes import HexBytes
+
+from evtrade.errors import LedgerError
+from evtrade.ledger.artifacts import CONTRACTS, load_artifact
 from evtrade.ledger.chain import Chain
 from evtrade.ledger.client import Deployment
 from evtrade.service.context import RsuContext
+from evtrade.settlement import units
+from evtrade.settlement.audit import audit_round
+from evtrade.settlement.views import RoundView
 
 #: How many of the latest blocks the dashboard lists.
 RECENT_BLOCKS = 10
+#: Decoded transactions kept (a mined transaction never changes); the oldest go first.
+DECODED_CACHE = 2048
+#: Phases in which the bids are still sealed: their values are never shown.
+SEALED_PHASES = ("bidding", "closing", "unknown")
+#: How long to wait for the receipt of a transaction listed in a mined block, seconds.
+_RECEIPT_TIMEOUT = 5.0
+
+Args = Mapping[str, Any]
+#: A transaction in words: (what, who, kWh, tokens, summary); who None: the sender.
+Described = tuple[str, str | None, float | None, float | None, str]
+
+
+def _tokens(base_units: int) -> float:
+    return base_units / units.TOKEN_SCALE
+
+
+def _kwh(energy_units: int) -> float:
+    return energy_units / units.ENERGY_SCALE
+
+
+def _price(price_units: int) -> float:
+    return price_units / units.PRICE_SCALE
+
+
+def _open_round(a: Args, n: int) -> Described:
+    floor, ceiling = _price(a["v_floor"]), _price(a["c_ceiling"])
+    return "open round", a["rsu"], None, None, f"v_min {floor:g}, c_max {ceiling:g} tokens/kWh"
+
+
+def _request(a: Args, n: int) -> Described:
+    b_min, b_max = _kwh(a["b_min"]), _kwh(a["b_max"])
+    v_min, v_max = _price(a["v_min"]), _price(a["v_max"])
+    escrow = _tokens(a["escrow"])
+    note = f"{b_min:g}-{b_max:g} kWh, values {v_min:g}-{v_max:g} tokens/kWh (sealed)"
+    return "request", a["buyer"], b_max, escrow, f"{note}; escrow {escrow:g} tokens"
+
+
+def _reply(a: Args, n: int) -> Described:
+    spare, deposit = _kwh(a["spare"]), _tokens(a["deposit"])
+    c_min, c_max = _price(a["c_min"]), _price(a["c_max"])
+    note = f"{spare:g} kWh spare, costs {c_min:g}-{c_max:g} tokens/kWh (sealed)"
+    return "reply", a["seller"], spare, deposit, f"{note}; deposit {deposit:g} tokens"
+
+
+def _revealed(a: Args, n: int) -> Described:
+    who = "by the RSU" if a["by_rsu"] else "by the bidder"
+    what = f"{n} sealed values revealed" if n > 1 else "sealed value revealed"
+    return "reveal", None if n > 1 else a["bidder"], None, None, f"{what} {who}"
+
+
+def _settled(a: Args, n: int) -> Described:
+    kwh, paid = _kwh(a["energy"]), _tokens(a["payment"])
+    note = f"{a['trades']} trade(s), {kwh:g} kWh for {paid:g} tokens"
+    return "settle", None, kwh, paid, note
+
+
+def _refunded(a: Args, n: int) -> Described:
+    amount = _tokens(a["amount"])
+    return "collect", a["buyer"], None, amount, f"refund of {amount:g} tokens"
+
+
+def _withdrawn(a: Args, n: int) -> Described:
+    amount = _tokens(a["amount"])
+    return "withdraw", a["account"], None, amount, f"{amount:g} tokens withdrawn"
+
+
+def _forfeited(a: Args, n: int) -> Described:
+    amount = _tokens(a["amount"])
+    return "forfeit", a["bidder"], None, amount, f"deposit of {amount:g} tokens burned"
+
+
+def _registered(a: Args, n: int) -> Described:
+    return "register", a["vehicle"], None, None, "vehicle certified by the authority"
+
+
+def _revoked(a: Args, n: int) -> Described:
+    return "revoke", a["vehicle"], None, None, "vehicle revoked by the authority"
+
+
+def _rsu_added(a: Args, n: int) -> Described:
+    return "add RSU", a["rsu"], None, None, "RSU registered with its public key"
+
+
+def _transfer(a: Args, n: int) -> Described:
+    amount = _tokens(a["value"])
+    if int(a["sender"], 16) == 0:
+        return "mint", a["receiver"], None, amount, f"{amount:g} tokens minted"
+    return "transfer", a["sender"], None, amount, f"{amount:g} tokens to {a['receiver']}"
+
+
+def _approval(a: Args, n: int) -> Described:
+    amount = _tokens(a["value"])
+    return "approve", a["owner"], None, amount, f"allows the market {amount:g} tokens"
+
+
+Describe = Callable[[Args, int], Described]
+
+#: The event that names a transaction, first found first: a request also logs the escrow's
+#: token transfer, a settlement its trades, a refund a burned deposit.
+_DESCRIBE: tuple[tuple[str, Describe], ...] = (
+    ("RoundSettled", _settled),
+    ("RoundOpened", _open_round),
+    ("RequestPosted", _request),
+    ("ReplyPosted", _reply),
+    ("Revealed", _revealed),
+    ("Refunded", _refunded),
+    ("Withdrawn", _withdrawn),
+    ("DepositForfeited", _forfeited),
+    ("VehicleRegistered", _registered),
+    ("VehicleRevoked", _revoked),
+    ("RsuAdded", _rsu_added),
+    ("Transfer", _transfer),
+    ("Approval", _approval),
+)
+
+
+def _round_of(events: list[tuple[str, Args]]) -> int | None:
+    for _, args in events:
+        if "round_id" in args:
+            return int(args["round_id"])
+    return None
+
+
+def describe(
+    sender: str, to: str | None, ok: bool, events: list[tuple[str, Args]]
+) -> dict[str, Any]:
+    """What a transaction did, from its sender, target, status and decoded events.
+
+    ``what`` is the action (register, request, reply, reveal, settle, accept, collect,
+    withdraw, mint, ...), ``who`` the account it concerns, ``kwh`` and ``tokens`` its amounts
+    (null when it has none) and ``summary`` one line in words.
+    """
+    names = [name for name, _ in events]
+    out: dict[str, Any] = {
+        "what": "call",
+        "who": sender,
+        "kwh": None,
+        "tokens": None,
+        "summary": "",
+        "round_id": _round_of(events),
+    }
+    if not ok:
+        out.update(what="failed", summary="reverted: the contract refused it, nothing changed")
+        return out
+    if to is None:
+        out.update(what="deploy", summary="contract deployed")
+        return out
+    for name, describe_event in _DESCRIBE:
+        if name in names:
+            first = events[names.index(name)][1]
+            what, who, kwh, tokens, summary = describe_event(first, names.count(name))
+            out.update(what=what, who=who or sender, kwh=kwh, tokens=tokens, summary=summary)
+            break
+    else:
+        if not events:
+            out.update(what="gas money", who=to, summary="ether for the account's fees")
+    # The single buyer of a round accepting an offer settles it itself (Market.accept).
+    if out["what"] == "settle":
+        buyers = {args["buyer"] for name, args in events if name == "TradeSettled"}
+        if buyers == {sender}:
+            out.update(what="accept", who=sender)
+    return out
 
 
 class Explorer:
@@ -20,9 +198,72 @@ class Explorer:
         self.ctx = ctx
         self.chain = chain
         self.deployment = deployment
+        addresses = (deployment.registry, deployment.token, deployment.market)
+        # (contract address, event topic) -> the event that decodes it, from the shipped ABIs
+        self._events: dict[tuple[str, bytes], Any] = {}
+        for name, address in zip(CONTRACTS, addresses, strict=True):
+            abi = load_artifact(name).abi
+            contract = chain.contract(address, abi)
+            for entry in abi:
+                if entry.get("type") == "event":
+                    event = getattr(contract.events, entry["name"])()
+                    self._events[(address.lower(), bytes(HexBytes(event.topic)))] = event
+        self._decoded: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._audits: dict[int, dict[str, Any]] = {}
+
+    # -- blocks and transactions ------------------------------------------------------------------
+
+    def decode(self, tx_hash: str, block: int, timestamp: int) -> dict[str, Any]:
+        """One mined transaction in words (cached: a mined transaction never changes)."""
+        cached = self._decoded.get(tx_hash)
+        if cached is not None:
+            return cached
+        try:
+            receipt = self.chain.receipt(HexBytes(tx_hash), _RECEIPT_TIMEOUT)
+        except LedgerError:  # not mined yet: shown as pending, decoded on a later call
+            return {
+                "hash": tx_hash,
+                "block": block,
+                "timestamp": timestamp,
+                "status": "pending",
+                "sender": None,
+                "to": None,
+                "what": "pending",
+                "who": None,
+                "kwh": None,
+                "tokens": None,
+                "summary": "waiting for its block",
+                "round_id": None,
+                "events": [],
+            }
+        events: list[tuple[str, Args]] = []
+        for log in receipt["logs"]:
+            topics = log["topics"]
+            if not topics:  # an anonymous event: none of the three contracts logs one
+                continue
+            event = self._events.get((str(log["address"]).lower(), bytes(topics[0])))
+            if event is not None:
+                events.append((event.event_name, event.process_log(log)["args"]))
+        ok = int(receipt["status"]) == 1
+        to = receipt.get("to")
+        sender = str(receipt["from"])
+        out = {
+            "hash": tx_hash,
+            "block": block,
+            "timestamp": timestamp,
+            "status": "confirmed" if ok else "failed",
+            "sender": sender,
+            "to": None if to is None else str(to),
+            **describe(sender, None if to is None else str(to), ok, events),
+            "events": [name for name, _ in events],
+        }
+        self._decoded[tx_hash] = out
+        while len(self._decoded) > DECODED_CACHE:
+            self._decoded.popitem(last=False)
+        return out
 
     def recent_blocks(self, count: int = RECENT_BLOCKS) -> list[dict[str, Any]]:
-        """The latest ``count`` blocks, newest first, with their transactions' hashes."""
+        """The latest ``count`` blocks, newest first, with their transactions (hashes, decoded)."""
         with self.ctx.lock:
             return [
                 {
@@ -30,6 +271,7 @@ class Explorer:
                     "hash": b.hash,
                     "timestamp": b.timestamp,
                     "transactions": list(b.transactions),
+                    "decoded": [self.decode(t, b.number, b.timestamp) for t in b.transactions],
                 }
                 for b in self.chain.recent_blocks(count)
             ]
@@ -50,3 +292,54 @@ class Explorer:
             "faucet_tokens": ctx.settings.faucet_tokens,
             "blocks": self.recent_blocks(),
         }
+
+    # -- one round --------------------------------------------------------------------------------
+
+    def round_detail(self, indexed: dict[str, Any]) -> dict[str, Any]:
+        """One indexed round with its revealed bids and the audit of its settlement.
+
+        Sealed bids stay sealed: while the bid window is open (or closing) ``bids`` is null,
+        whatever the chain holds. After it, each bid's value (v_i or c_j, tokens/kWh) once
+        revealed on chain. A settled round carries the audit's verdict
+        (:func:`evtrade.settlement.audit.audit_round`: Theorem 1's prices and the P1 volumes
+        recomputed from the chain's events).
+        """
+        out = dict(indexed)
+        out["bids"] = None
+        out["audit"] = None
+        if indexed.get("phase") in SEALED_PHASES:
+            return out
+        round_id = int(indexed["round_id"])
+        with self.ctx.lock:
+            view = self.ctx.ledger.round_view(round_id)
+        out["bids"] = _revealed_bids(view)
+        if view.settled:
+            audit = self._audits.get(round_id)
+            if audit is None:
+                audit = audit_round(view).to_dict()
+                self._audits[round_id] = audit  # a settled round never changes
+            out["audit"] = audit
+        return out
+
+
+def _revealed_bids(view: RoundView) -> list[dict[str, Any]]:
+    """Every bid of the round with its revealed value (null: not revealed), tokens/kWh."""
+    requests = [
+        {
+            "side": "request",
+            "index": q.index,
+            "address": q.buyer,
+            "value": None if q.value is None else _price(q.value),
+        }
+        for q in view.requests
+    ]
+    replies = [
+        {
+            "side": "reply",
+            "index": p.index,
+            "address": p.seller,
+            "value": None if p.value is None else _price(p.value),
+        }
+        for p in view.replies
+    ]
+    return requests + replies

@@ -144,8 +144,16 @@ class ReplyIn(Unlock):
 
 
 class AcceptIn(Unlock):
-    seller_index: int = Field(ge=0, le=127)
-    kwh: float = Field(gt=0, le=1e6)
+    """The buyer's choice of one offer (docs/service.md, "Accepting one offer")."""
+
+    seller_index: int = Field(ge=0, le=127, description="the offer's reply index")
+    kwh: float | None = Field(
+        None,
+        gt=0,
+        le=1e6,
+        description="energy to buy, kWh; omitted: the offer's take_kwh (the seller's spare"
+        " energy up to b_max)",
+    )
 
 
 class RelayIn(Strict):
@@ -200,6 +208,29 @@ class VehiclePrivate(VehiclePublic):
     faucet_left: float = Field(description="tokens the development faucet still gives it")
 
 
+class CollectedOut(VehiclePublic):
+    """The vehicle after a collect: its public view and what the payouts brought in."""
+
+    refunded: float = Field(description="tokens the escrows of finished requests gave back")
+    withdrawn: float = Field(description="tokens of credit (payments, deposits) withdrawn")
+
+
+class HistoryOut(Out):
+    """A transaction the service sent for the vehicle, as a wallet lists it."""
+
+    kind: str = Field(description="register, top-up, request, reply, accept, refund or withdraw")
+    what: str = Field(description="what it did, in words")
+    tokens: float | None = Field(
+        description="tokens it moved into (+) or out of (-) the wallet (null: none)"
+    )
+    round_id: int | None = Field(description="the round it belongs to (null: none)")
+    tx: str | None = Field(description="the transaction's hash (null: pending, or not sent)")
+    block: int | None = Field(description="the block it was mined in (null: not mined)")
+    status: str = Field(description="pending, confirmed or failed")
+    detail: str | None = Field(description="why it failed (null otherwise)")
+    time: float = Field(description="when the service sent it, unix seconds")
+
+
 class BidPosted(Out):
     """Where a bid landed."""
 
@@ -225,8 +256,17 @@ class RequestOut(BidOut):
     lon: float = Field(description="longitude, degrees")
     escrow: float = Field(description="tokens locked by the request (v_max * b_max)")
     revealed: bool = Field(description="the sealed value was revealed on chain")
-    status: str = Field(description="pending, accepted, completed or failed")
-    reason: str = Field(description="why, in words")
+    status: str = Field(
+        description="pending (bid window open), priced (an offer stands), accepted (the buyer's"
+        " choice is on its way to the chain), completed (traded and settled) or failed"
+    )
+    reason: str = Field(description="why, in words a driver knows")
+    kwh: float = Field(description="energy bought in this round, kWh")
+    paid: float = Field(description="tokens paid out of the escrow in this round")
+    refund: float | None = Field(
+        description="tokens the escrow gives back once the round is over (escrow - paid, less the"
+        " deposit if the value was not revealed); null while the round runs"
+    )
 
 
 class ReplyOut(BidOut):
@@ -240,8 +280,13 @@ class ReplyOut(BidOut):
     lat: float = Field(description="latitude, degrees")
     lon: float = Field(description="longitude, degrees")
     revealed: bool = Field(description="the sealed cost was revealed on chain")
-    status: str = Field(description="pending, accepted, completed or failed")
-    reason: str = Field(description="why, in words")
+    status: str = Field(
+        description="pending (bid window open), priced (an offer stands), accepted (the buyer's"
+        " choice is on its way to the chain), completed (traded and settled) or failed"
+    )
+    reason: str = Field(description="why, in words a driver knows")
+    kwh: float = Field(description="energy sold in this round, kWh")
+    earned: float = Field(description="tokens earned in this round (credited: withdraw them)")
 
 
 class OfferOut(Out):
@@ -256,6 +301,13 @@ class OfferOut(Out):
     T: float = Field(description="trading price T, tokens/kWh")
     kwh: float = Field(description="the P1 optimum's energy for the pair, kWh")
     distance_km: float | None = Field(description="distance between the two, km (null: unknown)")
+    take_kwh: float | None = Field(
+        description="energy the buyer gets by accepting this offer alone: the seller's spare"
+        " energy after losses up to b_max, kWh (null: below b_min, it cannot be accepted alone)"
+    )
+    total: float | None = Field(
+        description="tokens the buyer pays for take_kwh at T (null: cannot be accepted alone)"
+    )
 
 
 class TradeOut(Out):
@@ -300,6 +352,54 @@ class RoundOut(Out):
     error: FailureOut | None = Field(None, description="the clock's last failure on this round")
 
 
+class RevealedBidOut(Out):
+    """A bid's sealed value, shown once the bid window is over and the value revealed."""
+
+    side: str = Field(description="request (a buyer's) or reply (a seller's)")
+    index: int = Field(description="the bid's index among the round's requests or replies")
+    address: str = Field(description="the bidder's account")
+    value: float | None = Field(
+        description="v_i of a request or c_j of a reply, tokens/kWh (null: not revealed)"
+    )
+
+
+class FindingOut(Out):
+    """One thing the audit found wrong with a settlement."""
+
+    kind: str = Field(description="price, volume, missing, range or unsettled")
+    buyer: str | None = Field(description="the buyer's account (null: none)")
+    seller: str | None = Field(description="the seller's account (null: none)")
+    message: str = Field(description="what differs, with the numbers")
+
+
+class AuditOut(Out):
+    """The off-chain audit of a settled round (Theorem 1's prices and the P1 volumes)."""
+
+    round_id: int = Field(description="the round's id")
+    settled: bool = Field(description="the round is settled on chain")
+    trades: int = Field(description="settled trades")
+    revealed_buyers: int = Field(description="requests whose value was revealed")
+    revealed_sellers: int = Field(description="replies whose cost was revealed")
+    max_price_error: float = Field(
+        description="largest gap between a price on chain and the library's, tokens/kWh"
+    )
+    max_volume_gap_kwh: float = Field(
+        description="largest gap between a settled volume and the P1 optimum, kWh"
+    )
+    findings: list[FindingOut] = Field(description="what differs (empty: nothing)")
+    ok: bool = Field(description="true when the audit found nothing wrong")
+
+
+class RoundDetailOut(RoundOut):
+    """One round with its revealed bids (after the bid window only) and its audit."""
+
+    bids: list[RevealedBidOut] | None = Field(
+        description="every bid with its revealed value; null while the bids are sealed "
+        "(bid window open or closing)"
+    )
+    audit: AuditOut | None = Field(description="the audit of the settlement (null: not settled)")
+
+
 class RelayedOut(Out):
     """A relayed transaction, mined."""
 
@@ -326,6 +426,27 @@ class PlaceOut(Out):
     lon: float = Field(description="longitude, degrees")
 
 
+class TxOut(Out):
+    """A transaction in words, decoded from its receipt with the contracts' ABIs."""
+
+    hash: str = Field(description="the transaction's hash")
+    block: int = Field(description="block number")
+    timestamp: int = Field(description="the block's time, unix seconds")
+    status: str = Field(description="confirmed, failed (reverted) or pending")
+    sender: str | None = Field(description="the account that signed it (null: pending)")
+    to: str | None = Field(description="the contract or account it was sent to (null: deploy)")
+    what: str = Field(
+        description="register, open round, request, reply, reveal, settle, accept, collect, "
+        "withdraw, forfeit, mint, approve, transfer, gas money, deploy, failed, call or pending"
+    )
+    who: str | None = Field(description="the account it concerns (bidder, vehicle, receiver)")
+    kwh: float | None = Field(description="energy it concerns, kWh (null: none)")
+    tokens: float | None = Field(description="tokens it moved, locked or paid (null: none)")
+    summary: str = Field(description="what it did, in words, with units")
+    round_id: int | None = Field(description="the round it belongs to (null: none)")
+    events: list[str] = Field(description="names of the events the contracts logged")
+
+
 class BlockOut(Out):
     """A block as the dashboard lists it."""
 
@@ -333,6 +454,7 @@ class BlockOut(Out):
     hash: str = Field(description="block hash")
     timestamp: int = Field(description="unix seconds")
     transactions: list[str] = Field(description="hashes of its transactions")
+    decoded: list[TxOut] = Field(description="its transactions in words, in block order")
 
 
 class ChainOut(Out):
