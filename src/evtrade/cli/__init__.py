@@ -18,32 +18,35 @@ from __future__ import annotations
 import typer
 
 from evtrade.cli import bench, chain, clear, dsm, reproduce, serve
-from evtrade.cli.boundary import BoundedGroup
-from evtrade.cli.options import LIMITS_HELP
+from evtrade.cli.options import LIMITS_HELP, Command, Group
 
 app = typer.Typer(
     help="Peer-to-peer electricity trading between electric vehicles.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
-    cls=BoundedGroup,
+    cls=Group,
 )
-reproduce_app = typer.Typer(help="Regenerate a paper's figures from the project's own runs.")
+reproduce_app = typer.Typer(
+    help="Regenerate a paper's figures from the project's own runs.", cls=Group
+)
 app.add_typer(reproduce_app, name="reproduce")
-chain_app = typer.Typer(help="Trading rounds on the ledger (embedded chain or a JSON-RPC node).")
+chain_app = typer.Typer(
+    help="Trading rounds on the ledger (embedded chain or a JSON-RPC node).", cls=Group
+)
 app.add_typer(chain_app, name="chain")
 
-app.command(epilog=LIMITS_HELP)(clear.clear)
-app.command()(clear.montecarlo)
-app.command()(dsm.schedule)
-reproduce_app.command("eta")(reproduce.reproduce_eta)
-reproduce_app.command("babg")(reproduce.reproduce_babg)
-reproduce_app.command("dsm")(dsm.reproduce_dsm)
-app.command()(chain.demo)
-chain_app.command("run", epilog=LIMITS_HELP)(chain.chain_run)
-app.command()(chain.audit)
-app.command()(serve.serve)
-app.command()(bench.bench)
+app.command(cls=Command, epilog=LIMITS_HELP)(clear.clear)
+app.command(cls=Command)(clear.montecarlo)
+app.command(cls=Command)(dsm.schedule)
+reproduce_app.command("eta", cls=Command)(reproduce.reproduce_eta)
+reproduce_app.command("babg", cls=Command)(reproduce.reproduce_babg)
+reproduce_app.command("dsm", cls=Command)(dsm.reproduce_dsm)
+app.command(cls=Command)(chain.demo)
+chain_app.command("run", cls=Command, epilog=LIMITS_HELP)(chain.chain_run)
+app.command(cls=Command)(chain.audit)
+app.command(cls=Command)(serve.serve)
+app.command(cls=Command)(bench.bench)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -111,10 +111,9 @@ def chain_run(
 ) -> None:
     """Run a market as one sealed-bid round on chain: register, bid, reveal, settle, audit."""
     loaded = load_market_with_warnings(market_file)
-    for line in loaded.warnings:
+    run, kind = run_on_chain(loaded.market, data_dir, chain_url=chain_url, deployment=deployment)
+    for line in loaded.warnings:  # after the run: a command that fails says one line, the error
         render.warning(line)
-    market = loaded.market
-    run, kind = run_on_chain(market, data_dir, chain_url=chain_url, deployment=deployment)
     trades = trade_records(run)
     audit = run.audit.to_dict() if run.audit else None
     if output is OutputFormat.json:
@@ -153,7 +152,14 @@ def audit(
         fail(f"no deployment record at {path}; give --deployment")
     chain = open_chain(data_dir=data_dir / "chain", chain_url=chain_url)
     try:
-        report = audit_round(Ledger(chain, Deployment.load(path)).round_view(round_id))
+        ledger = Ledger(chain, Deployment.load(path))
+        count = ledger.round_count()
+        if round_id >= count:  # named as the user typed it (the ledger says field 'round_id')
+            held = {0: "it has no round yet", 1: "its one round is 0"}.get(
+                count, f"its rounds are 0 to {count - 1}"
+            )
+            fail(f"--round {round_id}: no round {round_id} on this chain ({held})")
+        report = audit_round(ledger.round_view(round_id))
     finally:
         chain.close()
     if output is OutputFormat.json:

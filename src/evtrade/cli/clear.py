@@ -67,8 +67,6 @@ def clear(
     ):
         check_option(name, value, 1.0 if name in ("alpha", "beta") else MAX_PRICE)
     loaded = load_market_with_warnings(market_file)
-    for line in loaded.warnings:
-        render.warning(line)
     result = run_mechanism(
         loaded.market,
         mechanism.value,
@@ -82,6 +80,9 @@ def clear(
     record = result.to_dict()
     # Refuses NaN / Infinity: a result that is not finite is reported, never printed.
     text = render.json_text(record, finite=True)
+    # After the work: a command that fails says one line, the error.
+    for line in loaded.warnings:
+        render.warning(line)
     if output is OutputFormat.json:
         render.echo(text)
     else:

@@ -1,14 +1,16 @@
-"""Options and choices several commands share, and the check of a price-like option."""
+"""Options and choices several commands share, the check of a price-like option, and the command
+and group classes (error boundary, flags shown without a `<bool>` in --help)."""
 
 from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperCommand, TyperOption
 
-from evtrade.cli.boundary import fail
+from evtrade.cli.boundary import BoundedGroup, fail
 from evtrade.market.mechanisms import DEFAULT, names
 from evtrade.model.files import MAX_BUYERS, MAX_FILE_BYTES, MAX_PAIRS, MAX_SELLERS
 from evtrade.model.participants import MAX_ENERGY, MAX_PRICE, MIN_RHO
@@ -63,3 +65,26 @@ def check_option(name: str, value: float | None, hi: float = MAX_PRICE) -> None:
     """A price-like option: finite and in [0, hi] (products with volumes stay finite)."""
     if value is not None and not 0.0 <= value <= hi:
         fail(f"--{name.replace('_', '-')}: must lie in [0, {hi:g}], got {value!r}")
+
+
+def _plain_flags(params: list[Any]) -> list[Any]:
+    """On/off flags (``--help``, ``--quick``, ``--all-pairs``) shown without a value: typer's
+    rich help prints ``<bool>`` after each flag, as if it took one."""
+    for p in params:
+        if isinstance(p, TyperOption) and p.is_flag and p.metavar is None:
+            p.metavar = ""
+    return params
+
+
+class Command(TyperCommand):
+    """Every ``evtrade`` command: its flags in ``--help`` show no ``<bool>``."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _plain_flags(super().get_params(ctx))
+
+
+class Group(BoundedGroup):
+    """``evtrade`` and its sub-groups: commands inside the error boundary, flags plain."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _plain_flags(super().get_params(ctx))
