@@ -31,6 +31,9 @@ RECENT_BLOCKS = 10
 DECODED_CACHE = 2048
 #: Phases in which the bids are still sealed: their values are never shown.
 SEALED_PHASES = ("bidding", "closing", "unknown")
+#: The price history reads a block's time back at most this many blocks behind the head (the
+#: times are kept: a block never changes); an older trade is listed without its time.
+TIMES_BACK = 2000
 #: How long to wait for the receipt of a transaction listed in a mined block, seconds.
 _RECEIPT_TIMEOUT = 5.0
 
@@ -210,6 +213,7 @@ class Explorer:
                     self._events[(address.lower(), bytes(HexBytes(event.topic)))] = event
         self._decoded: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._audits: dict[int, dict[str, Any]] = {}
+        self._times: dict[int, int] = {}
 
     # -- blocks and transactions ------------------------------------------------------------------
 
@@ -265,6 +269,8 @@ class Explorer:
     def recent_blocks(self, count: int = RECENT_BLOCKS) -> list[dict[str, Any]]:
         """The latest ``count`` blocks, newest first, with their transactions (hashes, decoded)."""
         with self.ctx.lock:
+            blocks = self.chain.recent_blocks(count)
+            self._times.update((b.number, b.timestamp) for b in blocks)
             return [
                 {
                     "number": b.number,
@@ -273,7 +279,7 @@ class Explorer:
                     "transactions": list(b.transactions),
                     "decoded": [self.decode(t, b.number, b.timestamp) for t in b.transactions],
                 }
-                for b in self.chain.recent_blocks(count)
+                for b in blocks
             ]
 
     def chain_info(self) -> dict[str, Any]:
@@ -292,6 +298,37 @@ class Explorer:
             "faucet_tokens": ctx.settings.faucet_tokens,
             "blocks": self.recent_blocks(),
         }
+
+    def block_times(self, numbers: set[int]) -> dict[int, int]:
+        """The timestamps of blocks ``numbers`` that lie within :data:`TIMES_BACK` of the head."""
+        missing = numbers - self._times.keys()
+        if missing:
+            with self.ctx.lock:
+                head = self.chain.block_number()
+                reachable = [n for n in missing if 0 <= n <= head and head - n < TIMES_BACK]
+                if reachable:
+                    blocks = self.chain.recent_blocks(head - min(reachable) + 1)
+                    self._times.update((b.number, b.timestamp) for b in blocks)
+        return {n: self._times[n] for n in numbers if n in self._times}
+
+    def price_history(self, rounds: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Every settled trade of the indexed ``rounds`` as a point of the price history: its
+        block's time (null when too far back), price T (tokens/kWh) and energy, oldest first."""
+        trades = [(int(r["round_id"]), t) for r in rounds for t in r["trades"]]
+        times = self.block_times({int(t["block"]) for _, t in trades})
+        points = [
+            {
+                "round_id": rid,
+                "time": times.get(int(t["block"])),
+                "block": int(t["block"]),
+                "price": t["price"],
+                "kwh": t["kwh"],
+                "buyer": t["buyer"],
+                "seller": t["seller"],
+            }
+            for rid, t in trades
+        ]
+        return sorted(points, key=lambda p: (p["block"], p["round_id"]))
 
     # -- one round --------------------------------------------------------------------------------
 

@@ -352,6 +352,20 @@ class RoundOut(Out):
     error: FailureOut | None = Field(None, description="the clock's last failure on this round")
 
 
+class PricePointOut(Out):
+    """One settled trade in the price history."""
+
+    round_id: int = Field(description="the round's id")
+    time: int | None = Field(
+        description="the settling block's time, unix seconds (null: too far back to read)"
+    )
+    block: int = Field(description="block of the settlement")
+    price: float = Field(description="trading price T, tokens/kWh")
+    kwh: float = Field(description="energy traded, kWh")
+    buyer: str = Field(description="the buyer's account")
+    seller: str = Field(description="the seller's account")
+
+
 class RevealedBidOut(Out):
     """A bid's sealed value, shown once the bid window is over and the value revealed."""
 
