@@ -46,6 +46,8 @@ def test_audit_bad_input(tmp_path: Path) -> None:
     assert run("chain", "run", "examples/small.json", "--data-dir", str(data)).returncode == 0
     out = run("audit", "--round", "9", "--data-dir", str(data))
     assert out.returncode == 1 and "no round 9" in out.stderr
+    # Issue 13 item 10: the message names the flag the user typed, not the ledger's field.
+    assert "--round 9" in out.stderr and "round_id" not in out.stderr
     out = run("audit", "--round", "-1", "--data-dir", str(data))
     assert out.returncode == 2 and "--round" in out.stderr
     bad = tmp_path / "deployment.json"
