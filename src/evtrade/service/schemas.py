@@ -37,13 +37,34 @@ class RegisterIn(Strict):
     ``address`` + ``signature`` (the vehicle keeps its key and proves it by signing
     :func:`~evtrade.service.wallets.registration_message`, EIP-191)."""
 
-    name: str = Field(min_length=1, max_length=60, pattern=r"^[^\x00-\x1f\x7f]+$")
-    plate: str = Field(min_length=1, max_length=20, pattern=r"^[A-Za-z0-9 -]+$")
-    password: str | None = Field(None, min_length=6, max_length=200)
-    address: str | None = Field(None, pattern=r"^0x[0-9a-fA-F]{40}$")
-    signature: str | None = Field(None, pattern=r"^0x[0-9a-fA-F]{130}$")
-    lat: float | None = Field(None, ge=-90, le=90)
-    lon: float | None = Field(None, ge=-180, le=180)
+    name: str = Field(
+        min_length=1,
+        max_length=60,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="the vehicle's name, shown only to the vehicle itself",
+    )
+    plate: str = Field(
+        min_length=1,
+        max_length=20,
+        pattern=r"^[A-Za-z0-9 -]+$",
+        description="licence plate (letters, digits, spaces, dashes); the chain keeps its hash",
+    )
+    password: str | None = Field(
+        None,
+        min_length=6,
+        max_length=200,
+        description="password of a new built-in wallet (6 characters or more)",
+    )
+    address: str | None = Field(
+        None, pattern=r"^0x[0-9a-fA-F]{40}$", description="the account of a vehicle's own key"
+    )
+    signature: str | None = Field(
+        None,
+        pattern=r"^0x[0-9a-fA-F]{130}$",
+        description="EIP-191 signature of the registration message by the key of 'address'",
+    )
+    lat: float | None = Field(None, ge=-90, le=90, description="latitude, degrees (private)")
+    lon: float | None = Field(None, ge=-180, le=180, description="longitude, degrees (private)")
 
     @model_validator(mode="after")
     def _one_kind_of_key(self) -> RegisterIn:
@@ -61,7 +82,11 @@ class Signed(Strict):
     """A request signed (EIP-191) by a key, with a fresh timestamp (two minutes) and a nonce;
     each signed text is accepted once, and only canonical signatures (v 27/28, low s)."""
 
-    signature: str | None = Field(None, pattern=r"^0x[0-9a-fA-F]{130}$")
+    signature: str | None = Field(
+        None,
+        pattern=r"^0x[0-9a-fA-F]{130}$",
+        description="EIP-191 signature of the request's message (without a password)",
+    )
     timestamp: int | None = Field(None, ge=0, le=MAX_TIMESTAMP, description="unix seconds")
     nonce: int | None = Field(None, ge=0, le=MAX_INT, description="any number, new per request")
 
@@ -70,22 +95,27 @@ class DetailsIn(Signed):
     """The vehicle's own details: with the wallet ``password``, or signed over
     :func:`~evtrade.service.wallets.details_message` by a vehicle that keeps its own key."""
 
-    password: str | None = Field(None, min_length=1, max_length=200)
+    password: str | None = Field(
+        None, min_length=1, max_length=200, description="the built-in wallet's password"
+    )
 
 
 class TopUpIn(DetailsIn):
     """The development faucet (off unless the setting ``faucet_tokens`` is above 0): authorised
     by the wallet ``password``, or signed over :func:`~evtrade.service.wallets.top_up_message`."""
 
-    tokens: float = Field(gt=0, le=1e9)
+    tokens: float = Field(gt=0, le=1e9, description="tokens to mint to the vehicle")
 
 
 class MintIn(Strict):
     """A top-up by the authority: signed with the authority's key over
     :func:`~evtrade.service.wallets.mint_message`."""
 
-    tokens: float = Field(gt=0, le=1e9)
-    signature: str = Field(pattern=r"^0x[0-9a-fA-F]{130}$")
+    tokens: float = Field(gt=0, le=1e9, description="tokens to mint to the vehicle")
+    signature: str = Field(
+        pattern=r"^0x[0-9a-fA-F]{130}$",
+        description="EIP-191 signature of the mint message by the authority's key",
+    )
     timestamp: int = Field(ge=0, le=MAX_TIMESTAMP, description="unix seconds")
     nonce: int = Field(ge=0, le=MAX_INT, description="any number, new per request")
 
@@ -96,16 +126,25 @@ class RequestIn(Unlock):
     round_id: int | None = Field(
         None, ge=0, le=MAX_INT, description="join this round; omitted: open a new one"
     )
-    b_min: float = Field(ge=0, le=1e6)
-    b_max: float = Field(gt=0, le=1e6)
+    b_min: float = Field(ge=0, le=1e6, description="least energy to buy, b_i^min, kWh")
+    b_max: float = Field(gt=0, le=1e6, description="most energy to buy, b_i^max, kWh")
     v: float = Field(
         ge=0, le=1e6, description="private unit value v_i, sealed until the window closes"
     )
-    v_min: float = Field(ge=0, le=1e6)
-    v_max: float = Field(gt=0, le=1e6)
-    w: float = Field(3.0, ge=0, le=5)
-    lat: float = Field(ge=-90, le=90)
-    lon: float = Field(ge=-180, le=180)
+    v_min: float = Field(
+        ge=0, le=1e6, description="lowest unit value of the public range, v_i^min, tokens/kWh"
+    )
+    v_max: float = Field(
+        gt=0,
+        le=1e6,
+        description="highest unit value of the public range, v_i^max, tokens/kWh (the escrow"
+        " locks v_max * b_max)",
+    )
+    w: float = Field(
+        3.0, ge=0, le=5, description="willingness w_i: weight of the buyer's log utility in P1"
+    )
+    lat: float = Field(ge=-90, le=90, description="latitude of the bid, degrees (public)")
+    lon: float = Field(ge=-180, le=180, description="longitude of the bid, degrees (public)")
 
     @model_validator(mode="after")
     def _ranges(self) -> RequestIn:
@@ -124,13 +163,19 @@ class ReplyIn(Unlock):
     c: float = Field(
         ge=0, le=1e6, description="private unit cost c_j, sealed until the window closes"
     )
-    c_min: float = Field(ge=0, le=1e6)
-    c_max: float = Field(gt=0, le=1e6)
-    s_t: float = Field(gt=0, le=1e6)
-    s_r: float = Field(ge=0, le=1e6)
-    rho: float = Field(gt=0, le=1)
-    lat: float = Field(ge=-90, le=90)
-    lon: float = Field(ge=-180, le=180)
+    c_min: float = Field(
+        ge=0, le=1e6, description="lowest unit cost of the public range, c_j^min, tokens/kWh"
+    )
+    c_max: float = Field(
+        gt=0, le=1e6, description="highest unit cost of the public range, c_j^max, tokens/kWh"
+    )
+    s_t: float = Field(gt=0, le=1e6, description="energy the seller holds, s_j^t, kWh")
+    s_r: float = Field(ge=0, le=1e6, description="energy the seller keeps for itself, s_j^r, kWh")
+    rho: float = Field(
+        gt=0, le=1, description="loss rate rho_j: each kWh delivered uses 1 + rho_j kWh, (13)"
+    )
+    lat: float = Field(ge=-90, le=90, description="latitude of the bid, degrees (public)")
+    lon: float = Field(ge=-180, le=180, description="longitude of the bid, degrees (public)")
 
     @model_validator(mode="after")
     def _ranges(self) -> ReplyIn:
