@@ -172,7 +172,7 @@ def test_seed_app_flow_late_reply_and_double_accept(client: httpx.Client) -> Non
     assert r.status_code == 409 and "bid window closed" in problem(r)
     offers = view["offers"]
     assert [o["seller_index"] for o in offers] == [0, 1]
-    assert [q["status"] for q in view["requests"]] == ["accepted"]
+    assert [q["status"] for q in view["requests"]] == ["priced"]
     r = client.post(
         f"/api/rounds/{rid}/accept/{buyer}",
         json={"password": PASSWORD, "seller_index": 1, "kwh": 4},

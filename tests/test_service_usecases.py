@@ -116,7 +116,7 @@ def test_from_registration_to_a_settled_trade(service: Service) -> None:
     assert all(bid["revealed"] for bid in view["requests"] + view["replies"])
     (offer,) = view["offers"]
     assert (offer["buyer"], offer["seller"]) == (b["address"], s)
-    assert view["requests"][0]["status"] == "accepted"
+    assert view["requests"][0]["status"] == "priced"
 
     view = service.trading.accept(b["address"], PASSWORD, rid, offer["seller_index"], 4.0)
     assert view["phase"] == "settled"

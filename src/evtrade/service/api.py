@@ -32,7 +32,9 @@ from evtrade.service.schemas import (
     Address,
     BidPosted,
     ChainOut,
+    CollectedOut,
     DetailsIn,
+    HistoryOut,
     MintIn,
     Problem,
     RegisterIn,
@@ -214,12 +216,23 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.post(
         "/api/vehicles/{address}/collect",
-        response_model=VehiclePublic,
+        response_model=CollectedOut,
         responses=_errors(401, 403, 404, 409, 429),
     )
     def collect(address: Address, body: Unlock, rsu: RsuDep) -> dict[str, Any]:
-        """Claim the vehicle's refunds and withdraw its credit (pull payments)."""
+        """Claim the vehicle's refunds and withdraw its credit (pull payments); the reply says
+        how many tokens came back of each."""
         return rsu.trading.collect(address, body.password)
+
+    @app.get(
+        "/api/vehicles/{address}/history",
+        response_model=list[HistoryOut],
+        responses=_errors(404),
+    )
+    def history(address: Address, rsu: RsuDep) -> list[dict[str, Any]]:
+        """The vehicle's transactions the service sent, newest first, each with what it did, the
+        tokens it moved and its status on chain (pending, confirmed, failed)."""
+        return rsu.vehicles.history(address)
 
     @app.post(
         "/api/vehicles/{address}/requests",

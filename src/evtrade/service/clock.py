@@ -205,6 +205,7 @@ class RoundClock:
             phase=phase,
             offers=offers,
             error=self._failure_json(view.round_id),
+            chosen=view.settled and self.ctx.store.confirmed("accept", view.round_id),
         )
 
     # -- failures of one round ------------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 The chain stays the source of truth: the ``rounds`` table is an index rebuilt from chain events at
 start-up (:meth:`Store.replace_rounds`), so a restarted service shows the same history. Wallets
-(encrypted keystores of the vehicles that chose the built-in wallet) live only here.
+(encrypted keystores of the vehicles that chose the built-in wallet) live only here, and so does
+each vehicle's history of the transactions the service sent for it (``transactions``: what, the
+tokens it moved, its hash, block and status on chain, :mod:`evtrade.service.history`).
 """
 
 from __future__ import annotations
@@ -39,6 +41,20 @@ CREATE TABLE IF NOT EXISTS rounds (
     round_id INTEGER PRIMARY KEY,
     view TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS transactions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    address TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    what TEXT NOT NULL,
+    tokens REAL,
+    round_id INTEGER,
+    tx TEXT,
+    block INTEGER,
+    status TEXT NOT NULL,
+    detail TEXT,
+    time REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS transactions_by_address ON transactions (address);
 """
 
 
@@ -50,6 +66,22 @@ class VehicleRow:
     keystore: dict[str, Any] | None
     lat: float | None
     lon: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class TxEntry:
+    """One transaction in a vehicle's history: ``tokens`` is what it moved in or out of the
+    vehicle's wallet (negative: out; None: nothing), ``status`` pending, confirmed or failed."""
+
+    address: str
+    kind: str
+    what: str
+    tokens: float | None = None
+    round_id: int | None = None
+    tx: str | None = None
+    block: int | None = None
+    status: str = "pending"
+    detail: str | None = None
 
 
 class Store:
@@ -189,6 +221,58 @@ class Store:
                 "SELECT view FROM rounds WHERE round_id = ?", (round_id,)
             ).fetchone()
         return json.loads(r[0]) if r else None
+
+    def add_tx(self, entry: TxEntry) -> int:
+        """Record a transaction the service is about to send for a vehicle; its row id."""
+        with self._lock:
+            cur = self._conn.execute(
+                "INSERT INTO transactions (address, kind, what, tokens, round_id, tx, block,"
+                " status, detail, time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    entry.address.lower(),
+                    entry.kind,
+                    entry.what,
+                    entry.tokens,
+                    entry.round_id,
+                    entry.tx,
+                    entry.block,
+                    entry.status,
+                    entry.detail,
+                    time.time(),
+                ),
+            )
+            return int(cur.lastrowid or 0)
+
+    def finish_tx(
+        self, row: int, status: str, *, tx: str | None, block: int | None, detail: str | None
+    ) -> None:
+        """A recorded transaction was mined (``confirmed`` or ``failed``) or refused."""
+        with self._lock:
+            self._conn.execute(
+                "UPDATE transactions SET status = ?, tx = ?, block = ?, detail = ? WHERE id = ?",
+                (status, tx, block, detail, row),
+            )
+
+    def history(self, address: str) -> list[dict[str, Any]]:
+        """The vehicle's recorded transactions, newest first."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT kind, what, tokens, round_id, tx, block, status, detail, time"
+                " FROM transactions WHERE address = ? ORDER BY id DESC",
+                (address.lower(),),
+            ).fetchall()
+        keys = ("kind", "what", "tokens", "round_id", "tx", "block", "status", "detail", "time")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    def confirmed(self, kind: str, round_id: int, address: str | None = None) -> bool:
+        """True when a ``kind`` transaction of the round (by ``address``, if given) was mined."""
+        sql = "SELECT 1 FROM transactions WHERE kind = ? AND round_id = ? AND status = 'confirmed'"
+        args: tuple[Any, ...] = (kind, round_id)
+        if address is not None:
+            sql += " AND address = ?"
+            args += (address.lower(),)
+        with self._lock:
+            return self._conn.execute(sql, args).fetchone() is not None
 
     def close(self) -> None:
         with self._lock:

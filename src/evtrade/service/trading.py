@@ -7,18 +7,23 @@ import contextlib
 import time
 from typing import Any
 
+from eth_account.signers.local import LocalAccount
+
 from evtrade.errors import (
     ConflictError,
     ContractRejectedError,
     ForbiddenError,
     InsufficientFundsError,
     InvalidRequestError,
+    NotFoundError,
 )
 from evtrade.model import Buyer, Seller
 from evtrade.service.clock import RoundClock
 from evtrade.service.context import RsuContext, arrival
+from evtrade.service.history import record
+from evtrade.service.store import TxEntry
 from evtrade.service.vehicles import Vehicles
-from evtrade.service.views import FINAL_PHASES
+from evtrade.service.views import FINAL_PHASES, accept_payment, acceptance_units
 from evtrade.service.wallets import Wallets
 from evtrade.settlement import units
 from evtrade.settlement.views import RoundParams
@@ -126,7 +131,21 @@ class Trading:
             )
         if round_id is None:
             round_id = self.open_round()
-        bid = ctx.ledger.post_request(account, round_id, buyer, rsu_pubkey=self._sealing_key())
+        escrow = need / units.TOKEN_SCALE
+        entry = TxEntry(
+            account.address,
+            "request",
+            f"request for {buyer.b_min:g}-{buyer.b_max:g} kWh: {escrow:.4f} tokens locked in"
+            f" escrow (v_max {buyer.v_max:g} tokens/kWh x b_max {buyer.b_max:g} kWh)",
+            -escrow,
+            round_id,
+        )
+        key = self._sealing_key()
+        bid = record(
+            ctx.store,
+            entry,
+            lambda: ctx.ledger.post_request(account, round_id, buyer, rsu_pubkey=key),
+        )
         self.clock.bid_posted(round_id)
         return {"round_id": round_id, "index": bid.index}
 
@@ -145,36 +164,111 @@ class Trading:
         self._admit_bid(round_id, received)
         account = self.wallets.unlock(address, password)
         ctx.take_bid(account.address)
-        bid = ctx.ledger.post_reply(account, round_id, seller, rsu_pubkey=self._sealing_key())
+        entry = TxEntry(
+            account.address,
+            "reply",
+            f"reply offering {seller.s_t - seller.s_r:g} kWh (a deposit, back at the reveal)",
+            None,
+            round_id,
+        )
+        key = self._sealing_key()
+        bid = record(
+            ctx.store,
+            entry,
+            lambda: ctx.ledger.post_reply(account, round_id, seller, rsu_pubkey=key),
+        )
         self.clock.bid_posted(round_id)
         return {"round_id": round_id, "index": bid.index}
 
     def accept(
-        self, address: str, password: str, round_id: int, seller_index: int, kwh: float
+        self, address: str, password: str, round_id: int, seller_index: int, kwh: float | None
     ) -> dict[str, Any]:
-        """The buyer chooses one offer; the trade completes and the others fail."""
+        """The buyer chooses one offer; the trade completes and the others fail.
+
+        With ``kwh`` None the buyer takes the offer's whole amount: the seller's spare energy
+        after losses up to b_max (:func:`~evtrade.service.views.acceptance_units`; docs/service.md,
+        "Accepting one offer").
+        """
         ctx = self.ctx
         account = self.wallets.unlock(address, password)
         ctx.take_bid(account.address)
         with ctx.lock:
             self.clock.check_round(round_id)
             self.clock.reveal_if_due(round_id)
-            ctx.ledger.accept(account, round_id, seller_index, kwh)
+            view = ctx.ledger.round_view(round_id)
+            if not 0 <= seller_index < len(view.replies):
+                raise NotFoundError(f"field 'seller_index': no reply {seller_index} in the round")
+            q, p = view.requests[0] if view.requests else None, view.replies[seller_index]
+            energy: int | None = None
+            if kwh is not None:
+                energy = units.to_fixed("kwh", kwh, units.ENERGY_SCALE)
+            elif q is not None and q.value is not None and p.value is not None:
+                energy = acceptance_units(q, p)
+                if energy is None:
+                    raise ConflictError(
+                        "field 'seller_index': this seller's spare energy is below your minimum"
+                        " b_min; it cannot be accepted alone"
+                    )
+            else:
+                raise ConflictError("field 'seller_index': this offer is not priced (not revealed)")
+            what = f"accept offer {seller_index}: {energy / units.ENERGY_SCALE:g} kWh"
+            if q is not None and q.value is not None and p.value is not None:
+                cost = accept_payment(q, p, energy) / units.TOKEN_SCALE
+                what += f" for {cost:.4f} tokens (paid from the escrow)"
+            entry = TxEntry(account.address, "accept", what, None, round_id)
+            take = energy / units.ENERGY_SCALE
+            record(
+                ctx.store,
+                entry,
+                lambda: ctx.ledger.accept(account, round_id, seller_index, take),
+            )
             return self.clock.refresh(round_id)
 
     def collect(self, address: str, password: str) -> dict[str, Any]:
-        """Claim every refund due to the vehicle and withdraw its credit (pull payments)."""
+        """Claim every refund due to the vehicle and withdraw its credit (pull payments); the
+        vehicle's public view with the tokens refunded and withdrawn."""
         ctx = self.ctx
         account = self.wallets.unlock(address, password)
+        before = ctx.ledger.balance(account.address)
+        withdrawn = 0
         with ctx.lock:
             for view in ctx.store.rounds():
                 if view["phase"] not in FINAL_PHASES:
                     continue
                 for q in view["requests"]:
                     if q["address"].lower() == account.address.lower():
-                        with contextlib.suppress(ContractRejectedError):  # already refunded
-                            ctx.ledger.claim_refund(account, view["round_id"], q["index"])
-            if ctx.ledger.credit(account.address) > 0:
-                ctx.ledger.withdraw(account)
+                        self._claim_refund(account, int(view["round_id"]), q)
+            credit = ctx.ledger.credit(account.address)
+            if credit > 0:
+                entry = TxEntry(
+                    account.address,
+                    "withdraw",
+                    f"withdraw {credit / units.TOKEN_SCALE:.4f} tokens of credit"
+                    " (payments, deposits)",
+                    credit / units.TOKEN_SCALE,
+                )
+                record(ctx.store, entry, lambda: ctx.ledger.withdraw(account))
+                withdrawn = credit
             ctx.changed()
-        return self.vehicles.public_info(address)
+        gained = ctx.ledger.balance(account.address) - before
+        info = self.vehicles.public_info(address)
+        info["refunded"] = max(0, gained - withdrawn) / units.TOKEN_SCALE
+        info["withdrawn"] = withdrawn / units.TOKEN_SCALE
+        return info
+
+    def _claim_refund(self, account: LocalAccount, round_id: int, q: dict[str, Any]) -> None:
+        """Claim one finished request's refund, unless it was claimed already."""
+        ctx = self.ctx
+        if ctx.store.confirmed("refund", round_id, account.address):
+            return
+        refund = q.get("refund")
+        entry = TxEntry(
+            account.address,
+            "refund",
+            f"refund of the escrow of round {round_id}"
+            + ("" if refund is None else f": {refund:.4f} tokens"),
+            refund,
+            round_id,
+        )
+        with contextlib.suppress(ContractRejectedError):  # claimed outside this service
+            record(ctx.store, entry, lambda: ctx.ledger.claim_refund(account, round_id, q["index"]))

@@ -9,7 +9,8 @@ from eth_utils.address import to_checksum_address
 from evtrade.errors import ConflictError, ForbiddenError, InvalidRequestError, UnauthorizedError
 from evtrade.ledger.client import plate_hash
 from evtrade.service.context import RsuContext
-from evtrade.service.store import VehicleRow
+from evtrade.service.history import record
+from evtrade.service.store import TxEntry, VehicleRow
 from evtrade.service.wallets import Wallets, details_message, mint_message, top_up_message
 from evtrade.settlement import units
 from evtrade.settlement.rounds import VEHICLE_CERTIFICATE_SECONDS
@@ -68,7 +69,14 @@ class Vehicles:
             self._registering.update((normal, address))
         try:
             expiry = ctx.chain.timestamp() + VEHICLE_CERTIFICATE_SECONDS
-            ctx.ledger.register_vehicle(ctx.operators.authority, address, normal, expiry)
+            entry = TxEntry(address, "register", "registered and certified by the authority")
+            record(
+                ctx.store,
+                entry,
+                lambda: ctx.ledger.register_vehicle(
+                    ctx.operators.authority, address, normal, expiry
+                ),
+            )
             with ctx.lock:
                 if not ctx.store.add_vehicle(VehicleRow(address, name, normal, keystore, lat, lon)):
                     raise ConflictError("field 'plate': already registered")  # unreachable
@@ -101,6 +109,12 @@ class Vehicles:
                 "energy_bought": bought / units.ENERGY_SCALE,
                 "energy_sold": sold / units.ENERGY_SCALE,
             }
+
+    def history(self, address: str) -> list[dict[str, Any]]:
+        """The vehicle's transactions the service sent, newest first, with their status on chain
+        (pending, confirmed, failed): what the chain shows, so public as the chain is."""
+        row = self.wallets.vehicle(address)
+        return self.ctx.store.history(row.address)
 
     def private_info(self, address: str) -> dict[str, Any]:
         """The vehicle's own view (after it authenticated): the public one, plus its name, plate,
@@ -176,8 +190,13 @@ class Vehicles:
             if tokens > cap - ctx.store.faucet_given(row.address):
                 raise ForbiddenError(self._faucet_left(row.address, cap))
             ctx.store.faucet_add(row.address, tokens)
+        entry = TxEntry(row.address, "top-up", f"top-up of {tokens:g} tokens (faucet)", tokens)
         try:
-            ctx.ledger.mint(ctx.operators.authority, row.address, tokens)
+            record(
+                ctx.store,
+                entry,
+                lambda: ctx.ledger.mint(ctx.operators.authority, row.address, tokens),
+            )
         except BaseException:
             with ctx.lock:
                 ctx.store.faucet_add(row.address, -tokens)
@@ -208,7 +227,10 @@ class Vehicles:
             who="the authority's key",
         )
         # The mint waits for its block without the service lock, as the faucet's does.
-        ctx.ledger.mint(ctx.operators.authority, row.address, tokens)
+        entry = TxEntry(row.address, "top-up", f"top-up of {tokens:g} tokens (authority)", tokens)
+        record(
+            ctx.store, entry, lambda: ctx.ledger.mint(ctx.operators.authority, row.address, tokens)
+        )
         with ctx.lock:
             ctx.changed()
         return self.public_info(address)
