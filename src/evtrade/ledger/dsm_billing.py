@@ -395,6 +395,15 @@ class DsmBilling:
             str(vehicle), None if int(str(supplier), 16) == 0 else str(supplier), *map(int, rest)
         )
 
+    def committed_schedule(self, day_id: int, index: int) -> tuple[list[float], list[float]]:
+        """(grid, bought) kWh per slot of the commitment ``index`` of the day, as committed."""
+        d = self.day(day_id)
+        if not 0 <= index < d.n_commits:
+            raise LedgerError(f"day {day_id} has no commitment {index}")
+        n = d.n_slots
+        pairs = [self._view("schedule", day_id, index, t) for t in range(n)]
+        return [units.to_kwh(int(g)) for g, _ in pairs], [units.to_kwh(int(b)) for _, b in pairs]
+
     def bills(self, day_id: int) -> list[BillView]:
         """Every commitment of the day, in commit order."""
         n = self.day(day_id).n_commits

@@ -8,6 +8,7 @@ The use cases live in their own modules, each raising the domain errors of
 * :mod:`.trading` rounds, requests, replies, accepting an offer, collecting refunds;
 * :mod:`.relay` transactions vehicles signed themselves;
 * :mod:`.explorer` the chain and its latest blocks, for the dashboard;
+* :mod:`.dsm` the driver's DSM page: a day's charge planned, committed and billed on chain;
 * :mod:`.clock` the round index and the clock that reveals and settles (:mod:`.views` for the
   rounds' view models).
 
@@ -28,6 +29,7 @@ from evtrade.model import safejson
 from evtrade.service import faults
 from evtrade.service.clock import RoundClock
 from evtrade.service.context import RsuContext
+from evtrade.service.dsm import Dsm
 from evtrade.service.explorer import Explorer
 from evtrade.service.relay import Relay
 from evtrade.service.security import BidRate
@@ -56,6 +58,7 @@ class Rsu:
         self.trading = Trading(ctx, self.wallets, self.vehicles, self.clock)
         self.relay = Relay(ctx, chain, (ledger.market.address, ledger.token.address))
         self.explorer = Explorer(ctx, chain, ledger.deployment)
+        self.dsm = Dsm(ctx, self.wallets, chain, ledger.registry.address, ledger.token.address)
         # The operations in-process callers (tests, tools) use most, straight from the use cases.
         self.open_round = self.trading.open_round
         self.post_reply = self.trading.post_reply

@@ -55,6 +55,11 @@ class Settings(BaseModel):
         description="bids (requests, replies, accepts, relayed transactions) one vehicle may "
         "send per minute, with bursts of as many; beyond it 429 (docs/security.md)",
     )
+    dsm_day: Path | None = Field(
+        None,
+        description="the aggregator's day scenario for the driver's DSM page (JSON or TOML, "
+        "docs/dsm.md); its grid and PV are used, its vehicles are not; none: the thesis's day",
+    )
     faucet_tokens: float = Field(
         0.0,
         ge=0,
