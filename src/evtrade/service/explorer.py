@@ -10,7 +10,7 @@ artifacts. Amounts are converted from the contracts' fixed point (:mod:`evtrade.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -146,7 +146,7 @@ _DESCRIBE: tuple[tuple[str, Describe], ...] = (
 )
 
 
-def _round_of(events: list[tuple[str, Args]]) -> int | None:
+def _round_of(events: Sequence[tuple[str, Args]]) -> int | None:
     for _, args in events:
         if "round_id" in args:
             return int(args["round_id"])
@@ -154,7 +154,7 @@ def _round_of(events: list[tuple[str, Args]]) -> int | None:
 
 
 def describe(
-    sender: str, to: str | None, ok: bool, events: list[tuple[str, Args]]
+    sender: str, to: str | None, ok: bool, events: Sequence[tuple[str, Args]]
 ) -> dict[str, Any]:
     """What a transaction did, from its sender, target, status and decoded events.
 
@@ -217,8 +217,8 @@ class Explorer:
 
     # -- blocks and transactions ------------------------------------------------------------------
 
-    def decode(self, tx_hash: str, block: int, timestamp: int) -> dict[str, Any]:
-        """One mined transaction in words (cached: a mined transaction never changes)."""
+    def decode(self, tx_hash: str) -> dict[str, Any]:
+        """One transaction in words (cached once mined: a mined transaction never changes)."""
         cached = self._decoded.get(tx_hash)
         if cached is not None:
             return cached
@@ -227,8 +227,6 @@ class Explorer:
         except LedgerError:  # not mined yet: shown as pending, decoded on a later call
             return {
                 "hash": tx_hash,
-                "block": block,
-                "timestamp": timestamp,
                 "status": "pending",
                 "sender": None,
                 "to": None,
@@ -253,8 +251,6 @@ class Explorer:
         sender = str(receipt["from"])
         out = {
             "hash": tx_hash,
-            "block": block,
-            "timestamp": timestamp,
             "status": "confirmed" if ok else "failed",
             "sender": sender,
             "to": None if to is None else str(to),
@@ -277,7 +273,10 @@ class Explorer:
                     "hash": b.hash,
                     "timestamp": b.timestamp,
                     "transactions": list(b.transactions),
-                    "decoded": [self.decode(t, b.number, b.timestamp) for t in b.transactions],
+                    "decoded": [
+                        {**self.decode(t), "block": b.number, "timestamp": b.timestamp}
+                        for t in b.transactions
+                    ],
                 }
                 for b in blocks
             ]
@@ -339,23 +338,30 @@ class Explorer:
         whatever the chain holds. After it, each bid's value (v_i or c_j, tokens/kWh) once
         revealed on chain. A settled round carries the audit's verdict
         (:func:`evtrade.settlement.audit.audit_round`: Theorem 1's prices and the P1 volumes
-        recomputed from the chain's events).
+        recomputed from the chain's events) and who settled it: the RSU at the P1 optimum, or
+        the single buyer accepting one offer at an amount of its choosing (``settled_by``), whose
+        volume the audit then reports as differing from the optimum.
         """
         out = dict(indexed)
         out["bids"] = None
         out["audit"] = None
+        out["settled_by"] = None
         if indexed.get("phase") in SEALED_PHASES:
             return out
         round_id = int(indexed["round_id"])
         with self.ctx.lock:
             view = self.ctx.ledger.round_view(round_id)
-        out["bids"] = _revealed_bids(view)
-        if view.settled:
-            audit = self._audits.get(round_id)
-            if audit is None:
-                audit = audit_round(view).to_dict()
-                self._audits[round_id] = audit  # a settled round never changes
-            out["audit"] = audit
+            out["bids"] = _revealed_bids(view)
+            if view.trades:
+                # Market.accept (the round's single buyer) or Market.settle (the RSU, at P1).
+                settling = self.decode(view.trades[0].tx_hash)["what"]
+                out["settled_by"] = "buyer" if settling == "accept" else "rsu"
+            if view.settled:
+                audit = self._audits.get(round_id)
+                if audit is None:
+                    audit = audit_round(view).to_dict()
+                    self._audits[round_id] = audit  # a settled round never changes
+                out["audit"] = audit
         return out
 
 

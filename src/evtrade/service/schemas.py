@@ -457,6 +457,10 @@ class RoundDetailOut(RoundOut):
         "(bid window open or closing)"
     )
     audit: AuditOut | None = Field(description="the audit of the settlement (null: not settled)")
+    settled_by: str | None = Field(
+        description="rsu (settled at the P1 optimum) or buyer (the single buyer accepted one "
+        "offer at its own amount: the audit's volume findings are expected); null: no trade"
+    )
 
 
 class RelayedOut(Out):
