@@ -35,7 +35,9 @@ class PlanIn(Strict):
     lat: float | None = Field(
         None, ge=-90, le=90, description="where the vehicle parks; none: the RSU's"
     )
-    lon: float | None = Field(None, ge=-180, le=180)
+    lon: float | None = Field(
+        None, ge=-180, le=180, description="longitude where the vehicle parks; none: the RSU's"
+    )
 
     @model_validator(mode="after")
     def _departs_after_arrival(self) -> PlanIn:
@@ -59,7 +61,7 @@ class CommitIn(PlanIn):
 class PlanSlotOut(Out):
     """One slot of a plan."""
 
-    slot: int
+    slot: int = Field(description="the slot's index in the day, 0 first")
     start: int = Field(description="unix time the slot starts")
     energy_kwh: float = Field(description="drawn at the plug in this slot")
     source: str = Field(description="pv, v2g, grid, or none when nothing is drawn")
@@ -73,22 +75,22 @@ class PlanOut(Out):
 
     day_id: int | None = Field(description="the day on chain; null until the first commitment")
     day_start: int = Field(description="unix time the day starts")
-    slot_seconds: int
+    slot_seconds: int = Field(description="length of a slot, seconds")
     source: str = Field(description="pv, v2g, grid, or none (already at the target)")
     supplier: str | None = Field(description="the PV prosumer's id for a PV plan")
-    distance_km: float | None
+    distance_km: float | None = Field(description="distance to the PV supplier, km (null: none)")
     demand_kwh: float = Field(description="energy to draw to reach the target")
     unmet_kwh: float = Field(description="what the window cannot hold at this power")
     energy_kwh: float = Field(description="planned energy in all")
     expected_bill: float = Field(description="tokens, if nobody else commits afterwards")
-    slots: list[PlanSlotOut]
+    slots: list[PlanSlotOut] = Field(description="the plan, slot by slot")
 
 
 class DaySlotOut(Out):
     """One slot of the day."""
 
-    slot: int
-    start: int
+    slot: int = Field(description="the slot's index in the day, 0 first")
+    start: int = Field(description="unix time the slot starts")
     base_price: float = Field(description="phi_t, tokens per kWh")
     forecast: float = Field(description="Q_t, kWh")
     load: float = Field(description="q_t: the committed grid load, kWh")
@@ -99,51 +101,51 @@ class DaySlotOut(Out):
 class DayOut(Out):
     """The aggregator's day: its prices and the live committed load."""
 
-    day_id: int | None
+    day_id: int | None = Field(description="the day on chain; null until it is posted")
     status: DayStatus = Field(
         description="not posted; open (commitments taken); running; over (to settle); settled"
     )
-    start: int
-    end: int
-    slot_seconds: int
-    mu: float
-    feed_in: float
-    commitments: int
+    start: int = Field(description="unix time the day starts")
+    end: int = Field(description="unix time the day ends")
+    slot_seconds: int = Field(description="length of a slot, seconds")
+    mu: float = Field(description="mu of lambda_t, tokens per kWh per kWh of load above Q_t")
+    feed_in: float = Field(description="gamma: what the grid pays for PV, tokens per kWh")
+    commitments: int = Field(description="vehicles' commitments so far")
     escrow: float = Field(description="tokens held for the day")
-    slots: list[DaySlotOut]
+    slots: list[DaySlotOut] = Field(description="the day, slot by slot")
 
 
 class CommitmentOut(Out):
     """A vehicle's commitment and, once the day is settled, its bill."""
 
-    day_id: int
-    index: int
-    status: DayStatus
-    day_start: int
-    slot_seconds: int
-    arrival: int
-    departure: int
-    power_kw: float
+    day_id: int = Field(description="the day on chain")
+    index: int = Field(description="the commitment's index in the day")
+    status: DayStatus = Field(description="the day's status (see DayOut)")
+    day_start: int = Field(description="unix time the day starts")
+    slot_seconds: int = Field(description="length of a slot, seconds")
+    arrival: int = Field(description="plug-in slot")
+    departure: int = Field(description="departure slot: the charge ends at its start")
+    power_kw: float = Field(description="charging power at the plug, kW")
     source: str = Field(description="pv or grid")
     supplier: str | None = Field(description="the supplier's address for a PV purchase")
     energy_kwh: list[float] = Field(description="per slot, grid and bought together")
     escrow: float = Field(description="tokens escrowed at commitment")
     expected_bill: float = Field(description="tokens, at the load committed so far")
-    settled: bool
+    settled: bool = Field(description="the day is settled: the bills are final")
     grid_bill: float | None = Field(description="tokens, once settled")
-    supply_bill: float | None
-    bill: float | None
-    refund: float | None
+    supply_bill: float | None = Field(description="tokens to the PV supplier, once settled")
+    bill: float | None = Field(description="tokens in all, once settled")
+    refund: float | None = Field(description="tokens of the escrow back, once settled")
 
 
 class VehicleDsmOut(Out):
     """The vehicle's latest commitment (null if none) and what it may withdraw."""
 
-    address: str
+    address: str = Field(description="the vehicle's account")
     credit: float = Field(description="tokens the billing contract owes the vehicle")
-    commitment: CommitmentOut | None
+    commitment: CommitmentOut | None = Field(description="its latest commitment (null: none)")
 
 
 class WithdrawnOut(Out):
-    address: str
-    tokens: float
+    address: str = Field(description="the vehicle's account")
+    tokens: float = Field(description="tokens withdrawn")
