@@ -25,6 +25,14 @@ from fastapi.staticfiles import StaticFiles
 from evtrade.errors import EvtradeError, TooManyError, http_status
 from evtrade.model import Buyer, Seller
 from evtrade.service.assets import FAVICON, docs_page, static_dir
+from evtrade.service.dsm_schemas import (
+    CommitIn,
+    DayOut,
+    PlanIn,
+    PlanOut,
+    VehicleDsmOut,
+    WithdrawnOut,
+)
 from evtrade.service.pages import page
 from evtrade.service.rsu import Rsu, build_rsu
 from evtrade.service.schemas import (
@@ -311,6 +319,51 @@ def create_app(settings: Settings) -> FastAPI:
     def chain(rsu: RsuDep) -> dict[str, Any]:
         """The chain, the contracts, the RSU and the authority, and the latest blocks."""
         return rsu.explorer.chain_info()
+
+    # -- the driver's DSM page (evtrade.service.dsm; docs/dsm.md "The driver's page") ---------
+
+    @app.post("/api/dsm/plan", response_model=PlanOut, responses=_errors(409))
+    def dsm_plan(body: PlanIn, rsu: RsuDep) -> dict[str, Any]:
+        """Plan a charge on the aggregator's open day (PV, V2G, then the grid's cheapest hours
+        given the commitments so far): energy, source and price per slot, the expected bill.
+        Nothing is written."""
+        return rsu.dsm.plan(body)
+
+    @app.post(
+        "/api/dsm/commit",
+        status_code=201,
+        response_model=VehicleDsmOut,
+        responses=_errors(401, 402, 404, 409, 429),
+    )
+    def dsm_commit(body: CommitIn, rsu: RsuDep) -> dict[str, Any]:
+        """Plan again and commit the plan on chain with the vehicle's key, escrowing its
+        worst-case bill (the aggregator posts the day first if needed)."""
+        return rsu.dsm.commit(body.address, body.password, body)
+
+    @app.get("/api/dsm/day", response_model=DayOut, responses=_errors(409))
+    def dsm_day(rsu: RsuDep) -> dict[str, Any]:
+        """The newest day: base price, forecast, committed load and dynamic price per slot."""
+        return rsu.dsm.day_view()
+
+    @app.post("/api/dsm/settle", response_model=DayOut, responses=_errors(409))
+    def dsm_settle(rsu: RsuDep) -> dict[str, Any]:
+        """Settle the days that are over: the contract computes every bill (the RSU pays gas)."""
+        return rsu.dsm.settle()
+
+    @app.get("/api/vehicles/{address}/dsm", response_model=VehicleDsmOut, responses=_errors(404))
+    def vehicle_dsm(address: Address, rsu: RsuDep) -> dict[str, Any]:
+        """The vehicle's newest commitment: its schedule, escrow, live expected bill and, once
+        the day is settled, its bill and refund."""
+        return rsu.dsm.vehicle_view(address)
+
+    @app.post(
+        "/api/vehicles/{address}/dsm/withdraw",
+        response_model=WithdrawnOut,
+        responses=_errors(401, 404, 409, 429),
+    )
+    def dsm_withdraw(address: Address, body: Unlock, rsu: RsuDep) -> dict[str, Any]:
+        """Take back what the billing contract owes the vehicle (its refund)."""
+        return rsu.dsm.withdraw(address, body.password)
 
     # A stream, not a REST resource: left out of the schema (fuzzers would wait an hour on it).
     @app.get("/api/events", include_in_schema=False)
