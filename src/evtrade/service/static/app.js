@@ -10,23 +10,153 @@ const num = (x, d = 3) => (x === null || x === undefined ? "" : Number(x).toFixe
 // Public views carry accounts, not names: show an account short.
 const short = (a) => (a ? `${String(a).slice(0, 6)}…${String(a).slice(-4)}` : "");
 
+// A refusal from the API: its message in plain words and, where it names them, the fields at fault.
+class ApiError extends Error {
+  constructor(message, status, problems) { super(message); this.status = status; this.problems = problems; }
+}
+
+// The 422 bodies (pydantic's list, our checks' "b_min (12.0) must be <= b_max (10.0)") and the
+// refusals' "field 'x': ..." as [{field, msg}]; field is null when none is named.
+function problemsOf(detail) {
+  if (Array.isArray(detail)) {
+    return detail.map((e) => {
+      const loc = (e.loc || []).filter((p) => p !== "body");
+      const msg = String(e.msg || "").replace(/^Value error, /, "");
+      const named = loc.length ? String(loc[loc.length - 1]) : (msg.match(/^([a-z_]+) \(/) || [])[1];
+      return {field: named || null, msg};
+    });
+  }
+  const m = String(detail || "").match(/^field '([a-z_]+)': (.*)$/s);
+  return [{field: m ? m[1] : null, msg: m ? m[2] : String(detail || "")}];
+}
+
 async function api(method, path, body) {
   const res = await fetch(path, {method, headers: {"Content-Type": "application/json"}, body: body ? JSON.stringify(body) : undefined});
   const data = await res.json().catch(() => ({}));
   if (!res.ok) {
-    const d = data.detail;
-    const msg = Array.isArray(d) ? d.map((e) => `${(e.loc || []).slice(1).join(".")}: ${e.msg}`).join("; ") : d;
-    throw new Error(msg || res.statusText);
+    const problems = problemsOf(data.detail);
+    const msg = problems.map((p) => p.msg).filter(Boolean).join("; ");
+    throw new ApiError(msg || res.statusText, res.status, problems);
   }
   return data;
 }
 
-function fail(err) { $("error").textContent = err.message; }
-function ok() { $("error").textContent = ""; }
+// --- Forms: fields named in words (data-short), checked here before anything is sent ------------
+let lastForm = null; // the form last submitted: a refusal's fields are looked up in it first
+const fieldOf = (name) => (lastForm && lastForm.elements[name]) || document.getElementById(name);
+const shortName = (input) => (input && input.dataset.short) || (input && input.name) || "";
+const plainNumber = (x) => String(Number(x));
+
+// The API's wording with the paper's symbols replaced by the fields' names in words.
+function plain(msg) {
+  let out = String(msg).replace(/must be <=/g, "must not exceed").replace(/Input should be/g, "must be");
+  out = out.replace(/\b([a-z]+(?:_[a-z]+)?) \(([-0-9.e+]+)\)/g, (all, sym, v) => {
+    const input = fieldOf(sym);
+    return input && input.dataset.short ? `${input.dataset.short} (${plainNumber(v)})` : all;
+  });
+  out = out.replace(/\b(b_min|b_max|v_min|v_max|c_min|c_max|s_t|s_r|rho|v|c)\b/g, (sym) => shortName(fieldOf(sym)) || sym);
+  return out.charAt(0).toUpperCase() + out.slice(1);
+}
+
+function errorSlot(input) {
+  const id = `${input.id || input.name}-error`;
+  let slot = document.getElementById(id);
+  if (!slot) {
+    slot = document.createElement("span");
+    slot.id = id;
+    slot.className = "field-error";
+    (input.closest(".field") || input.parentElement).appendChild(slot);
+  }
+  const described = (input.getAttribute("aria-describedby") || "").split(" ").filter(Boolean);
+  if (!described.includes(id)) input.setAttribute("aria-describedby", described.concat(id).join(" "));
+  return slot;
+}
+
+function fieldError(input, msg) {
+  errorSlot(input).textContent = msg;
+  if (msg) input.setAttribute("aria-invalid", "true"); else input.removeAttribute("aria-invalid");
+}
+
+function clearFieldErrors(form) {
+  if (!form) return;
+  for (const input of form.querySelectorAll("input")) if (input.getAttribute("aria-invalid")) fieldError(input, "");
+  const pw = $("password");
+  if (pw && pw.getAttribute("aria-invalid")) fieldError(pw, "");
+}
+
+// What is wrong with one field, in plain words ("" when nothing): the browser's checks of the
+// field's own attributes (required, min, max), then the pairs the market needs (data-le: not
+// above that field; data-lt: below it).
+function fieldProblem(input, form) {
+  const v = input.validity;
+  if (v.valueMissing) return "Required: please fill this in";
+  if (v.badInput || v.typeMismatch) return "Please enter a number";
+  if (v.rangeUnderflow) return `Must be at least ${input.min}`;
+  if (v.rangeOverflow) return `Must be at most ${input.max}`;
+  if (v.tooShort) return `Must be at least ${input.minLength} characters`;
+  if (v.tooLong) return `Must be at most ${input.maxLength} characters`;
+  if (v.patternMismatch) return input.title || "Not in the expected form";
+  if (input.type !== "number" || input.value === "") return "";
+  const a = Number(input.value);
+  for (const [attr, worse, words] of [["le", (x, y) => x > y, "must not exceed"], ["lt", (x, y) => x >= y, "must be below"]]) {
+    const other = input.dataset[attr] && form.elements[input.dataset[attr]];
+    if (other && other.value !== "" && worse(a, Number(other.value))) {
+      const name = shortName(input);
+      return `${name.charAt(0).toUpperCase()}${name.slice(1)} ${words} ${shortName(other)} (${plainNumber(a)} ${attr === "le" ? ">" : ">="} ${plainNumber(other.value)})`;
+    }
+  }
+  return "";
+}
+
+// Checks a form before its page script sends it; true when every field is fine.
+function checkForm(form) {
+  clearFieldErrors(form);
+  let first = null;
+  const pw = $("password");  // the drivers' forms act with the wallet's password
+  if (pw && form.id !== "register" && !pw.value) { fieldError(pw, "Required: enter this vehicle's wallet password"); first = pw; }
+  for (const input of form.querySelectorAll("input")) {
+    const msg = fieldProblem(input, form);
+    if (msg) { fieldError(input, msg); first = first || input; }
+  }
+  if (first) {
+    $("error").textContent = "Please correct the fields marked below.";
+    first.focus();
+  }
+  return !first;
+}
+
+// Runs before the form's own handler (capture): a form with a wrong field is not sent at all.
+document.addEventListener("submit", (e) => {
+  lastForm = e.target;
+  if (!checkForm(e.target)) { e.preventDefault(); e.stopImmediatePropagation(); }
+}, true);
+
+// A refusal: in #error, and next to each field it names.
+function fail(err) {
+  const problems = err.problems || [];
+  const placed = [];
+  for (const p of problems) {
+    const input = p.field && fieldOf(p.field);
+    if (input && input.tagName === "INPUT") { fieldError(input, plain(p.msg)); placed.push(p); }
+  }
+  const rest = problems.filter((p) => !placed.includes(p)).map((p) => plain(p.msg));
+  $("error").textContent = rest.length ? rest.join("; ") : placed.length ? "Please correct the fields marked below." : plain(err.message);
+}
+// A seller's reply form's fields (pages.py's template #reply-form), ids made unique per round.
+function replyFields(roundId) {
+  const t = $("reply-form");
+  return t ? t.innerHTML.replace(/ROUND/g, String(Number(roundId))) : "";
+}
+function ok() { $("error").textContent = ""; clearFieldErrors(lastForm); }
 function password() { return $("password") ? $("password").value : ""; }
+// A form's values: numbers as numbers; an empty field is left out, never sent as 0.
 function formData(form) {
+  lastForm = form;
   const out = {};
-  for (const [k, v] of new FormData(form).entries()) out[k] = form.elements[k].type === "number" ? Number(v) : v;
+  for (const [k, v] of new FormData(form).entries()) {
+    if (v === "") continue;
+    out[k] = form.elements[k].type === "number" ? Number(v) : v;
+  }
   return out;
 }
 
@@ -38,52 +168,34 @@ function countdown(r) {
   return r.phase;
 }
 
-function svgPlot(svg, points) {
-  const w = +svg.getAttribute("width"), h = +svg.getAttribute("height"), pad = 30;
-  if (!points.length) { svg.innerHTML = `<text x="${pad}" y="${h / 2}">no trades yet</text>`; return; }
-  const xs = points.map((p) => p[0]), ys = points.map((p) => p[1]);
-  const [x0, x1] = [Math.min(...xs), Math.max(...xs) || 1], [y0, y1] = [Math.min(...ys) * 0.95, Math.max(...ys) * 1.05];
-  const sx = (x) => pad + (x - x0) / ((x1 - x0) || 1) * (w - 2 * pad), sy = (y) => h - pad - (y - y0) / ((y1 - y0) || 1) * (h - 2 * pad);
-  svg.innerHTML = `<line x1="${pad}" y1="${h - pad}" x2="${w - pad}" y2="${h - pad}" stroke="#999"/>
-    <line x1="${pad}" y1="${pad}" x2="${pad}" y2="${h - pad}" stroke="#999"/>
-    <text x="${pad}" y="${pad - 8}" font-size="11">price (tokens/kWh) by block</text>
-    <text x="2" y="${sy(y1) + 4}" font-size="10">${y1.toFixed(2)}</text><text x="2" y="${sy(y0)}" font-size="10">${y0.toFixed(2)}</text>
-    ${points.map((p) => `<circle cx="${sx(p[0])}" cy="${sy(p[1])}" r="3" fill="#1f5fbf"/>`).join("")}`;
-}
-
-async function renderRsu() {
-  const rounds = await api("GET", "/api/rounds");
-  const clock = (t) => new Date(t * 1000).toLocaleTimeString();
-  const failure = (e) => e ? `<span class="error">${esc(e.message)}</span>
-    <small>failing since ${clock(e.since)}, ${e.attempts} attempt(s), next at ${clock(e.retry_at)}</small>` : "";
-  $("rounds").innerHTML = `<table><tr><th>round</th><th>phase</th><th>requests</th><th>replies</th><th>trades</th><th>kWh</th><th>error</th></tr>
-    ${rounds.map((r) => `<tr><td>${r.round_id}</td><td>${esc(countdown(r))}</td><td>${r.requests.length}</td><td>${r.replies.length}</td>
-    <td>${r.trades.length}</td><td>${num(r.trades.reduce((a, t) => a + t.kwh, 0))}</td><td class="round-error">${failure(r.error)}</td></tr>`).join("")}</table>`;
-  svgPlot($("prices"), rounds.flatMap((r) => r.trades.map((t) => [t.block, t.price])));
-  const chain = await api("GET", "/api/chain");
-  // The map shows where bids were placed (the chain records each bid's location), by account.
-  const placed = new Map();
-  for (const r of rounds) for (const b of r.requests.concat(r.replies)) if (!placed.has(b.address)) placed.set(b.address, {name: short(b.address), lat: b.lat, lon: b.lon, rsu: false});
-  const pts = [...placed.values()].concat([{name: "RSU", lat: chain.rsu.lat, lon: chain.rsu.lon, rsu: true}]);
-  const map = $("map"), w = 320, h = 220;
-  const lats = pts.map((p) => p.lat), lons = pts.map((p) => p.lon);
-  const la0 = Math.min(...lats) - 0.01, la1 = Math.max(...lats) + 0.01, lo0 = Math.min(...lons) - 0.01, lo1 = Math.max(...lons) + 0.01;
-  map.innerHTML = `<rect width="${w}" height="${h}" fill="#f4f7fa"/>` + pts.map((p) => {
-    const x = 10 + (p.lon - lo0) / (lo1 - lo0) * (w - 20), y = h - 10 - (p.lat - la0) / (la1 - la0) * (h - 20);
-    return `<circle cx="${x}" cy="${y}" r="${p.rsu ? 7 : 4}" fill="${p.rsu ? "#b42318" : "#2a9d4b"}"/><text x="${x + 6}" y="${y - 4}" font-size="10">${esc(p.name)}</text>`;
-  }).join("");
-  $("blocks").innerHTML = `<tr><th>block</th><th>time</th><th>transactions</th></tr>` + chain.blocks.map((b) =>
-    `<tr><td>${b.number}</td><td>${new Date(b.timestamp * 1000).toLocaleTimeString()}</td><td>${b.transactions.map((t) => `<code>${esc(t.slice(0, 18))}…</code>`).join(" ")}</td></tr>`).join("");
-}
-
 // Each page's script registers its renderer (renderers[page]) and its form handlers (wirers).
-const renderers = {rsu: renderRsu};
+const renderers = {};
 const wirers = [];
-let busy = false;
+let busy = false, again = false;
+// A change that arrives while a render runs is not dropped: one more render follows it.
 async function render() {
-  if (busy) return;
+  if (busy) { again = true; return; }
   busy = true;
-  try { if (renderers[page]) await renderers[page](); } catch (err) { fail(err); } finally { busy = false; }
+  try {
+    if (needsVehicle() && !me) await chooseVehicle();
+    else if (renderers[page]) await renderers[page]();
+  } catch (err) { fail(err); } finally {
+    busy = false;
+    document.body.dataset.rendered = "1";
+    if (again) { again = false; render(); }
+  }
+}
+
+// The buyer's and the seller's pages act for one vehicle (?address=...): without one, say so and
+// offer the registered vehicles instead of forms that cannot work.
+function needsVehicle() { return page === "buyer" || page === "seller"; }
+async function chooseVehicle() {
+  for (const s of document.querySelectorAll("main section:not(#account)")) s.hidden = true;
+  const vehicles = await api("GET", "/api/vehicles");
+  const links = vehicles.map((v) => `<li><a href="/${page}?address=${esc(v.address)}">vehicle <code>${esc(v.address)}</code></a></li>`).join("");
+  $("account").innerHTML = `<h2>Choose a vehicle</h2>
+    <p class="notice">This page acts for one vehicle. Choose yours below, or <a href="/">register a vehicle</a> first.</p>
+    ${links ? `<ul class="choose">${links}</ul>` : "<p>No vehicle is registered yet.</p>"}`;
 }
 
 // The page scripts (driver.js, ...) load after this one: start once they all have.
@@ -91,8 +203,10 @@ window.addEventListener("DOMContentLoaded", () => {
   for (const w of wirers) w();
   render();
   const events = new EventSource("/api/events");
-  events.onopen = () => $("live").classList.add("on");
-  events.onerror = () => $("live").classList.remove("on");
+  // The indicator says it in words, not by its colour alone.
+  const live = (on) => { $("live").classList.toggle("on", on); $("live-text").textContent = on ? "live" : "reconnecting"; };
+  events.onopen = () => live(true);
+  events.onerror = () => live(false);
   events.onmessage = () => render();
   setInterval(render, 2000); // countdowns
 });

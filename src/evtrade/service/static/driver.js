@@ -143,13 +143,7 @@ async function renderSeller() {
   const openHtml = open.map((r) => `<div class="round" data-round="${r.round_id}"><h3>Round ${r.round_id}: ${esc(countdown(r))}</h3>
     <p>${r.requests.map((q) => `${esc(short(q.address))}, ${num(km(here, q), 2)} km away, wants ${num(q.b_min)}-${num(q.b_max)} kWh, values in [${num(q.v_min)}, ${num(q.v_max)}]`).join("<br>")}</p>
     ${replied(r) ? `<p class="replied"><b class="status status-pending">replied</b> <span class="reason">your reply is sealed on chain: waiting for the bid window to close</span></p>`
-      : `<form class="reply" data-round="${r.round_id}">
-      <label>cost c <input name="c" type="number" step="any" value="0.55"></label>
-      <label>c_min <input name="c_min" type="number" step="any" value="0.5"></label>
-      <label>c_max <input name="c_max" type="number" step="any" value="0.8"></label>
-      <label>energy s_t <input name="s_t" type="number" step="any" value="20"></label>
-      <label>reserve s_r <input name="s_r" type="number" step="any" value="10"></label>
-      <label>loss rho <input name="rho" type="number" step="any" value="0.05"></label>
+      : `<form class="reply" data-round="${r.round_id}" novalidate>${replyFields(r.round_id)}
       <button type="submit">Reply</button></form>`}</div>`).join("");
   // Re-rendered on every change, except while the seller is typing in a reply form.
   const typing = document.activeElement && document.activeElement.tagName === "INPUT" && document.activeElement.closest("form.reply");
