@@ -6,6 +6,9 @@ STAMP := $(VENV)/.installed
 # anvil, the local Ethereum node the ledger tests also run on, from the npm registry
 ANVIL_VERSION := 1.7.1
 ANVIL := .tools/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
+# axe-core, the accessibility checker the browser tests inject into every page (never a CDN)
+AXE_VERSION := 4.14.1
+AXE := .tools/axe/node_modules/axe-core/axe.min.js
 # The web app's front-end libraries, from the npm registry at build time (never a CDN at run
 # time): copied into the package's static/vendor/ (generated, not committed; served offline).
 UPLOT_VERSION := 1.6.32
@@ -15,7 +18,7 @@ WEB := .tools/web/node_modules
 VENDOR := src/evtrade/service/static/vendor
 VENDORED := $(VENDOR)/.versions
 
-.PHONY: demo serve test fuzz lint typecheck figures bench clean vendor
+.PHONY: demo serve test fuzz lint typecheck figures bench clean vendor axe
 
 $(STAMP): pyproject.toml | $(VENDORED)
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +36,12 @@ $(CHROMIUM):
 
 $(ANVIL):
 	npm install --no-save --no-audit --no-fund --prefix .tools @foundry-rs/anvil-linux-amd64@$(ANVIL_VERSION)
+
+# A prefix of its own, as the vendored libraries have: another `npm install --no-save` prunes.
+$(AXE):
+	npm install --no-save --no-audit --no-fund --prefix .tools/axe axe-core@$(AXE_VERSION)
+
+axe: $(AXE)
 
 # A prefix of their own: a later `npm install --no-save` would prune the anvil package.
 $(VENDORED): Makefile
@@ -65,7 +74,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src
 
-test: lint typecheck vendor $(ANVIL) $(CHROMIUM)
+test: lint typecheck vendor $(ANVIL) $(AXE) $(CHROMIUM)
 	$(BIN)/pytest -q -m "not slow" --durations=15
 
 # Fuzzers at full length (schemathesis against a live service, hypothesis over market files).
