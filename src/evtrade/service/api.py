@@ -333,7 +333,7 @@ def create_app(settings: Settings) -> FastAPI:
         "/api/dsm/commit",
         status_code=201,
         response_model=VehicleDsmOut,
-        responses=_errors(401, 402, 404, 409, 429),
+        responses=_errors(401, 402, 403, 404, 409, 429),
     )
     def dsm_commit(body: CommitIn, rsu: RsuDep) -> dict[str, Any]:
         """Plan again and commit the plan on chain with the vehicle's key, escrowing its
@@ -359,7 +359,7 @@ def create_app(settings: Settings) -> FastAPI:
     @app.post(
         "/api/vehicles/{address}/dsm/withdraw",
         response_model=WithdrawnOut,
-        responses=_errors(401, 404, 409, 429),
+        responses=_errors(401, 403, 404, 409, 429),
     )
     def dsm_withdraw(address: Address, body: Unlock, rsu: RsuDep) -> dict[str, Any]:
         """Take back what the billing contract owes the vehicle (its refund)."""
