@@ -40,7 +40,7 @@ from evtrade.errors import (
 from evtrade.ledger.chain import Chain, read_json
 from evtrade.ledger.dsm_billing import DayView, DsmBilling, day_prices, plan_schedule
 from evtrade.market.mechanisms.dsm import DsmParams, VehiclePlan, schedule_day
-from evtrade.model.day import PV, DayScenario, Grid, Vehicle, day_from_dict, load_day
+from evtrade.model.day import PV, DayScenario, FloatArray, Grid, Vehicle, day_from_dict, load_day
 from evtrade.service.context import RsuContext
 from evtrade.service.dsm_schemas import MAX_PLUG_KW, PlanIn
 from evtrade.service.history import record
@@ -77,6 +77,12 @@ def day_start(now: int, slot_seconds: int, n_slots: int) -> int:
     whole slot, at least :data:`MIN_LEAD` seconds ahead."""
     period = 86_400 if slot_seconds * n_slots == 86_400 else slot_seconds
     return ((now + MIN_LEAD) // period + 1) * period
+
+
+def pv_prices(grid: Grid) -> FloatArray:
+    """What PV energy costs per slot on the posted phi_t: gamma + share (phi_t - gamma), the
+    thesis's midpoint (§6.4.2) at the library's default share, as the contract bills it."""
+    return grid.feed_in + PARAMS.pv_share * (grid.base_price - grid.feed_in)
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,7 +227,7 @@ class Dsm:
         """The newest day with its live committed load and prices (the scenario's own day,
         priced at no load, before any is posted)."""
         g = self.day.grid
-        pv_price = g.feed_in + PARAMS.pv_share * (g.base_price - g.feed_in)
+        pv_price = pv_prices(g)
         day_id = self._newest_day()
         n = self.day.n_slots
         if day_id is None:
@@ -307,10 +313,8 @@ class Dsm:
         )
         result = schedule_day(DayScenario(day.slots, grid, (vehicle,), pv), PARAMS)
         (plan,) = result.plans
-        if plan.source == "pv":  # the PV price is on the posted phi_t, not on phi_t + mu c_t
-            price = g.feed_in + PARAMS.pv_share * (g.base_price - g.feed_in)
-        else:
-            price = result.price
+        # A PV price is on the posted phi_t, not on phi_t + mu c_t.
+        price = pv_prices(g) if plan.source == "pv" else result.price
         return plan, [float(p) for p in price]
 
     def plan(self, body: PlanIn) -> dict[str, Any]:
@@ -436,7 +440,7 @@ class Dsm:
         c = billing.bill(day_id, index)
         grid, bought = billing.committed_schedule(day_id, index)
         g = self.day.grid
-        pv_price = g.feed_in + PARAMS.pv_share * (g.base_price - g.feed_in)
+        pv_price = pv_prices(g)
         lam = billing.dynamic_prices(day_id)
         expected = sum(x * p for x, p in zip(grid, lam, strict=True)) + sum(
             b * float(p) for b, p in zip(bought, pv_price, strict=True)
