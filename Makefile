@@ -62,10 +62,12 @@ vendor: $(VENDORED)
 serve: $(STAMP) vendor
 	EVTRADE_FAUCET_TOKENS=$${EVTRADE_FAUCET_TOKENS:-1000} $(BIN)/evtrade serve --data-dir out/demo
 
+# The demo's chain, with vehicles that have wallets, in out/demo: `make serve` opens the web app
+# on it; `evtrade demo` runs last, so its closing lines (vehicles, password, URL) end the output.
 demo: $(STAMP) vendor
 	$(BIN)/evtrade clear examples/small.json
-	$(BIN)/evtrade demo
 	$(BIN)/evtrade reproduce eta --out out/eta
+	$(BIN)/evtrade demo --data-dir out/demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

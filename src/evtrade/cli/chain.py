@@ -196,4 +196,10 @@ def demo(
     render.excluded(run.rejected)
     if run.audit is not None:
         render.demo_audit(run.audit)
-    render.serve_hint(data_dir)
+    # Vehicles with wallets, registered as the web app registers them, for `make serve` after.
+    from evtrade.service.demo import DEMO_PASSWORD, add_demo_vehicles
+    from evtrade.service.settings import Settings
+
+    added = add_demo_vehicles(Settings(data_dir=data_dir))
+    vehicles = [(r.vehicle.name, r.vehicle.role, r.address) for r in added]
+    render.serve_hint(data_dir, vehicles, DEMO_PASSWORD)

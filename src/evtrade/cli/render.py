@@ -298,12 +298,16 @@ def demo_audit(report: AuditReport) -> None:
     typer.echo(f"audit: {'ok' if report.ok else report.findings}")
 
 
-def serve_hint(data_dir: object) -> None:
-    """Where the demo's chain can be seen in the web app."""
+def serve_hint(data_dir: object, vehicles: Sequence[tuple[str, str, str]], password: str) -> None:
+    """Where the demo's chain can be seen in the web app, and the vehicles (name, role,
+    account) a newcomer can act as there with ``password``."""
+    typer.echo("\nDemo vehicles for the web app (wallet password: " + password + "):")
+    for name, role, account in vehicles:
+        typer.echo(f"  {name:5s} {role:6s} http://127.0.0.1:8000/{role}?address={account}")
     typer.echo(
-        "\nOpen the web app on this chain with the development faucet on: make serve, or\n"
-        f"EVTRADE_FAUCET_TOKENS=1000 .venv/bin/evtrade serve --data-dir {data_dir}\n"
-        "then browse http://127.0.0.1:8000/ (vehicles), /rsu (dashboard), /docs (API)."
+        "\nNext: make serve  (or EVTRADE_FAUCET_TOKENS=1000 .venv/bin/evtrade serve"
+        f" --data-dir {data_dir})\n"
+        "then open http://127.0.0.1:8000/ (vehicles), /rsu (dashboard), /docs (API)."
     )
 
 

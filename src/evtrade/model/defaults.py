@@ -11,6 +11,10 @@ from __future__ import annotations
 DEFAULT_L1 = 0.0025
 DEFAULT_L2 = 0.005
 
-#: Where the RSU stands when its settings do not say (Gothenburg), degrees north and east.
-DEFAULT_RSU_LAT = 57.7089
-DEFAULT_RSU_LON = 11.9746
+#: Jinhua city centre (ETA's experimental city, Fig. 3), degrees north and east: the simulated
+#: markets (:mod:`evtrade.sim`), hence ``evtrade demo``'s vehicles, are placed around it.
+JINHUA = (29.0790, 119.6474)
+
+#: Where the RSU stands when its settings do not say: where the demo's market is (Jinhua), so
+#: that ``make demo`` then ``make serve`` show the dashboard's map around its vehicles.
+DEFAULT_RSU_LAT, DEFAULT_RSU_LON = JINHUA

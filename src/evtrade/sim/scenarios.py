@@ -13,10 +13,7 @@ import numpy as np
 
 from evtrade.model import Auctioneer, Buyer, Market, Seller
 from evtrade.model.batch import MarketBatch
-from evtrade.model.defaults import DEFAULT_L1, DEFAULT_L2
-
-#: Jinhua city centre (ETA Fig. 3).
-JINHUA = (29.0790, 119.6474)
+from evtrade.model.defaults import DEFAULT_L1, DEFAULT_L2, JINHUA
 
 
 @dataclass(frozen=True)
