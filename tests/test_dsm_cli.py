@@ -244,17 +244,26 @@ def test_table_view() -> None:
         assert word in text
 
 
+def test_without_the_optimum(tmp_path: Path) -> None:
+    day = random_day(1)
+    path = tmp_path / "day.json"
+    path.write_text(json.dumps(day))
+    out = json.loads(schedule(path, "--format", "json", "--no-optimum").stdout)
+    assert out["social_optimum"] is None and out["equilibrium"]["converged"]
+    assert "social optimum -" in schedule(path, "--no-optimum").stdout
+
+
 def test_non_convergence_is_said_loudly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from dataclasses import replace
 
     from evtrade.cli import dsm as cli_dsm
-    from evtrade.market.mechanisms.dsm import schedule_day
+    from evtrade.market.mechanisms.dsm import DsmParams, schedule_day
 
     class Capped:
         """The mechanism as if it had stopped at its iteration cap."""
 
-        def run(self, day: Any) -> Any:
-            r = schedule_day(day)
+        def run(self, day: Any, params: DsmParams) -> Any:
+            r = schedule_day(day, params)
             eq = replace(r.equilibrium, converged=False, max_gain=0.25)
             return replace(r, equilibrium=eq)
 

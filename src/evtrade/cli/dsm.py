@@ -12,7 +12,7 @@ from evtrade.cli import render
 from evtrade.cli.options import FormatOption, OutputFormat
 from evtrade.cli.reproduce import OutOption, SeedOption, _run_figures
 from evtrade.market.mechanisms import get
-from evtrade.market.mechanisms.dsm import schedule_to_dict
+from evtrade.market.mechanisms.dsm import DsmParams, schedule_to_dict
 from evtrade.model.day import load_day
 
 ScenarioArgument = Annotated[
@@ -20,15 +20,24 @@ ScenarioArgument = Annotated[
 ]
 
 
-def schedule(scenario: ScenarioArgument, output: FormatOption = OutputFormat.table) -> None:
+def schedule(
+    scenario: ScenarioArgument,
+    output: FormatOption = OutputFormat.table,
+    optimum: Annotated[
+        bool,
+        typer.Option(
+            help="Compute the social optimum with HiGHS (slow beyond about 1,000 grid vehicles; "
+            "--no-optimum reports it as null).",
+        ),
+    ] = True,
+) -> None:
     """Schedule a day: each vehicle's source (PV, V2G, grid), energy per slot and bill; the grid's
     dynamic prices lambda_t = phi_t + mu (q_t - Q_t) at the Nash equilibrium of the charging game,
     its convergence report, the social optimum and the no-DSM baseline.
 
     A bad scenario file is a one-line error naming the participant and field (exit code 1).
     """
-    mechanism = get("dsm")
-    result = mechanism.run(load_day(scenario))
+    result = get("dsm").run(load_day(scenario), DsmParams(optimum=optimum))
     record = schedule_to_dict(result)
     if record["social_optimum"] is None and not result.grid_vehicles:
         # No vehicle charges from the grid: the empty game's optimum costs nothing.
