@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
@@ -26,7 +27,7 @@ from evtrade.service.vehicles import Vehicles
 from evtrade.service.views import FINAL_PHASES, accept_payment, acceptance_units
 from evtrade.service.wallets import Wallets
 from evtrade.settlement import units
-from evtrade.settlement.views import RoundParams
+from evtrade.settlement.views import RoundParams, SealedBid
 
 #: A bid arriving this long after the announced deadline is still admitted: the deadline is a
 #: whole second, and a busy event loop stamps an arrival late (the grace on chain absorbs it).
@@ -141,13 +142,9 @@ class Trading:
             round_id,
         )
         key = self._sealing_key()
-        bid = record(
-            ctx.store,
-            entry,
-            lambda: ctx.ledger.post_request(account, round_id, buyer, rsu_pubkey=key),
+        return self._sent_bid(
+            entry, lambda: ctx.ledger.post_request(account, round_id, buyer, rsu_pubkey=key)
         )
-        self.clock.bid_posted(round_id)
-        return {"round_id": round_id, "index": bid.index}
 
     def post_reply(
         self,
@@ -172,13 +169,16 @@ class Trading:
             round_id,
         )
         key = self._sealing_key()
-        bid = record(
-            ctx.store,
-            entry,
-            lambda: ctx.ledger.post_reply(account, round_id, seller, rsu_pubkey=key),
+        return self._sent_bid(
+            entry, lambda: ctx.ledger.post_reply(account, round_id, seller, rsu_pubkey=key)
         )
-        self.clock.bid_posted(round_id)
-        return {"round_id": round_id, "index": bid.index}
+
+    def _sent_bid(self, entry: TxEntry, send: Callable[[], SealedBid]) -> dict[str, Any]:
+        """Send a bid with its history entry; the round's index entry is then behind the chain."""
+        assert entry.round_id is not None
+        bid = record(self.ctx.store, entry, send)
+        self.clock.bid_posted(entry.round_id)
+        return {"round_id": entry.round_id, "index": bid.index}
 
     def accept(
         self, address: str, password: str, round_id: int, seller_index: int, kwh: float | None

@@ -157,21 +157,40 @@ def _waiting(phase: str, first: str) -> tuple[str, str] | None:
     return None
 
 
+def traded(view: RoundView, address: str, *, buyer: bool) -> tuple[int, int]:
+    """Energy units and tokens (base units) a bidder bought or sold in the round's trades."""
+    mine = [t for t in view.trades if (t.buyer if buyer else t.seller) == address]
+    return sum(t.energy for t in mine), sum(t.payment for t in mine)
+
+
+def _decided(
+    out: Outcome, waiting_for: str, revealed: bool, deal: tuple[int, int], done: str
+) -> tuple[str, str] | None:
+    """What every bid shares: pending in the window, failed unrevealed, completed with its
+    ``deal`` (energy, tokens; ``done`` says it in words), failed once expired; else None."""
+    waiting = _waiting(out.phase, waiting_for)
+    if waiting is not None:
+        return waiting
+    if not revealed:
+        return "failed", NOT_REVEALED
+    energy, amount = deal
+    if energy > 0:
+        return "completed", done.format(kwh=_kwh(energy), tokens=_tokens(amount))
+    if out.phase == "expired":
+        return "failed", EXPIRED
+    return None
+
+
 def request_status(view: RoundView, q: RequestView, out: Outcome) -> tuple[str, str]:
     """A request's status and reason: pending (waiting for replies) -> priced (offers to choose
     from) -> completed (bought, settled) or failed, with why."""
-    waiting = _waiting(out.phase, WAITING_FOR_REPLIES)
-    if waiting is not None:
-        return waiting
-    if q.value is None:
-        return "failed", NOT_REVEALED
-    energy = sum(t.energy for t in view.trades if t.buyer == q.buyer)
-    if energy > 0:
-        paid = sum(t.payment for t in view.trades if t.buyer == q.buyer)
-        how = "you accepted an offer: " if out.chosen else ""
-        return "completed", f"{how}bought {_kwh(energy)} for {_tokens(paid)}"
-    if out.phase == "expired":
-        return "failed", EXPIRED
+    how = "you accepted an offer: " if out.chosen else ""
+    deal = traded(view, q.buyer, buyer=True)
+    shared = _decided(
+        out, WAITING_FOR_REPLIES, q.value is not None, deal, how + "bought {kwh} for {tokens}"
+    )
+    if shared is not None:
+        return shared
     offered = q.index in out.offered_requests
     if out.phase == "settled":
         return "failed", LEFT_OUT if offered else _request_unpriced(view, q)
@@ -197,18 +216,13 @@ def reply_status(view: RoundView, p: ReplyView, out: Outcome) -> tuple[str, str]
     """A reply's status and reason: pending -> priced (the buyer may choose it) -> completed
     (sold, settled) or failed: "buyer chose another offer", "your ask is above the buyer's bid",
     "not revealed in time", ..."""
-    waiting = _waiting(out.phase, WAITING_FOR_WINDOW)
-    if waiting is not None:
-        return waiting
-    if p.value is None:
-        return "failed", NOT_REVEALED
-    energy = sum(t.energy for t in view.trades if t.seller == p.seller)
-    if energy > 0:
-        earned = sum(t.payment for t in view.trades if t.seller == p.seller)
-        how = "the buyer accepted your offer: " if out.chosen else ""
-        return "completed", f"{how}sold {_kwh(energy)} for {_tokens(earned)}"
-    if out.phase == "expired":
-        return "failed", EXPIRED
+    how = "the buyer accepted your offer: " if out.chosen else ""
+    deal = traded(view, p.seller, buyer=False)
+    shared = _decided(
+        out, WAITING_FOR_WINDOW, p.value is not None, deal, how + "sold {kwh} for {tokens}"
+    )
+    if shared is not None:
+        return shared
     offered = p.index in out.offered_replies
     if out.phase == "settled":
         if out.chosen and offered:
@@ -236,8 +250,7 @@ def request_money(view: RoundView, q: RequestView, phase: str) -> dict[str, Any]
     """A request's money: energy bought, tokens paid, and the refund its escrow owes once the
     round is over (escrow - paid, less the deposit burned when the value was not revealed;
     ``Market.claim_refund``); null while the round runs."""
-    energy = sum(t.energy for t in view.trades if t.buyer == q.buyer)
-    paid = sum(t.payment for t in view.trades if t.buyer == q.buyer)
+    energy, paid = traded(view, q.buyer, buyer=True)
     refund: float | None = None
     if phase in FINAL_PHASES:
         forfeit = q.deposit if q.value is None else 0
@@ -251,10 +264,8 @@ def request_money(view: RoundView, q: RequestView, phase: str) -> dict[str, Any]
 
 def reply_money(view: RoundView, p: ReplyView) -> dict[str, Any]:
     """A reply's money: energy sold and tokens earned (credited, to withdraw)."""
-    return {
-        "kwh": sum(t.energy for t in view.trades if t.seller == p.seller) / units.ENERGY_SCALE,
-        "earned": sum(t.payment for t in view.trades if t.seller == p.seller) / units.TOKEN_SCALE,
-    }
+    energy, earned = traded(view, p.seller, buyer=False)
+    return {"kwh": energy / units.ENERGY_SCALE, "earned": earned / units.TOKEN_SCALE}
 
 
 def round_json(
