@@ -141,7 +141,7 @@ async function renderSeller() {
   const nearest = (r) => Math.min(...r.requests.map((q) => km(here, q)));
   open.sort((a, b) => nearest(a) - nearest(b));  // requests near me first
   const openHtml = open.map((r) => `<div class="round" data-round="${r.round_id}"><h3>Round ${r.round_id}: ${esc(countdown(r))}</h3>
-    <p>${r.requests.map((q) => `${esc(short(q.address))}, ${num(km(here, q), 2)} km away, wants ${num(q.b_min)}-${num(q.b_max)} kWh, values in [${num(q.v_min)}, ${num(q.v_max)}]`).join("<br>")}</p>
+    <p>${r.requests.map((q) => `${esc(short(q.address))}, ${num(km(here, q), 2)} km away, wants ${num(q.b_min)}-${num(q.b_max)} kWh, would pay ${num(q.v_min)}-${num(q.v_max)} tokens/kWh`).join("<br>")}</p>
     ${replied(r) ? `<p class="replied"><b class="status status-pending">replied</b> <span class="reason">your reply is sealed on chain: waiting for the bid window to close</span></p>`
       : `<form class="reply" data-round="${r.round_id}" novalidate>${replyFields(r.round_id)}
       <button type="submit">Reply</button></form>`}</div>`).join("");
