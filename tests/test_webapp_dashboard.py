@@ -79,18 +79,22 @@ def client(service: Service) -> Iterator[httpx.Client]:
 @pytest.fixture(scope="module")
 def flow(client: httpx.Client) -> Flow:
     seen: dict[str, dict[str, Any]] = {}
-    buyer = register(client, "Dana", "DA 1", lon=11.97)
-    seller = register(client, "Eli", "EL 2", lon=11.96)
+    rsu = client.get("/api/chain").json()["rsu"]
+    # Near the RSU, a few hundred metres apart (the map frames the three).
+    here = {"lat": rsu["lat"] + 0.004, "lon": rsu["lon"] + 0.006}
+    there = {"lat": rsu["lat"] - 0.003, "lon": rsu["lon"] - 0.005}
+    buyer = register(client, "Dana", "DA 1", **here)
+    seller = register(client, "Eli", "EL 2", **there)
     _collect(client, seen)
     for car in (buyer, seller):
         r = client.post(f"/api/vehicles/{car}/topup", json={"password": PASSWORD, "tokens": 50})
         assert r.status_code == 200, r.text
     _collect(client, seen)
-    r = client.post(f"/api/vehicles/{buyer}/requests", json=request_body(v=VALUE))
+    r = client.post(f"/api/vehicles/{buyer}/requests", json=request_body(v=VALUE, **here))
     assert r.status_code == 201, r.text
     rid = int(r.json()["round_id"])
     _collect(client, seen)
-    r = client.post(f"/api/rounds/{rid}/replies/{seller}", json=reply_body(c=COST))
+    r = client.post(f"/api/rounds/{rid}/replies/{seller}", json=reply_body(c=COST, **there))
     assert r.status_code == 201, r.text
     _collect(client, seen)
     # The index catches up with the reply within a poll; the bid window is still open.
@@ -315,5 +319,16 @@ def test_dashboard_round_page_and_docs_render_offline(service: Service, flow: Fl
         assert page.locator(".opblock").count() >= 10
         expect(page.locator(".information-container")).to_contain_text("evtrade RSU service")
         page.screenshot(path=str(ARTIFACTS / "docs-offline.png"))
+
+        # A development install without `make vendor`: the dashboard says so and shows tables.
+        bare = context.new_page()
+        bare.on("pageerror", lambda exc: errors.append(str(exc)))
+        bare.route("**/static/vendor/**", lambda route: route.fulfill(status=404, body=""))
+        bare.goto(service.url + "/rsu")
+        expect(bare.locator("#prices-note")).to_contain_text("make vendor")
+        expect(bare.locator("#prices table")).to_contain_text(f"Round {flow.round_id}")
+        expect(bare.locator("#map-note")).to_contain_text("make vendor")
+        expect(bare.locator("#map table")).to_contain_text("RSU")
+        bare.screenshot(path=str(ARTIFACTS / "rsu-dashboard-no-vendor.png"), full_page=True)
         browser.close()
     assert errors == []

@@ -38,7 +38,18 @@ function renderPrices(points) {
   if (chart === null) {
     chart = new uPlot({
       width, height: 240,
-      scales: {x: {time: true}},
+      // A few trades close together (or one) still get a readable span: a minute at least.
+      scales: {
+        // (from the data itself: uPlot widens a single point's span to a thousand days)
+        x: {time: true, range: (u) => {
+          const xs = u.data[0];
+          if (!xs.length) { const now = Date.now() / 1000; return [now - 3600, now]; }
+          const [min, max] = [xs[0], xs[xs.length - 1]];
+          const pad = Math.max(60, (max - min) * 0.05);
+          return [min - pad, max + pad];
+        }},
+        y: {range: (u, min, max) => [0, max === null ? 1 : max * 1.15]},
+      },
       series: [
         {label: "time", value: (u, v) => (v === null ? "" : new Date(v * 1000).toLocaleString())},
         {label: "price T", stroke: "#1f5fbf", width: 1.5, points: {show: true, size: 7, fill: "#1f5fbf"},
@@ -148,7 +159,8 @@ function renderMap(points) {
   if (key !== framed) {
     framed = key;
     if (points.length === 1) map.setView([points[0].lat, points[0].lon], 14);
-    else map.fitBounds(L.latLngBounds(points.map((p) => [p.lat, p.lon])), {padding: [30, 30], maxZoom: 15});
+    // The legend sits bottom right: keep the places clear of it.
+    else map.fitBounds(L.latLngBounds(points.map((p) => [p.lat, p.lon])), {paddingTopLeft: [40, 30], paddingBottomRight: [150, 40], maxZoom: 15});
   }
 }
 
