@@ -17,13 +17,14 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
-
 from benchmarks.anvil import free_port
+
 from evtrade.service.api import create_app
 from evtrade.service.rsu import Rsu
 from evtrade.service.settings import Settings
 from tests.service_process import PASSWORD
 from tests.test_service_browser import ARTIFACTS, CHROMIUM, FLAGS
+from tests.test_webapp_a11y import AXE, DESKTOP, FAILING, PHONE, _describe, _scan
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
@@ -107,3 +108,30 @@ def test_plan_commit_and_bill_by_clicking(served: Served) -> None:
         page.get_by_role("button", name="Take back my refund").click()
         expect(page.locator("#commit-result")).to_contain_text("tokens back in your wallet")
         browser.close()
+
+
+def test_plan_page_is_accessible_and_fits_a_phone(served: Served) -> None:
+    """axe-core finds no serious or critical violation on /plan, planned and unplanned; at 390 px
+    nothing scrolls sideways (as tests/test_webapp_a11y.py for the other pages)."""
+    if not AXE.exists():
+        pytest.skip(f"axe-core is not installed at {AXE}: run `make axe`")
+    problems: list[str] = []
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        for name, size in (("desktop", DESKTOP), ("phone", PHONE)):
+            page = browser.new_page(viewport=size)
+            page.set_default_timeout(60_000)
+            page.goto(f"{served.url}/plan")
+            page.wait_for_function("() => document.body.dataset.rendered !== undefined")
+            page.get_by_role("button", name="Plan my charge").click()
+            sync_api.expect(page.locator("#plan-summary")).to_contain_text("Expected bill")
+            page.screenshot(path=str(ARTIFACTS / f"plan-{name}.png"), full_page=True)
+            width = page.evaluate("() => document.documentElement.scrollWidth")
+            if size is PHONE and width > PHONE["width"]:
+                problems.append(f"{width} px wide at 390 px")
+            bad = [v for v in _scan(page) if v["impact"] in FAILING]
+            if bad:
+                problems.append(f"{name}:\n{_describe(bad)}")
+            page.close()
+        browser.close()
+    assert not problems, "\n".join(problems)

@@ -111,7 +111,6 @@ def test_plan_refusals_name_the_field(client: TestClient) -> None:
 
 
 def test_plan_is_the_librarys_and_keeps_the_window_and_power(client: TestClient) -> None:
-    s = rsu_of(client).settings
     body = {**NIGHT, "arrival": 2, "departure": 6, "power_kw": 7}
     r = client.post("/api/dsm/plan", json=body)
     assert r.status_code == 200, r.text
@@ -123,7 +122,7 @@ def test_plan_is_the_librarys_and_keeps_the_window_and_power(client: TestClient)
     # 30 kWh to store at 95 % is 31.6 kWh drawn; 4 h at 7 kW hold 28 kWh.
     assert plan["energy_kwh"] == pytest.approx(28.0)
     assert plan["unmet_kwh"] == pytest.approx(30 / 0.95 - 28)
-    lib = library_plan(body, s.rsu_lat, s.rsu_lon)
+    lib = library_plan(body, *rsu_of(client).dsm.place)
     assert energy == pytest.approx(lib.energy_kwh)
     assert plan["expected_bill"] == pytest.approx(lib.cost)
     assert plan["expected_bill"] == pytest.approx(sum(x["cost"] for x in plan["slots"]))
@@ -176,7 +175,7 @@ def test_commit_settle_bill_and_conservation(client: TestClient) -> None:
     assert grid_bill["settled"] and grid_bill["bill"] == pytest.approx(grid_bill["grid_bill"])
     # The bill on chain is the library's for this vehicle (nobody committed after it in its hours).
     assert grid_bill["bill"] == pytest.approx(planned["expected_bill"], abs=1e-4)
-    lib = library_plan(NIGHT, rsu.settings.rsu_lat, rsu.settings.rsu_lon)
+    lib = library_plan(NIGHT, *rsu.dsm.place)
     assert grid_bill["bill"] == pytest.approx(lib.cost, abs=1e-4)
     assert pv_bill["bill"] == pytest.approx(pv_bill["supply_bill"])
     assert pv_bill["bill"] == pytest.approx(library_plan(NOON, 0, 0).cost, abs=1e-4)

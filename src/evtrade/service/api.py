@@ -378,7 +378,13 @@ def create_app(settings: Settings) -> FastAPI:
 
         return StreamingResponse(stream(), media_type="text/event-stream")
 
-    for path, kind in (("/", "home"), ("/buyer", "buyer"), ("/seller", "seller"), ("/rsu", "rsu")):
+    for path, kind in (
+        ("/", "home"),
+        ("/buyer", "buyer"),
+        ("/seller", "seller"),
+        ("/rsu", "rsu"),
+        ("/plan", "plan"),
+    ):
         app.add_api_route(
             path,
             _page_route(kind, settings.faucet_tokens),

@@ -118,6 +118,17 @@ class Dsm:
         return self._day
 
     @property
+    def place(self) -> tuple[float, float]:
+        """Where the day is: the mean of its PV prosumers' places, the RSU's when it has none
+        (a driver who gives no place parks here)."""
+        if not self.day.pv:
+            return self.ctx.settings.rsu_lat, self.ctx.settings.rsu_lon
+        return (
+            float(np.mean([p.lat for p in self.day.pv])),
+            float(np.mean([p.lon for p in self.day.pv])),
+        )
+
+    @property
     def aggregator(self) -> LocalAccount:
         return self.ctx.operators.rsu
 
@@ -249,6 +260,8 @@ class Dsm:
             "slot_seconds": seconds,
             "mu": g.mu,
             "feed_in": g.feed_in,
+            "lat": self.place[0],
+            "lon": self.place[1],
             "commitments": 0 if view is None else view.n_commits,
             "escrow": 0.0 if view is None else units.to_tokens(view.escrow),
             "slots": [
@@ -273,7 +286,6 @@ class Dsm:
             raise InvalidRequestError(
                 f"departure ({body.departure}) must be <= {n}, the day's slots"
             )
-        s = self.ctx.settings
         try:
             return Vehicle(
                 id=DRIVER,
@@ -282,8 +294,8 @@ class Dsm:
                 arrival=body.arrival,
                 departure=body.departure,
                 power_kw=body.power_kw,
-                lat=s.rsu_lat if lat is None else lat,
-                lon=s.rsu_lon if lon is None else lon,
+                lat=self.place[0] if lat is None else lat,
+                lon=self.place[1] if lon is None else lon,
                 soh=body.soh_percent,
                 target_soc=body.target_percent / 100.0,
                 slot_count=n,

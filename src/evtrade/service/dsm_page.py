@@ -137,7 +137,8 @@ else in the grid's cheapest hours given what other drivers have already committe
 </form></section>
 <section aria-labelledby="plan-heading"><h2 id="plan-heading">Your plan</h2>
 <p id="plan-summary" class="result" role="status">No plan yet: fill in the form above.</p>
-<div class="scroll"><table id="plan-table" aria-label="your plan, hour by hour"></table></div>
+<div class="scroll"><table id="plan-table" tabindex="0"
+ aria-label="your plan, hour by hour"></table></div>
 </section>
 <section><h2>Commit the plan</h2>
 <p class="note">Committing escrows the most the plan could cost (every hour at its load cap);
@@ -150,7 +151,8 @@ rest.</p>
 <p id="day-summary" class="note" role="status"></p>
 <div id="day-chart" class="chart" role="img"
  aria-label="base price and dynamic price per hour, tokens per kWh"></div>
-<div class="scroll"><table id="day-table" aria-label="the day's prices and load"></table></div>
+<div class="scroll"><table id="day-table" tabindex="0"
+ aria-label="the day's prices and load"></table></div>
 </section>
 <section aria-labelledby="bill-heading"><h2 id="bill-heading">Your bill</h2>
 <div id="bill" role="status"><p class="note">Commit a plan to see its bill here.</p></div>

@@ -33,10 +33,13 @@ class PlanIn(Strict):
     )
     power_kw: float = Field(11.0, gt=0, le=MAX_PLUG_KW, description="charging power at the plug")
     lat: float | None = Field(
-        None, ge=-90, le=90, description="where the vehicle parks; none: the RSU's"
+        None, ge=-90, le=90, description="where the vehicle parks; none: where the day is"
     )
     lon: float | None = Field(
-        None, ge=-180, le=180, description="longitude where the vehicle parks; none: the RSU's"
+        None,
+        ge=-180,
+        le=180,
+        description="longitude where the vehicle parks; none: where the day is",
     )
 
     @model_validator(mode="after")
@@ -110,6 +113,8 @@ class DayOut(Out):
     slot_seconds: int = Field(description="length of a slot, seconds")
     mu: float = Field(description="mu of lambda_t, tokens per kWh per kWh of load above Q_t")
     feed_in: float = Field(description="gamma: what the grid pays for PV, tokens per kWh")
+    lat: float = Field(description="where the day is: its PV prosumers' mean place, else the RSU")
+    lon: float = Field(description="where the day is, longitude")
     commitments: int = Field(description="vehicles' commitments so far")
     escrow: float = Field(description="tokens held for the day")
     slots: list[DaySlotOut] = Field(description="the day, slot by slot")

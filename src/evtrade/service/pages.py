@@ -9,6 +9,7 @@ from __future__ import annotations
 from html import escape
 
 from evtrade.model.defaults import DEFAULT_RSU_LAT, DEFAULT_RSU_LON
+from evtrade.service.dsm_page import PLAN_HEAD, PLAN_SCRIPTS, PLAN_TITLE, plan_body
 
 
 def _field(
@@ -321,6 +322,10 @@ _SCRIPTS = {
     "round": '<script src="/static/round.js"></script>',
 }
 
+# The driver's DSM page (evtrade.service.dsm_page).
+_TITLES["plan"], _BODIES["plan"] = PLAN_TITLE, plan_body(_field)
+_HEAD["plan"], _SCRIPTS["plan"] = PLAN_HEAD, PLAN_SCRIPTS
+
 
 def page(kind: str, *, faucet_tokens: float = 0.0) -> str:
     """The HTML of one page; the drivers' pages say whether the development faucet is on."""
@@ -344,7 +349,7 @@ def page(kind: str, *, faucet_tokens: float = 0.0) -> str:
 <link rel="stylesheet" href="/static/style.css">{_HEAD.get(kind, "")}</head>
 <body data-page="{kind}">
 <header><nav aria-label="pages"><a href="/">Vehicles</a> <a href="/rsu">RSU dashboard</a>
-<a href="/docs">API</a></nav>
+<a href="/plan">Plan a charge</a> <a href="/docs">API</a></nav>
 <span id="live" role="status"><span aria-hidden="true">&#9679;</span>
 <span id="live-text">connecting</span></span></header>
 <main><h1>{title}</h1>

@@ -99,13 +99,20 @@ function renderBill(view) {
       + ` (grid ${num(c.grid_bill, 4)}, PV ${num(c.supply_bill, 4)})`], ["Refund", `${num(c.refund, 4)} tokens`]);
   }
   rows.push(["Owed to you now", `${num(view.credit, 4)} tokens`]);
-  $("bill").innerHTML = `<table aria-label="your commitment and bill"><tbody>${rows.map(([k, v]) =>
+  $("bill").innerHTML = `<table tabindex="0" aria-label="your commitment and bill"><tbody>${rows.map(([k, v]) =>
     `<tr><th scope="row">${k}</th><td>${v}</td></tr>`).join("")}</tbody></table>`;
   if (c.status === "over") $("settle").hidden = false;
 }
 
+let placed = false; // the form's place starts where the day is, until the driver plans
 renderers.plan = async () => {
-  renderDay(await api("GET", "/api/dsm/day"));
+  const day = await api("GET", "/api/dsm/day");
+  if (!placed && !planInputs && $("plan-lat")) {
+    placed = true;
+    $("plan-lat").value = day.lat.toFixed(6);
+    $("plan-lon").value = day.lon.toFixed(6);
+  }
+  renderDay(day);
   const address = planAddress();
   if (address) renderBill(await api("GET", `/api/vehicles/${address}/dsm`));
 };
