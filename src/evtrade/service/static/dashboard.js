@@ -14,7 +14,7 @@ function renderRounds(rounds) {
   const rows = rounds.slice().reverse().map((r) => `<tr><td>${roundLink(r.round_id)}</td><td>${esc(countdown(r))}</td>
     <td>${r.requests.length}</td><td>${r.replies.length}</td><td>${r.trades.length}</td>
     <td>${num(r.trades.reduce((a, t) => a + t.kwh, 0))}</td><td class="round-error">${failure(r.error)}</td></tr>`).join("");
-  $("rounds").innerHTML = rounds.length ? `<div class="scroll"><table><tr><th>round</th><th>phase</th><th>requests</th>
+  $("rounds").innerHTML = rounds.length ? `<div class="scroll" tabindex="0" role="region" aria-label="rounds"><table><tr><th>round</th><th>phase</th><th>requests</th>
     <th>replies</th><th>trades</th><th>energy, kWh</th><th>error</th></tr>${rows}</table></div>` : "<p>No rounds yet.</p>";
 }
 

@@ -7,8 +7,9 @@ const roundId = Number(location.pathname.split("/").pop());
 const at = (t) => (t === null || t === undefined ? "" : new Date(t * 1000).toLocaleTimeString());
 const who = (a) => `<code title="${esc(a)}">${esc(short(a))}</code>`;
 const status = (b) => `<span class="status-${esc(b.status)}">${esc(b.status)}</span> <small>${esc(b.reason)}</small>`;
-const table = (head, rows, empty) => (rows.length
-  ? `<div class="scroll"><table><tr>${head.map((h) => `<th>${h}</th>`).join("")}</tr>${rows.join("")}</table></div>`
+// A wide table scrolls sideways in its own region (a phone), which the keyboard can reach.
+const table = (label, head, rows, empty) => (rows.length
+  ? `<div class="scroll" tabindex="0" role="region" aria-label="${label}"><table><tr>${head.map((h) => `<th>${h}</th>`).join("")}</tr>${rows.join("")}</table></div>`
   : `<p>${empty}</p>`);
 
 function summary(r) {
@@ -35,9 +36,9 @@ function bids(r) {
   const replies = r.replies.map((p) => `<tr><td>${p.index}</td><td>${who(p.address)}</td>
     <td>${num(p.s_t - p.s_r)}</td><td>${num(p.c_min, 4)} to ${num(p.c_max, 4)}</td>
     <td class="bid-value">${shown("reply", p.index)}</td><td>${num(p.rho, 4)}</td><td>${status(p)}</td></tr>`);
-  return `${note}<h3>Buyers' requests</h3>${table(["#", "buyer", "energy, kWh", "value range, tokens/kWh",
+  return `${note}<h3>Buyers' requests</h3>${table("buyers' requests", ["#", "buyer", "energy, kWh", "value range, tokens/kWh",
     "value v, tokens/kWh", "escrow, tokens", "status"], requests, "No requests.")}
-    <h3>Sellers' replies</h3>${table(["#", "seller", "spare energy, kWh", "cost range, tokens/kWh",
+    <h3>Sellers' replies</h3>${table("sellers' replies", ["#", "seller", "spare energy, kWh", "cost range, tokens/kWh",
     "cost c, tokens/kWh", "loss rate", "status"], replies, "No replies.")}`;
 }
 
@@ -45,14 +46,14 @@ function offers(r) {
   const rows = r.offers.map((o) => `<tr><td>${who(o.buyer)}</td><td>${who(o.seller)}</td><td>${num(o.P, 4)}</td>
     <td>${num(o.R, 4)}</td><td>${num(o.T, 4)}</td><td>${num(o.kwh)}</td><td>${o.distance_km === null ? "" : num(o.distance_km, 2)}</td></tr>`);
   return `<p class="note">Theorem 1: the buyer's price P*, the seller's price R* and the trading price T, all in
-    tokens/kWh; the energy is the round's optimum (P1).</p>${table(["buyer", "seller", "P*", "R*", "T",
+    tokens/kWh; the energy is the round's optimum (P1).</p>${table("offers", ["buyer", "seller", "P*", "R*", "T",
     "energy, kWh", "distance, km"], rows, "No offers yet: offers appear once the bids are revealed.")}`;
 }
 
 function trades(r) {
   const rows = r.trades.map((t) => `<tr><td>${who(t.buyer)}</td><td>${who(t.seller)}</td><td>${num(t.kwh)}</td>
     <td>${num(t.price, 4)}</td><td>${num(t.payment, 4)}</td><td>${t.block}</td><td>${who(t.tx)}</td></tr>`);
-  return table(["buyer", "seller", "energy, kWh", "price, tokens/kWh", "paid, tokens", "block", "transaction"],
+  return table("trades", ["buyer", "seller", "energy, kWh", "price, tokens/kWh", "paid, tokens", "block", "transaction"],
     rows, "No trades yet.");
 }
 
