@@ -44,6 +44,7 @@ from evtrade.service.schemas import (
     DetailsIn,
     HistoryOut,
     MintIn,
+    PricePointOut,
     Problem,
     RegisterIn,
     RelayedOut,
@@ -299,6 +300,11 @@ def create_app(settings: Settings) -> FastAPI:
     def rounds(rsu: RsuDep) -> list[dict[str, Any]]:
         """Every round the RSU indexes, oldest first."""
         return rsu.clock.rounds()
+
+    @app.get("/api/prices", response_model=list[PricePointOut])
+    def prices(rsu: RsuDep) -> list[dict[str, Any]]:
+        """The price history: every settled trade's price and energy with its block's time."""
+        return rsu.explorer.price_history(rsu.clock.rounds())
 
     @app.get("/api/rounds/{round_id}", response_model=RoundDetailOut, responses=_errors(404))
     def round_detail(round_id: RoundId, rsu: RsuDep) -> dict[str, Any]:

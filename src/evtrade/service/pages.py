@@ -295,7 +295,8 @@ and the audit of its settlement.</p><div id="rounds"></div></section>
 <p id="map-note" class="note" role="status"></p></div></section>
 <section><h2>Recent blocks</h2>
 <p class="note">The latest blocks of the chain and what each transaction did.</p>
-<div class="scroll"><table id="blocks"></table></div></section>
+<div class="scroll" tabindex="0" role="region" aria-label="recent blocks">
+<table id="blocks"></table></div></section>
 """,
     "round": """
 <section id="round-summary"></section>
