@@ -207,3 +207,42 @@ def test_dsm_deployment_is_kept_apart(client: TestClient) -> None:
     assert kept["billing"] == rsu_of(client).dsm.billing().address
     assert "DsmBilling" not in (data_dir / "deployment.json").read_text()
     assert (data_dir / "dsm-deployment.json").stat().st_mode & 0o077 == 0
+
+
+def test_a_day_file_in_the_settings(tmp_path: Path) -> None:
+    """The aggregator's day from ``dsm_day``: its slots and PV are the page's; a file that does
+    not load is refused at start-up, naming the setting."""
+    from pydantic import ValidationError
+
+    from tests.test_dsm import base_day
+
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({**base_day(), "grid": {"base_price": [0.5]}}))
+    with pytest.raises(ValidationError, match="setting 'dsm_day'"):
+        Settings(data_dir=tmp_path / "bad", dsm_day=bad)
+    data = base_day()
+    path = tmp_path / "day.json"
+    path.write_text(json.dumps(data))
+    with TestClient(create_app(Settings(data_dir=tmp_path / "svc", dsm_day=path))) as client:
+        day = client.get("/api/dsm/day").json()
+        assert day["status"] == "not posted" and len(day["slots"]) == 6
+        assert [s["base_price"] for s in day["slots"]] == data["grid"]["base_price"]
+        assert day["end"] - day["start"] == 6 * 3600 and day["start"] % 3600 == 0
+        assert (day["lat"], day["lon"]) == pytest.approx(
+            (np.mean([p["lat"] for p in data["pv"]]), np.mean([p["lon"] for p in data["pv"]]))
+        )
+        r = client.post("/api/dsm/plan", json={**NIGHT, "departure": 7})
+        assert "departure (7) must be <= 6" in detail(r)
+        ev1 = data["vehicles"][0]
+        body = {
+            "capacity_kwh": ev1["capacity_kwh"],
+            "charge_percent": ev1["energy_kwh"],
+            "target_percent": 80,
+            "arrival": ev1["arrival"],
+            "departure": ev1["departure"],
+            "power_kw": ev1["power_kw"],
+            "lat": ev1["lat"],
+            "lon": ev1["lon"],
+        }
+        plan = client.post("/api/dsm/plan", json=body).json()
+        assert (plan["source"], plan["supplier"]) == ("pv", "PV_far")

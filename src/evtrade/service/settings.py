@@ -69,6 +69,19 @@ class Settings(BaseModel):
     )
 
     @model_validator(mode="after")
+    def _the_day_file_loads(self) -> Settings:
+        """A DSM day file the service cannot read is refused at start-up, not on every request of
+        the driver's page."""
+        if self.dsm_day is not None:
+            from evtrade.model.day import load_day
+
+            try:
+                load_day(self.dsm_day)
+            except MarketError as exc:
+                raise ValueError(f"setting 'dsm_day': {exc}") from None
+        return self
+
+    @model_validator(mode="after")
     def _the_model_accepts_the_auctioneer(self) -> Settings:
         """Refuse what the market model and the contract would refuse, naming the setting.
 
