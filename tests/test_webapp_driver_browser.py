@@ -90,7 +90,7 @@ def test_driver_flow_by_role_and_label(service: Service) -> None:  # noqa: F811
 
         # After the window the RSU reveals the bids: offers priced, with what accepting gives.
         expect(status).to_contain_text("priced")
-        accept = page.get_by_role("button", name=re.compile(r"^Accept seller")).first
+        accept = page.get_by_role("button", name=re.compile(r"^Accept: buy")).first
         expect(accept).to_be_visible()
         label = str(accept.get_attribute("aria-label"))
         assert re.search(r"buy 12\.000 kWh for \d+\.\d{4} tokens", label), label

@@ -93,7 +93,7 @@ async function renderBuyer() {
       const take = o.take_kwh === null ? "cannot cover your minimum alone" : `${num(o.take_kwh)} kWh for ${num(o.total, 4)} tokens`;
       const button = canAccept && o.take_kwh !== null
         ? `<button class="accept" data-round="${r.round_id}" data-seller="${o.seller_index}" data-address="${esc(o.seller)}"
-            aria-label="Accept seller ${esc(short(o.seller))}: buy ${num(o.take_kwh)} kWh for ${num(o.total, 4)} tokens">Accept: buy ${num(o.take_kwh)} kWh for ${num(o.total, 4)} tokens</button>` : "";
+            aria-label="Accept: buy ${num(o.take_kwh)} kWh for ${num(o.total, 4)} tokens from seller ${esc(short(o.seller))}">Accept: buy ${num(o.take_kwh)} kWh for ${num(o.total, 4)} tokens</button>` : "";
       return `<tr><td><code>${esc(short(o.seller))}</code></td><td>${num(o.T, 4)} tokens/kWh</td><td>${take}</td>
         <td>${o.distance_km === null ? "" : `${num(o.distance_km, 2)} km`}</td><td>${button}</td></tr>`;
     }).join("");
