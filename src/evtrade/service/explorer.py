@@ -302,12 +302,13 @@ class Explorer:
         """The timestamps of blocks ``numbers`` that lie within :data:`TIMES_BACK` of the head."""
         missing = numbers - self._times.keys()
         if missing:
-            with self.ctx.lock:
-                head = self.chain.block_number()
-                reachable = [n for n in missing if 0 <= n <= head and head - n < TIMES_BACK]
-                if reachable:
-                    blocks = self.chain.recent_blocks(head - min(reachable) + 1)
-                    self._times.update((b.number, b.timestamp) for b in blocks)
+            # Reads only, without the service's lock: a first long read must not hold up the
+            # clock's reveals and settlements (the chain adapter serialises its own calls).
+            head = self.chain.block_number()
+            reachable = [n for n in missing if 0 <= n <= head and head - n < TIMES_BACK]
+            if reachable:
+                blocks = self.chain.recent_blocks(head - min(reachable) + 1)
+                self._times.update({b.number: b.timestamp for b in blocks})
         return {n: self._times[n] for n in numbers if n in self._times}
 
     def price_history(self, rounds: list[dict[str, Any]]) -> list[dict[str, Any]]:
