@@ -14,11 +14,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from evtrade.model.defaults import JINHUA
 from evtrade.service.demo import DEMO_TOKENS, DEMO_VEHICLES
-from tests.service_process import request_body, running_service
+from tests.service_process import Service, request_body, running_service
+from tests.test_webapp_a11y import CHROMIUM, FLAGS, PHONE
 
 ROOT = Path(__file__).resolve().parents[1]
+#: Screenshots of the web app on the demo's data (docs/screenshots/ holds copies of three).
+ARTIFACTS = ROOT / "test-artifacts" / "demo"
 
 
 def _km(lat: float, lon: float) -> float:
@@ -71,3 +76,33 @@ def test_demo_leaves_a_usable_web_app(tmp_path: Path) -> None:
         r = client.post(f"/api/vehicles/{buyer}/requests", json=body)
         assert r.status_code == 201, r.text
         assert client.get(f"/api/vehicles/{buyer}").json()["balance"] < DEMO_TOKENS
+        _screenshots(service, buyer, password[1])
+
+
+def _screenshots(service: Service, buyer: str, password: str) -> None:
+    """The pages a newcomer sees first, on the demo's data: the dashboard shows the demo's round
+    and its trades, the buyer's page the request just posted."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    expect = sync_api.expect
+    expect.set_options(timeout=60_000)
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1100, "height": 1000})
+            page.goto(service.url + "/rsu")
+            expect(page.locator("#rounds")).to_contain_text("settled")
+            page.wait_for_timeout(1500)  # the map's tiles fail offline; its grid is drawn
+            page.screenshot(path=str(ARTIFACTS / "rsu-dashboard.png"))
+            page.goto(service.url + "/")
+            expect(page.locator("#vehicles")).to_contain_text(buyer)
+            page.screenshot(path=str(ARTIFACTS / "home.png"))
+            phone = browser.new_page(viewport=PHONE)
+            phone.goto(f"{service.url}/buyer?address={buyer}")
+            phone.get_by_label("Wallet password").fill(password)
+            phone.get_by_role("button", name="Show my details").click()
+            expect(phone.locator("#account")).to_contain_text("Ada")
+            expect(phone.locator("#my-rounds")).to_contain_text("pending")
+            phone.screenshot(path=str(ARTIFACTS / "buyer-phone.png"), full_page=True)
+        finally:
+            browser.close()
