@@ -181,10 +181,22 @@ async function render() {
     else if (renderers[page]) await renderers[page]();
   } catch (err) { fail(err); } finally {
     busy = false;
+    keyboardScroll();
     document.body.dataset.rendered = "1";
     if (again) { again = false; render(); }
   }
 }
+
+// A table wider than a phone scrolls in its own box (style.css): such a box takes the keyboard's
+// focus, so that it can be scrolled without a mouse (WCAG 2.1.1).
+function keyboardScroll() {
+  for (const el of document.querySelectorAll("main table, main .scroll")) {
+    const scrolls = el.scrollWidth > el.clientWidth && getComputedStyle(el).overflowX !== "visible";
+    if (scrolls && !el.hasAttribute("tabindex")) el.tabIndex = 0;
+    else if (!scrolls && el.tabIndex === 0) el.removeAttribute("tabindex");
+  }
+}
+window.addEventListener("resize", keyboardScroll);
 
 // The buyer's and the seller's pages act for one vehicle (?address=...): without one, say so and
 // offer the registered vehicles instead of forms that cannot work.
