@@ -212,7 +212,9 @@ class Explorer:
                     event = getattr(contract.events, entry["name"])()
                     self._events[(address.lower(), bytes(HexBytes(event.topic)))] = event
         self._decoded: OrderedDict[str, dict[str, Any]] = OrderedDict()
-        self._audits: dict[int, dict[str, Any]] = {}
+        # Per settled round: its bids, who settled it and the audit (a settled round never
+        # changes, so the detail is read from the chain once).
+        self._settled: dict[int, dict[str, Any]] = {}
         self._times: dict[int, int] = {}
 
     # -- blocks and transactions ------------------------------------------------------------------
@@ -350,20 +352,20 @@ class Explorer:
         if indexed.get("phase") in SEALED_PHASES:
             return out
         round_id = int(indexed["round_id"])
+        known = self._settled.get(round_id)
+        if known is not None:
+            return {**out, **known}
         with self.ctx.lock:
             view = self.ctx.ledger.round_view(round_id)
-            out["bids"] = _revealed_bids(view)
+            detail: dict[str, Any] = {"bids": _revealed_bids(view), "settled_by": None}
             if view.trades:
                 # Market.accept (the round's single buyer) or Market.settle (the RSU, at P1).
                 settling = self.decode(view.trades[0].tx_hash)["what"]
-                out["settled_by"] = "buyer" if settling == "accept" else "rsu"
+                detail["settled_by"] = "buyer" if settling == "accept" else "rsu"
+            detail["audit"] = audit_round(view).to_dict() if view.settled else None
             if view.settled:
-                audit = self._audits.get(round_id)
-                if audit is None:
-                    audit = audit_round(view).to_dict()
-                    self._audits[round_id] = audit  # a settled round never changes
-                out["audit"] = audit
-        return out
+                self._settled[round_id] = detail
+        return {**out, **detail}
 
 
 def _revealed_bids(view: RoundView) -> list[dict[str, Any]]:
