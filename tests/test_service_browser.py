@@ -2,7 +2,9 @@
 
 A buyer and two sellers register, the buyer tops up and posts a request, the sellers reply, the
 buyer accepts an offer, everyone collects; the balances are then read from the chain itself.
-Screenshots of every page are kept in test-artifacts/browser/.
+Screenshots of every page are kept in test-artifacts/browser/. At each step axe-core scans the
+page as it then is (offers to accept, a reply sealed, a settled round): no serious or critical
+violation (tests/test_webapp_a11y.py scans every page in its first state).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import pytest
 from evtrade.ledger.chain import EmbeddedChain
 from evtrade.ledger.client import Deployment, Ledger
 from tests.service_process import PASSWORD, Service, running_service
+from tests.test_webapp_a11y import AXE, accessibility_problems
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
@@ -39,6 +42,8 @@ sync_api = pytest.importorskip("playwright.sync_api")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     if not Path(CHROMIUM).exists():
         raise RuntimeError("Debian chromium is not installed: `make test` installs it")
+    if not AXE.exists():
+        raise RuntimeError(f"axe-core is not installed at {AXE}: run `make axe`")
     with running_service(tmp_path_factory.mktemp("web"), t_limit=30, t_reveal=30) as svc:
         yield svc
 
@@ -51,6 +56,12 @@ def test_whole_flow_by_clicking(service: Service) -> None:
         page.set_default_timeout(90_000)
         expect = sync_api.expect
         expect.set_options(timeout=90_000)
+        problems: list[str] = []
+
+        def scan(where: str, on: object = None) -> None:
+            found = accessibility_problems(on or page)
+            if found:
+                problems.append(f"{where}:\n{found}")
 
         def register(name: str, plate: str, lon: str) -> str:
             page.goto(service.url + "/")
@@ -78,6 +89,7 @@ def test_whole_flow_by_clicking(service: Service) -> None:
         expect(page.locator("#request-result")).to_contain_text("Request posted in round 0")
         expect(page.locator("#my-rounds")).to_contain_text("pending")
         page.screenshot(path=str(ARTIFACTS / "buyer-request.png"), full_page=True)
+        scan("buyer, request pending")
 
         seller_page = browser.new_page(viewport={"width": 1100, "height": 1200})
         seller_page.set_default_timeout(90_000)
@@ -97,16 +109,19 @@ def test_whole_flow_by_clicking(service: Service) -> None:
             form.locator("button").click()
             expect(seller_page.locator("#my-rounds")).to_contain_text("Round 0")
         seller_page.screenshot(path=str(ARTIFACTS / "seller-reply.png"), full_page=True)
+        scan("seller, reply sealed", seller_page)
 
         # After the bid window the RSU reveals the sealed bids; the buyer sees priced offers.
         accept = page.locator("button.accept").first
         expect(accept).to_be_visible()
         page.screenshot(path=str(ARTIFACTS / "buyer-offers.png"), full_page=True)
+        scan("buyer, offers to accept")
         accept.click()
         expect(page.locator("#my-rounds")).to_contain_text("completed")
         page.click("#collect button")
         expect(page.locator("#bought")).not_to_have_text("0.000")
         page.screenshot(path=str(ARTIFACTS / "buyer-completed.png"), full_page=True)
+        scan("buyer, trade completed")
 
         seller_page.goto(f"{service.url}/seller?address={sellers[0]}")
         seller_page.fill("#password", PASSWORD)
@@ -120,7 +135,14 @@ def test_whole_flow_by_clicking(service: Service) -> None:
         expect(page.locator("#rounds")).to_contain_text("settled")
         expect(page.locator("#blocks")).to_contain_text("0x")
         page.screenshot(path=str(ARTIFACTS / "rsu-dashboard.png"), full_page=True)
+        scan("dashboard, round settled")
+        page.goto(service.url + "/rounds/0")
+        expect(page.locator("main")).to_contain_text("Audit")
+        page.wait_for_function("() => document.body.dataset.rendered !== undefined")
+        page.screenshot(path=str(ARTIFACTS / "round-settled.png"), full_page=True)
+        scan("round page, settled")
         browser.close()
+        assert not problems, "\n".join(problems)
 
     service.stop()  # read the chain itself, not the service
     chain = EmbeddedChain(service.data_dir / "chain")

@@ -76,6 +76,13 @@ def _scan(page: Any) -> list[dict[str, Any]]:
     return list(json.loads(result))
 
 
+def accessibility_problems(page: Any) -> str:
+    """axe-core's serious and critical violations on the page as it is now, described ("" when
+    none); any other test that drives a page can check it in its states."""
+    bad = [v for v in _scan(page) if v["impact"] in FAILING]
+    return _describe(bad)
+
+
 def _settle(page: Any, url: str) -> None:
     page.goto(url)
     if url.endswith("/docs"):
@@ -115,9 +122,9 @@ def test_every_page_is_accessible_and_fits_a_phone(world: tuple[Service, dict[st
                     width = page.evaluate("() => document.documentElement.scrollWidth")
                     if size is PHONE and width > PHONE["width"]:
                         problems.append(f"{name}: {width} px wide at 390 px")
-                    bad = [v for v in _scan(page) if v["impact"] in FAILING]
-                    if bad:
-                        problems.append(f"{name} ({size_name}):\n{_describe(bad)}")
+                    found = accessibility_problems(page)
+                    if found:
+                        problems.append(f"{name} ({size_name}):\n{found}")
                 page.close()
         finally:
             browser.close()

@@ -139,6 +139,8 @@ function fail(err) {
     const input = p.field && fieldOf(p.field);
     if (input && input.tagName === "INPUT") { fieldError(input, plain(p.msg)); placed.push(p); }
   }
+  // The first field at fault takes the focus: the pages do not re-render a form being typed in.
+  if (placed.length) fieldOf(placed[0].field).focus();
   const rest = problems.filter((p) => !placed.includes(p)).map((p) => plain(p.msg));
   $("error").textContent = rest.length ? rest.join("; ") : placed.length ? "Please correct the fields marked below." : plain(err.message);
 }
@@ -210,8 +212,19 @@ async function chooseVehicle() {
     ${links ? `<ul class="choose">${links}</ul>` : "<p>No vehicle is registered yet.</p>"}`;
 }
 
+// A new vehicle's place defaults to where the RSU stands (settings rsu_lat, rsu_lon), unless
+// the driver already typed one.
+async function placeNearRsu() {
+  const lat = $("register-lat"), lon = $("register-lon");
+  if (!lat || !lon) return;
+  const rsu = (await api("GET", "/api/chain")).rsu;
+  if (lat.value === lat.defaultValue) lat.value = lat.defaultValue = rsu.lat;
+  if (lon.value === lon.defaultValue) lon.value = lon.defaultValue = rsu.lon;
+}
+
 // The page scripts (driver.js, ...) load after this one: start once they all have.
 window.addEventListener("DOMContentLoaded", () => {
+  placeNearRsu().catch(() => {});  // the form's own defaults (Jinhua) stay
   for (const w of wirers) w();
   render();
   const events = new EventSource("/api/events");
