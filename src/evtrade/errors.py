@@ -48,6 +48,7 @@ __all__ = [
     "ServiceError",
     "SettingsError",
     "SolverError",
+    "SweepError",
     "TooManyError",
     "UnauthorizedError",
     "http_status",
@@ -93,6 +94,14 @@ class SolverError(EvtradeError, RuntimeError):
 
     Raised by the welfare solvers (P1's Newton method, the interior-point method, the reference
     LP) when they stop without a certificate of optimality; the input was valid.
+    """
+
+
+class SweepError(EvtradeError, ValueError):
+    """An experiment sweep cannot run: its file is malformed (the message names the key), its
+    output directory holds records it cannot read, or a Dask scheduler cannot be reached.
+
+    Raised by :mod:`evtrade.sim.sweep` before a run starts, or while the sweep gathers its runs.
     """
 
 
