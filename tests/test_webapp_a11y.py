@@ -64,8 +64,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Service, d
                 "rsu": "/rsu",
                 "docs": "/docs",
             }
-            if client.get("/rounds/0").status_code == 200:
-                pages["round"] = "/rounds/0"
+            for name, path in (("round", "/rounds/0"), ("plan", "/plan")):
+                if client.get(path).status_code == 200:  # pages other helpers add
+                    pages[name] = path
         yield svc, pages
 
 

@@ -19,7 +19,7 @@ import pytest
 from evtrade.model.defaults import JINHUA
 from evtrade.service.demo import DEMO_TOKENS, DEMO_VEHICLES
 from tests.service_process import Service, request_body, running_service
-from tests.test_webapp_a11y import CHROMIUM, FLAGS, PHONE
+from tests.test_webapp_a11y import CHROMIUM, FLAGS, PHONE, accessibility_problems
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Screenshots of the web app on the demo's data (docs/screenshots/ holds copies of three).
@@ -104,5 +104,14 @@ def _screenshots(service: Service, buyer: str, password: str) -> None:
             expect(phone.locator("#account")).to_contain_text("Ada")
             expect(phone.locator("#my-rounds")).to_contain_text("pending")
             phone.screenshot(path=str(ARTIFACTS / "buyer-phone.png"), full_page=True)
+            # With the demo's data (trades, blocks, the map's markers) too: accessible, and no
+            # page wider than the phone.
+            for path in ("/rsu", "/rounds/0", "/"):
+                phone.goto(service.url + path)
+                phone.wait_for_function("() => document.body.dataset.rendered !== undefined")
+                width = phone.evaluate("() => document.documentElement.scrollWidth")
+                assert width <= PHONE["width"], f"{path}: {width} px wide at 390 px"
+                found = accessibility_problems(phone)
+                assert not found, f"{path}: {found}"
         finally:
             browser.close()
