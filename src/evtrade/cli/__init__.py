@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import typer
 
-from evtrade.cli import bench, chain, clear, dsm, reproduce, serve
+from evtrade.cli import authority, bench, chain, clear, dsm, reproduce, serve
 from evtrade.cli.options import LIMITS_HELP, Command, Group
 
 app = typer.Typer(
@@ -47,6 +47,7 @@ chain_app.command("run", cls=Command, epilog=LIMITS_HELP)(chain.chain_run)
 app.command(cls=Command)(chain.audit)
 app.command(cls=Command)(serve.serve)
 app.command(cls=Command)(bench.bench)
+authority.register(app)
 
 
 def main() -> None:  # pragma: no cover - console entry point

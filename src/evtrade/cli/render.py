@@ -479,3 +479,23 @@ def dsm_claims(c: Mapping[str, Any]) -> None:
     )
     for line in lines:
         typer.echo(f"  {line}")
+
+
+def key_created(path: object, address: str, pubkey: str) -> None:
+    """``authority new-key``: where the keystore is, its address and public key."""
+    typer.echo(f"keystore {path}\naddress  {address}\npubkey   0x{pubkey}")
+
+
+def deployed(
+    path: object, authority: str, chain_id: int, registry: str, token: str, market: str
+) -> None:
+    """``authority init``: the contracts deployed and the record written."""
+    typer.echo(
+        f"deployed on chain {chain_id} by the authority {authority}\n"
+        f"registry {registry}\ntoken    {token}\nmarket   {market}\nrecord   {path}"
+    )
+
+
+def authority_done(what: str, tx_hash: str) -> None:
+    """One operator's transaction, confirmed."""
+    typer.echo(f"{what} (transaction {tx_hash})")
