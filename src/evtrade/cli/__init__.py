@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import typer
 
-from evtrade.cli import authority, bench, chain, clear, dsm, reproduce, serve
+from evtrade.cli import authority, bench, chain, clear, dsm, reproduce, serve, tangle
 from evtrade.cli.options import LIMITS_HELP, Command, Group
 
 app = typer.Typer(
@@ -48,6 +48,7 @@ app.command(cls=Command)(chain.audit)
 app.command(cls=Command)(serve.serve)
 app.command(cls=Command)(bench.bench)
 authority.register(app)
+app.command(cls=Command)(tangle.tangle)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -481,6 +481,23 @@ def dsm_claims(c: Mapping[str, Any]) -> None:
         typer.echo(f"  {line}")
 
 
+def tangle_run(d: Mapping[str, Any]) -> None:
+    """``evtrade tangle``'s table: the run's parameters, its measures and the theory's tip count."""
+    theory = f" (theory for urts: 2 lambda h = {d['theory_tips_urts']:.4g})"
+    lines = (
+        f"tangle: {d['transactions']:,} transactions, lambda {d['rate']:g}, h {d['delay']:g}, "
+        f"tip selection {d['tip_selection']}, alpha {d['alpha']:g}, seed {d['seed']}",
+        f"mean tip count {d['tips_mean']:.2f}{theory}, last {d['tips'][-1]}",
+        f"first approval after {fmt(d['first_approval_mean'])} time units on average",
+        f"confirmation latency {fmt(d['confirmation_latency_mean'])} time units on average "
+        f"(confidence >= {d['threshold']:g} over {d['confidence_samples']} tip selections; "
+        f"confirmed {fmt(d['confirmed_fraction'])})",
+        f"left behind {fmt(d['left_behind_fraction'])} of the transactions old enough to judge",
+    )
+    for line in lines:
+        typer.echo(line)
+
+
 def key_created(path: object, address: str, pubkey: str) -> None:
     """``authority new-key``: where the keystore is, its address and public key."""
     typer.echo(f"keystore {path}\naddress  {address}\npubkey   0x{pubkey}")

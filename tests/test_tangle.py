@@ -1,0 +1,188 @@
+"""The tangle simulation (evtrade.sim.tangle): the known results (2 lambda h tips under uniform
+selection, bounded tips at alpha = 0, more left behind as alpha grows), eq. 1 kept incrementally
+equal to a recomputation, approvals of visible tips only, and an independent naive simulation."""
+
+from __future__ import annotations
+
+import math
+from functools import cache
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from evtrade.errors import MechanismError
+from evtrade.sim.tangle import (
+    TangleParams,
+    TangleResult,
+    TipSelection,
+    cumulative_weights,
+    simulate,
+)
+
+LAMBDA, H = 20.0, 1.0  # lambda h = 20: the regime where 2 lambda h holds within 10 %
+
+
+@cache
+def run(
+    selection: TipSelection, alpha: float = 0.0, n: int = 20_000, seed: int = 1
+) -> TangleResult:
+    p = TangleParams(rate=LAMBDA, delay=H, tip_selection=selection, alpha=alpha, transactions=n)
+    return simulate(p, np.random.default_rng(seed), seed=seed)
+
+
+@pytest.mark.parametrize(("rate", "delay"), [(20.0, 1.0), (8.0, 3.0)])
+def test_uniform_tips_near_two_lambda_h(rate: float, delay: float) -> None:
+    p = TangleParams(rate=rate, delay=delay, tip_selection="urts", transactions=20_000)
+    r = simulate(p, np.random.default_rng(7))
+    assert r.tips_mean == pytest.approx(2 * rate * delay, rel=0.10)
+    # A tip is visible only after h, then found by a uniform pick at rate about 1/h.
+    assert r.first_approval_mean == pytest.approx(2 * delay, rel=0.15)
+    assert r.left_behind_fraction == 0.0
+
+
+def test_unweighted_walk_keeps_tips_bounded() -> None:
+    mcmc, heavy = run("mcmc"), run("weighted", 0.5)
+    bound = 2.5 * 2 * LAMBDA * H
+    assert max(mcmc.tips[len(mcmc.tips) // 5 :]) < bound
+    # The bound can fail: a strongly weighted walk leaves tips behind and their count grows.
+    assert max(heavy.tips) > bound
+    assert heavy.tips[-1] > 1.5 * heavy.tips[len(heavy.tips) // 2]
+
+
+def test_left_behind_grows_with_alpha() -> None:
+    left = [run("weighted", a).left_behind_fraction for a in (0.0, 0.05, 0.5)]
+    assert left[0] < left[1] < left[2]
+    assert left[2] > 10 * max(left[0], 1e-4)
+    assert run("mcmc").left_behind_fraction == left[0]  # mcmc is the weighted walk at alpha 0
+
+
+def test_weighted_walk_with_huge_alpha_is_finite() -> None:
+    p = TangleParams(rate=10.0, delay=1.0, tip_selection="weighted", alpha=1e6, transactions=2000)
+    r = simulate(p, np.random.default_rng(3))
+    assert math.isfinite(r.tips_mean) and math.isfinite(r.first_approval_mean)
+
+
+def test_same_seed_same_run() -> None:
+    p = TangleParams(rate=5.0, delay=2.0, tip_selection="weighted", alpha=0.1, transactions=800)
+    a, b = simulate(p, np.random.default_rng(11)), simulate(p, np.random.default_rng(11))
+    assert a == b  # the ledger arrays are left out of ==; compare them too
+    np.testing.assert_array_equal(a.ledger.approves, b.ledger.approves)
+
+
+params = st.builds(
+    lambda rate, delay, sel, alpha, n: TangleParams(
+        rate=rate,
+        delay=delay,
+        tip_selection=sel,
+        alpha=alpha if sel == "weighted" else 0.0,
+        transactions=n,
+    ),
+    st.floats(0.5, 6.0),
+    st.sampled_from([0.0, 0.3, 1.0, 2.5]),
+    st.sampled_from(["urts", "mcmc", "weighted"]),
+    st.floats(0.0, 3.0),
+    st.integers(1, 160),
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(params, st.integers(0, 2**32 - 1))
+def test_incremental_weight_equals_recomputation(p: TangleParams, seed: int) -> None:
+    led = simulate(p, np.random.default_rng(seed)).ledger
+    scratch = cumulative_weights(led.approves, led.visible)
+    exact = np.arange(led.visible) > led.visible - 1 - led.window_bits
+    np.testing.assert_array_equal(led.cumulative_weight[: led.visible][exact], scratch[exact])
+    # Not yet visible: no weight at all (eq. 1 counts what tip selection can see).
+    assert not led.cumulative_weight[led.visible :].any()
+
+
+def test_incremental_weight_is_exact_within_the_window_on_a_long_run() -> None:
+    led = run("weighted", 0.5, n=20_000).ledger
+    lo = led.visible - led.window_bits + 1
+    # From scratch over the last 3 windows (older approvers cannot reach them: indices are a
+    # topological order), eq. 1 restricted to them equals the full count.
+    base = max(0, lo - 2 * led.window_bits)
+    sub = led.approves[base : led.visible] - base
+    scratch = cumulative_weights(sub, led.visible - base)
+    np.testing.assert_array_equal(led.cumulative_weight[lo : led.visible], scratch[lo - base :])
+
+
+@pytest.mark.parametrize("selection", ["urts", "mcmc", "weighted"])
+@pytest.mark.parametrize("delay", [0.0, 1.5])
+def test_each_transaction_approves_visible_tips_only(selection: TipSelection, delay: float) -> None:
+    alpha = 0.3 if selection == "weighted" else 0.0
+    p = TangleParams(rate=4.0, delay=delay, tip_selection=selection, alpha=alpha, transactions=400)
+    led = simulate(p, np.random.default_rng(5)).ledger
+    t = led.arrival
+    approvers: dict[int, list[int]] = {}
+    for i in range(1, len(t)):
+        for a in {int(x) for x in led.approves[i]}:
+            assert a < i
+            assert a == 0 or t[a] + delay <= t[i], f"{i} approved {a} before it was visible"
+            seen = [j for j in approvers.get(a, []) if t[j] + delay <= t[i]]
+            assert not seen, f"{i} approved {a}, no tip: {seen} approved it visibly"
+        for a in {int(x) for x in led.approves[i]}:
+            approvers.setdefault(a, []).append(i)
+
+
+def test_confirmation_only_after_visibility() -> None:
+    led = run("urts").ledger
+    ok = ~np.isnan(led.confirmed)
+    assert ok.sum() > 0.9 * len(ok)
+    assert np.all(led.confirmed[ok][1:] >= led.arrival[ok][1:] + H)
+
+
+def naive_urts(rate: float, delay: float, n: int, seed: int) -> tuple[float, float]:
+    """An independent URTS tangle, O(n^2): at each arrival the visible tips are recomputed from
+    the definition (visible, no visible approver). Returns (tips mean, first approval mean)."""
+    rng = np.random.default_rng(seed)
+    arrival = np.concatenate(([-delay], np.cumsum(rng.exponential(1 / rate, n))))
+    seen_approved = np.full(n + 1, np.inf)  # when its first approver becomes visible
+    first = np.full(n + 1, np.inf)
+    tips = np.zeros(n)
+    for i in range(1, n + 1):
+        t = arrival[i]
+        pool = np.flatnonzero((arrival[:i] + delay <= t) & (seen_approved[:i] > t))
+        for a in set(rng.choice(pool, size=2).tolist()):
+            seen_approved[a] = min(seen_approved[a], t + delay)
+            first[a] = min(first[a], t)
+        tips[i - 1] = np.count_nonzero(np.isinf(first[: i + 1]))
+    wait = (first - np.maximum(arrival, 0.0))[1:-1]
+    return float(tips[n // 5 :].mean()), float(wait[np.isfinite(wait)].mean())
+
+
+def test_agrees_with_an_independent_naive_simulation() -> None:
+    n = 5000
+    naive = [naive_urts(LAMBDA, H, n, seed) for seed in (1, 2)]
+    ours = [run("urts", n=n, seed=seed) for seed in (1, 2)]
+    naive_tips = np.mean([x[0] for x in naive])
+    naive_first = np.mean([x[1] for x in naive])
+    assert np.mean([r.tips_mean for r in ours]) == pytest.approx(naive_tips, rel=0.06)
+    assert np.mean([r.first_approval_mean for r in ours]) == pytest.approx(naive_first, rel=0.08)
+    assert naive_tips == pytest.approx(2 * LAMBDA * H, rel=0.10)
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"rate": -1.0}, "rate"),
+        ({"rate": math.nan}, "rate"),
+        ({"delay": -0.5}, "delay"),
+        ({"delay": math.inf}, "delay"),
+        ({"alpha": 0.5}, "alpha: only the weighted walk"),
+        ({"alpha": -1.0, "tip_selection": "weighted"}, "alpha"),
+        ({"transactions": 0}, "transactions"),
+        ({"transactions": 10**8}, "transactions"),
+        ({"tip_selection": "greedy"}, "tip_selection"),
+        ({"rate": 1e5, "delay": 10.0}, "window"),
+        ({"threshold": 0.0}, "threshold"),
+        ({"confidence_samples": 0}, "confidence_samples"),
+    ],
+)
+def test_bad_parameters_are_refused(change: dict[str, object], match: str) -> None:
+    base: dict[str, object] = {"rate": 1.0, "delay": 1.0, "tip_selection": "urts"}
+    p = TangleParams(**(base | change))  # type: ignore[arg-type]
+    with pytest.raises(MechanismError, match=match):
+        simulate(p, np.random.default_rng(0))
