@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import typer
 
-from evtrade.cli import authority, bench, chain, clear, dsm, reproduce, serve, tangle
+from evtrade.cli import authority, bench, chain, clear, dsm, reproduce, serve, sweep, tangle
 from evtrade.cli.options import LIMITS_HELP, Command, Group
 
 app = typer.Typer(
@@ -47,6 +47,8 @@ chain_app.command("run", cls=Command, epilog=LIMITS_HELP)(chain.chain_run)
 app.command(cls=Command)(chain.audit)
 app.command(cls=Command)(serve.serve)
 app.command(cls=Command)(bench.bench)
+app.command(cls=Command)(sweep.sweep)
+app.command("sweep-summary", cls=Command)(sweep.sweep_summary)
 authority.register(app)
 app.command(cls=Command)(tangle.tangle)
 

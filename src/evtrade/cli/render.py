@@ -7,7 +7,8 @@ here alone. Amounts arrive converted (kWh, tokens) by :mod:`evtrade.settlement.u
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import typer
@@ -516,3 +517,48 @@ def deployed(
 def authority_done(what: str, tx_hash: str) -> None:
     """One operator's transaction, confirmed."""
     typer.echo(f"{what} (transaction {tx_hash})")
+
+
+# --- evtrade sweep ----------------------------------------------------------------------------
+
+
+@contextmanager
+def sweep_progress(
+    name: str, total: int, skipped: int
+) -> Iterator[Callable[[Mapping[str, Any]], None]]:
+    """A progress bar on stderr over a sweep's runs (those already on disk count as done); yields
+    the callback that advances it by one record."""
+    with Progress(console=Console(stderr=True)) as progress:
+        task = progress.add_task(f"sweep {name}", total=total, completed=skipped)
+        yield lambda _record: progress.advance(task)
+
+
+def sweep_report(report: Any, out: object) -> None:
+    """What a sweep did: runs computed, skipped (already on disk), failed, shards and time."""
+    typer.echo(
+        f"{report.computed} runs recorded in {report.shards} shards, {report.skipped} already in "
+        f"{out}, {report.failed} failed; {report.total} in the sweep ({report.seconds:.1f} s)"
+    )
+
+
+def sweep_summary(rows: Sequence[Mapping[str, Any]]) -> None:
+    """The sweep's cells: runs, failures, mean (+- sd) welfare, volume, gains and satisfaction."""
+    from evtrade.sim.sweep_store import cell_label
+
+    table = _table(
+        "Sweep summary (mean +- sd over replicates)",
+        ("cell", "size", "runs", "failed", "welfare", "volume kWh", "gains", "satisfaction"),
+        left=("cell",),
+    )
+    for r in rows:
+        table.add_row(
+            cell_label(r),
+            f"{r['n_buyers']}x{r['n_sellers']}",
+            str(r["runs"]),
+            str(r["failed"]),
+            *(
+                f"{fmt(r[f'{m}_mean'], 3)} +- {fmt(r[f'{m}_std'], 3)}"
+                for m in ("welfare", "total_volume", "gains_from_trade", "satisfaction_mean")
+            ),
+        )
+    Console(width=170).print(table)
