@@ -183,5 +183,9 @@ def test_forms_say_what_is_wrong_next_to_the_field(world: tuple[Service, dict[st
             expect(page.locator("#account")).to_contain_text("Choose a vehicle")
             expect(page.locator("#error")).to_have_text("")
             expect(page.locator("#account a[href^='/seller?address=']").first).to_be_visible()
+            unknown = "0x" + "ab" * 20
+            _settle(page, f"{service.url}/buyer?address={unknown}")
+            expect(page.locator("#account")).to_contain_text(f"No vehicle {unknown} is registered")
+            expect(page.locator("#account a[href^='/buyer?address=']").first).to_be_visible()
         finally:
             browser.close()

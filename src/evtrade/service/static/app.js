@@ -179,9 +179,15 @@ async function render() {
   if (busy) { again = true; return; }
   busy = true;
   try {
-    if (needsVehicle() && !me) await chooseVehicle();
+    if (needsVehicle() && (!me || unknownVehicle)) await chooseVehicle();
     else if (renderers[page]) await renderers[page]();
-  } catch (err) { fail(err); } finally {
+  } catch (err) {
+    // A link with an address that is not a registered vehicle's: the same choice, said why.
+    if (needsVehicle() && [404, 422].includes(err.status) && /vehicle|address/i.test(err.message)) {
+      unknownVehicle = true;
+      await chooseVehicle().catch(fail);
+    } else fail(err);
+  } finally {
     busy = false;
     keyboardScroll();
     document.body.dataset.rendered = "1";
@@ -203,12 +209,13 @@ window.addEventListener("resize", keyboardScroll);
 // The buyer's and the seller's pages act for one vehicle (?address=...): without one, say so and
 // offer the registered vehicles instead of forms that cannot work.
 function needsVehicle() { return page === "buyer" || page === "seller"; }
+let unknownVehicle = false;
 async function chooseVehicle() {
   for (const s of document.querySelectorAll("main section:not(#account)")) s.hidden = true;
   const vehicles = await api("GET", "/api/vehicles");
   const links = vehicles.map((v) => `<li><a href="/${page}?address=${esc(v.address)}">vehicle <code>${esc(v.address)}</code></a></li>`).join("");
   $("account").innerHTML = `<h2>Choose a vehicle</h2>
-    <p class="notice">This page acts for one vehicle. Choose yours below, or <a href="/">register a vehicle</a> first.</p>
+    <p class="notice">${unknownVehicle ? `No vehicle <code>${esc(me)}</code> is registered here. ` : ""}This page acts for one vehicle. Choose yours below, or <a href="/">register a vehicle</a> first.</p>
     ${links ? `<ul class="choose">${links}</ul>` : "<p>No vehicle is registered yet.</p>"}`;
 }
 
