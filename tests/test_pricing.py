@@ -117,3 +117,18 @@ def test_elementwise_kernel_is_the_pair_grid_diagonal() -> None:
     # scalars (the unit-trade Monte Carlo's priors) broadcast; eq. (5) at v = 0.9, 1.2, 0.3
     assert pricing.equilibrium_bid(np.array([0.9]), 1.2, 0.3)[0] == pytest.approx(0.775)
     assert pricing.buyer_bid(0.9, 1.2, 0.3).shape == (1, 1)
+
+
+def test_babg_order_is_theorem1_to_rounding() -> None:
+    """BABG's first bids (eqs. 29-30) are Theorem 1 summed in the reverse order: the two orders
+    agree to rounding (a few ulp) and the babg order is the one BABG's outputs were computed in."""
+    rng = np.random.default_rng(29)
+    v, v_max, c, c_min = (rng.uniform(0.0, 3.0, 10_000) for _ in range(4))
+    bid = pricing.equilibrium_bid(v, v_max, c_min, order="babg")
+    ask = pricing.equilibrium_ask(c, c_min, v_max, order="babg")
+    assert_allclose(bid, pricing.equilibrium_bid(v, v_max, c_min), rtol=1e-15, atol=0)
+    assert_allclose(ask, pricing.equilibrium_ask(c, c_min, v_max), rtol=1e-15, atol=0)
+    # eq. (29) at p = 0.9, p^max = 1.2, r^min = 0.3: 0.6 + 0.075 + 0.1
+    assert pricing.equilibrium_bid(0.9, 1.2, 0.3, order="babg") == pytest.approx(0.775, rel=1e-15)
+    # the orders do differ in the last bit somewhere (else one of them would be redundant)
+    assert not np.array_equal(bid, pricing.equilibrium_bid(v, v_max, c_min))

@@ -8,9 +8,10 @@ over pairs in Python.
 
 The canonical expression order (issue 17: outputs stay bit for bit the same, so callers must not
 rewrite it) is ``v^max / 12 + c^min / 4 + 2 v / 3`` for the bid and ``c^min / 12 + v^max / 4 +
-2 c / 3`` for the ask, summed left to right. BABG's first bids (eqs. 29-30), the same formula, are
-computed in another order (``2/3 p + 1/4 r^min + p^max / 12``) and differ from these in the last
-bit; they keep their own order while their outputs must not change.
+2 c / 3`` for the ask, summed left to right. BABG's first bids (eqs. 29-30) are the same formula
+written in the reverse order (``2/3 p + 1/4 r^min + p^max / 12``), which rounds differently in the
+last bit; ``order="babg"`` of the same two kernels computes that order, so that BABG's outputs
+keep their bits and the formula still lives here only.
 
 References
 ----------
@@ -20,6 +21,8 @@ References
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
@@ -27,6 +30,9 @@ FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
 #: An array broadcast against the others, or one number for every slot.
 Floats = FloatArray | float
+#: The order in which Theorem 1's three terms are summed: ETA's eqs. (5)-(6) as printed, or the
+#: reverse order of BABG's first bids, eqs. (29)-(30). The two agree to about 1 ulp.
+Order = Literal["eta", "babg"]
 
 #: Relative slack of the trade test ``P >= R``: Theorem 1 trades on equality, and ``P - R`` of an
 #: exact tie (v - c = (v^max - c^min)/4) rounds to +-1 ulp.
@@ -45,21 +51,28 @@ def _row(x: ArrayLike) -> FloatArray:
     return a.reshape(1, -1) if a.ndim <= 1 else a[..., None, :]
 
 
-def equilibrium_bid(v: Floats, v_max: Floats, c_min: Floats) -> FloatArray:
+def equilibrium_bid(v: Floats, v_max: Floats, c_min: Floats, *, order: Order = "eta") -> FloatArray:
     """Theorem 1, eq. (5), elementwise: ``P* = v^max / 12 + c^min / 4 + 2 v / 3``.
 
     ``v``, ``v_max`` are the buyer's, ``c_min`` the seller's; the arguments broadcast. Algorithm 2
     of the paper prints ``v_i^min / 12``; Theorem 1 and its proof use v_i^max, which is what is
-    implemented.
+    implemented. ``order="babg"`` sums BABG's eq. (29), ``W = 2/3 p + 1/4 r^min + p^max / 12``
+    (p = v, p^max = v^max, r^min = c^min): the same value up to rounding, in BABG's own bits.
     """
+    if order == "babg":
+        return np.asarray(2.0 / 3.0 * v + 0.25 * c_min + v_max / 12.0)
     return np.asarray(v_max / 12.0 + c_min / 4.0 + 2.0 * v / 3.0)
 
 
-def equilibrium_ask(c: Floats, c_min: Floats, v_max: Floats) -> FloatArray:
+def equilibrium_ask(c: Floats, c_min: Floats, v_max: Floats, *, order: Order = "eta") -> FloatArray:
     """Theorem 1, eq. (6), elementwise: ``R* = c^min / 12 + v^max / 4 + 2 c / 3``.
 
     ``c``, ``c_min`` are the seller's, ``v_max`` the buyer's; the arguments broadcast.
+    ``order="babg"`` sums BABG's eq. (30), ``Q = 2/3 r + 1/4 p^max + r^min / 12`` (r = c,
+    r^min = c^min, p^max = v^max), in BABG's own bits.
     """
+    if order == "babg":
+        return np.asarray(2.0 / 3.0 * c + 0.25 * v_max + c_min / 12.0)
     return np.asarray(c_min / 12.0 + v_max / 4.0 + 2.0 * c / 3.0)
 
 
