@@ -14,7 +14,14 @@ from typing import Any
 import numpy as np
 
 from evtrade.market import clear, expected_outcome
-from evtrade.market.pricing import buyer_bid, equilibrium_ask, equilibrium_bid, seller_ask
+from evtrade.market.pricing import (
+    bid_covers_ask,
+    buyer_bid,
+    equilibrium_ask,
+    equilibrium_bid,
+    seller_ask,
+    transaction_price,
+)
 from evtrade.model import Market
 from evtrade.sim.figures import Figure, Record, table
 from evtrade.sim.scenarios import ScenarioSpec, random_market
@@ -53,8 +60,8 @@ def fig6_trade_region(seed: int, quick: bool) -> list[Record]:
     c = np.ones_like(grid)[:, None] * grid[None, :]
     P = equilibrium_bid(v, 1.0, 0.0)  # eq. (5) with v^max = 1, c^min = 0
     R = equilibrium_ask(c, 0.0, 1.0)  # eq. (6)
-    trade = P >= R - 1e-12
-    T = np.where(trade, 0.5 * (P + R), np.nan)
+    trade = bid_covers_ask(P, R)
+    T = np.where(trade, transaction_price(P, R), np.nan)
     return [
         {"v": float(v[i, j]), "c": float(c[i, j]), "trade": bool(trade[i, j]), "T": _f(T[i, j])}
         for i in range(grid.size)
@@ -103,7 +110,7 @@ def fig9_single_price_region(seed: int, quick: bool) -> list[Record]:
                 {
                     "v": float(v),
                     "c": float(c),
-                    "bayesian": bool(P >= R - 1e-12),
+                    "bayesian": bool(bid_covers_ask(P, R)),
                     "single_price": bool(c <= 0.75 <= v),
                 }
             )
@@ -193,20 +200,22 @@ def _f(x: float) -> float | None:
 # ----------------------------------------------------------------------------- plots (records in)
 
 
-def _plot_fig4(rows: Sequence[Record], ax: Any) -> None:
-    for key in sorted({r["v_max"] for r in rows}):
-        sel = [r for r in rows if r["v_max"] == key]
-        ax.plot([r["v"] for r in sel], [r["P"] for r in sel], label=f"$v_i^{{max}}$={key}")
-    ax.set(xlabel="$v_i$", ylabel="$P^*_{ij}$", title="Fig. 4: buyer's bid ($c_j^{min}$=0.3)")
+def _plot_curves(rows: Sequence[Record], ax: Any, by: str, x: str, y: str, symbol: str) -> None:
+    """One curve of ``y`` against ``x`` for each value of ``by`` (labelled ``symbol=value``)."""
+    for key in sorted({r[by] for r in rows}):
+        sel = [r for r in rows if r[by] == key]
+        ax.plot([r[x] for r in sel], [r[y] for r in sel], label=f"{symbol}={key}")
     ax.legend()
+
+
+def _plot_fig4(rows: Sequence[Record], ax: Any) -> None:
+    _plot_curves(rows, ax, "v_max", "v", "P", "$v_i^{max}$")
+    ax.set(xlabel="$v_i$", ylabel="$P^*_{ij}$", title="Fig. 4: buyer's bid ($c_j^{min}$=0.3)")
 
 
 def _plot_fig5(rows: Sequence[Record], ax: Any) -> None:
-    for key in sorted({r["c_min"] for r in rows}):
-        sel = [r for r in rows if r["c_min"] == key]
-        ax.plot([r["c"] for r in sel], [r["R"] for r in sel], label=f"$c_j^{{min}}$={key}")
+    _plot_curves(rows, ax, "c_min", "c", "R", "$c_j^{min}$")
     ax.set(xlabel="$c_j$", ylabel="$R^*_{ji}$", title="Fig. 5: seller's ask ($v_i^{max}$=1)")
-    ax.legend()
 
 
 def _grid(rows: Sequence[Record], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
