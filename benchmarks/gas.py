@@ -22,6 +22,7 @@ from eth_account import Account
 from evtrade.ledger.chain import EmbeddedChain
 from evtrade.ledger.client import Ledger
 from evtrade.model import Buyer, Seller
+from evtrade.settlement import units
 from evtrade.settlement.views import RoundParams
 from throughput import prepare_rounds
 
@@ -79,7 +80,9 @@ def measure(chain: EmbeddedChain, bids: int) -> dict[str, int]:
     bid = ledger.post_request(buyer, single, BUYER)
     chain.advance_time(PARAMS.t_limit + 1)
     out["reveal"] = _gas(ledger.reveal(buyer, bid))
-    trades = [(i, j, 10**6 // 4) for i in range(min(n_b, 4)) for j in range(min(n_s, 4))]
+    trades = [
+        (i, j, units.ENERGY_SCALE // 4) for i in range(min(n_b, 4)) for j in range(min(n_s, 4))
+    ]
     out[f"settle, {len(trades)} trades"] = _gas(ledger.settle(rsu, rid, trades))
     out["claim_refund"] = _gas(ledger.claim_refund(buyers[0], rid, 0))
     out["withdraw"] = _gas(ledger.withdraw(sellers[0]))

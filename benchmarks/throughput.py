@@ -24,6 +24,7 @@ from eth_account import Account
 from evtrade.ledger.chain import Chain, RpcChain
 from evtrade.ledger.client import Ledger
 from evtrade.model import Buyer, Seller
+from evtrade.settlement import units
 from evtrade.settlement.views import RoundParams, SealedBid
 
 #: anvil for throughput runs: room for several 500-trade settlements in one block, and gas money.
@@ -101,7 +102,7 @@ def prepare_rounds(
     seller = Seller(id="s", c=0.55, c_min=0.5, c_max=0.8, s_t=float(n_b) * 2 + 1, s_r=0.0, rho=0.05)
     _each(lambda a: ledger.mint(authority, a.address, 2.0 * n_s * rounds), buyers)
     _each(lambda a: ledger.mint(authority, a.address, 10.0), [a for g in sellers for a in g])
-    trades = [(i, j, 10**6) for i in range(n_b) for j in range(n_s)]
+    trades = [(i, j, units.ENERGY_SCALE) for i in range(n_b) for j in range(n_s)]  # 1 kWh each
     params = RoundParams(v_floor=0.5, c_ceiling=1.0, t_limit=600, t_reveal=600, t_settle=10**6)
     ready = []
     for group in sellers:

@@ -102,11 +102,17 @@ def _r(x: float, digits: int = 4) -> float:
     return round(float(x), digits)
 
 
+#: Kilometres per degree of latitude (and of longitude at the equator), the local flat-earth
+#: scale for placing vehicles within a few km of the city centre.
+KM_PER_DEGREE = 111.32
+
+
 def _positions(rng: np.random.Generator, k: int, radius_km: float) -> tuple[np.ndarray, np.ndarray]:
+    """``k`` points uniform over the disc of ``radius_km`` around Jinhua, as (lat, lon) degrees."""
     r = radius_km * np.sqrt(rng.uniform(0, 1, k))
     theta = rng.uniform(0, 2 * np.pi, k)
-    lat = JINHUA[0] + (r * np.sin(theta)) / 111.32
-    lon = JINHUA[1] + (r * np.cos(theta)) / (111.32 * np.cos(np.radians(JINHUA[0])))
+    lat = JINHUA[0] + (r * np.sin(theta)) / KM_PER_DEGREE
+    lon = JINHUA[1] + (r * np.cos(theta)) / (KM_PER_DEGREE * np.cos(np.radians(JINHUA[0])))
     return lat, lon
 
 
