@@ -29,7 +29,7 @@ import numpy as np
 from evtrade.market.batch import clear_batch
 from evtrade.market.mechanisms.eta import clear, p1_problem
 from evtrade.market.pricing import eta_pair_prices
-from evtrade.market.welfare import P1Problem, kkt_residual, solve_p1
+from evtrade.market.welfare import P1Problem, P1Solution, kkt_residual, solve_p1
 from evtrade.model.defaults import DEFAULT_L1, DEFAULT_L2
 from evtrade.sim.scenarios import ScenarioSpec, random_batch, random_market
 
@@ -124,8 +124,6 @@ def p1_case(n: int, m: int, *, repeats: int, reference: bool, seed: int = 1) -> 
     seconds, result = _median_time(lambda: clear(market), repeats)
     problem = p1_problem(market)
     sol = solve_p1(problem)
-    cert = sol.duality_gap / max(1.0, abs(sol.welfare))
-    kkt = kkt_residual(problem, sol.x, sol.mu)
     ref, note = _compare(_p1_reference(problem), seconds, result.welfare, reference)
     return _record(
         f"eta-p1-{n}x{m}",
@@ -133,10 +131,15 @@ def p1_case(n: int, m: int, *, repeats: int, reference: bool, seed: int = 1) -> 
         lambda: clear(market),
         seconds,
         reference=ref,
-        certificate=cert,
-        kkt=kkt,
+        certificate=_certificate(sol),
+        kkt=kkt_residual(problem, sol.x, sol.mu),
         note=f"clear() end to end; solver {result.solver['method']}{note}",
     )
+
+
+def _certificate(sol: P1Solution) -> float:
+    """The solver's optimality certificate: its duality gap relative to max(1, |welfare|)."""
+    return sol.duality_gap / max(1.0, abs(sol.welfare))
 
 
 def _p1_reference(problem: P1Problem) -> Callable[[], float]:
@@ -191,7 +194,7 @@ def binding_case(n: int, m: int, *, repeats: int, reference: bool, seed: int = 4
         lambda: solve_p1(problem),
         seconds,
         reference=ref,
-        certificate=sol.duality_gap / max(1.0, abs(sol.welfare)),
+        certificate=_certificate(sol),
         kkt=kkt_residual(problem, sol.x, sol.mu),
         note=note,
     )
