@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -25,7 +26,7 @@ from evtrade.sim.sweep import (
 from evtrade.sim.sweep_exec import execute
 from evtrade.sim.sweep_store import read_records, shards, summarize
 
-SMALL = {
+SMALL: dict[str, Any] = {
     "sweep": {
         "name": "small",
         "seed": 11,
@@ -74,7 +75,7 @@ def test_seed_is_the_spawned_child_of_the_root():
 
 def test_mechanisms_of_one_size_and_replicate_clear_one_market():
     sweep = sweep_from_dict(SMALL)
-    markets = {}
+    markets: dict[tuple[int, int, int], set[str]] = {}
     for r in sweep.runs():
         m = random_market(scenario_spec(r), np.random.default_rng(r.seed()))
         markets.setdefault((r.n_buyers, r.n_sellers, r.replicate), set()).add(repr(m))
