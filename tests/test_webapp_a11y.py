@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from evtrade.model.defaults import JINHUA
 from tests.service_process import PASSWORD, Service, register, request_body, running_service
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,13 +49,15 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Service, d
         raise RuntimeError(f"axe-core is not installed at {AXE}: run `make axe`")
     with running_service(tmp_path_factory.mktemp("a11y"), t_limit=600, t_reveal=60) as svc:
         with svc.client() as client:
-            buyer = register(client, "Ada", "AD 1")
-            seller = register(client, "Ben", "BE 2", lon=11.96)
+            # Near the RSU (by default where the demo's market is), as the map frames them all.
+            lat, lon = JINHUA
+            buyer = register(client, "Ada", "AD 1", lat=lat, lon=lon)
+            seller = register(client, "Ben", "BE 2", lat=lat + 0.003, lon=lon - 0.004)
             r = client.post(
                 f"/api/vehicles/{buyer}/topup", json={"password": PASSWORD, "tokens": 50}
             )
             assert r.status_code == 200, r.text
-            r = client.post(f"/api/vehicles/{buyer}/requests", json=request_body())
+            r = client.post(f"/api/vehicles/{buyer}/requests", json=request_body(lat=lat, lon=lon))
             assert r.status_code == 201, r.text
             pages = {
                 "home": "/",
