@@ -69,9 +69,9 @@ def test_toml_market(tmp_path: Path) -> None:
     assert json.loads(out.stdout)["total_volume"] == pytest.approx(5.0)
 
 
-def _mutate(path: list[str | int], value: object) -> dict:
-    d = json.loads(json.dumps(GOOD))
-    node = d
+def _mutate(path: list[str | int], value: object) -> dict[str, Any]:
+    d: dict[str, Any] = json.loads(json.dumps(GOOD))
+    node: Any = d
     for k in path[:-1]:
         node = node[k]
     if value is KeyError:
@@ -212,7 +212,7 @@ def test_unwritable_output_and_unreadable_chain_market(tmp_path: Path) -> None:
 # --- issue 13, item 11: what a market file says that the market ignores, and the trades table ---
 
 
-def _write(tmp_path: Path, d: dict) -> Path:
+def _write(tmp_path: Path, d: dict[str, Any]) -> Path:
     f = tmp_path / "m.json"
     f.write_text(json.dumps(d))
     return f

@@ -111,7 +111,7 @@ def base_market(draw: st.DrawFn) -> dict[str, Any]:
     jitter = st.floats(min_value=0.0, max_value=1.0)
     buyers = []
     for i in range(n):
-        b = dict(BUYER, id=f"B{i}")
+        b: dict[str, Any] = dict(BUYER, id=f"B{i}")
         b["v"] = 0.6 + 0.4 * draw(jitter)
         b["b_min"] = 3 * draw(jitter)
         b["b_max"] = b["b_min"] + 10 * draw(jitter)
