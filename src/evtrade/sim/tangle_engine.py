@@ -10,6 +10,7 @@ and record its past cone. State over the last M arrivals lives in rings indexed 
 from __future__ import annotations
 
 import math
+import random
 from array import array
 from typing import TYPE_CHECKING
 
@@ -18,9 +19,6 @@ import numpy.typing as npt
 
 if TYPE_CHECKING:
     from evtrade.sim.tangle import TangleParams
-
-#: Uniform draws are taken from the generator in blocks of this size (one call per block).
-BLOCK = 1 << 16
 
 
 class Engine:
@@ -51,29 +49,18 @@ class Engine:
         self.current = 0
         self.last_checkpoint = 0.0
         self.visible_at_last_checkpoint = 0
-        self._u: npt.NDArray[np.float64] = rng.random(BLOCK)
-        self._k = 0
-        self._bit_index = np.arange(self.m, dtype=np.int64)
-
-    # --- randomness --------------------------------------------------------------------------
-
-    def uniform(self) -> float:
-        """The next uniform draw in [0, 1) from the run's generator."""
-        if self._k == BLOCK:
-            self._u = self.rng.random(BLOCK)
-            self._k = 0
-        u = float(self._u[self._k])
-        self._k += 1
-        return u
+        # The walks' many single draws come from a Mersenne Twister seeded from the run's
+        # generator (one C call each, no NumPy scalar): the run stays a function of the seed.
+        self.uniform = random.Random(int(rng.integers(2**63))).random
 
     # --- the visible tangle ------------------------------------------------------------------
 
     def _cone_indices(self, j: int) -> npt.NDArray[np.int64]:
         """Indices of j's past cone within the window (j included)."""
         raw = np.frombuffer(self.cones[j % self.m].to_bytes(self.m // 8, "little"), np.uint8)
-        bits = np.unpackbits(raw, bitorder="little").astype(bool)
-        idx: npt.NDArray[np.int64] = j - self._bit_index[bits]
-        return idx[idx >= 0]
+        bits = np.unpackbits(raw, bitorder="little")
+        idx: npt.NDArray[np.int64] = j - np.flatnonzero(bits[: j + 1])
+        return idx
 
     def reveal(self, j: int) -> None:
         """Transaction j becomes visible: a visible tip, its approvees no longer are, and eq. 1."""
@@ -129,6 +116,15 @@ class Engine:
                 x = ys[0]
             elif alpha == 0.0:
                 x = ys[int(uniform() * len(ys))]
+            elif len(ys) == 2:
+                # The same rule for two approvers, closed form: y1 with probability
+                # 1 / (1 + exp(-d)), d = alpha (H_y1 - H_y0), the exponent kept <= 0.
+                d = alpha * (weight[ys[1]] - weight[ys[0]])
+                if d >= 0.0:
+                    x = ys[1] if uniform() * (1.0 + exp(-d)) < 1.0 else ys[0]
+                else:
+                    e = exp(d)
+                    x = ys[1] if uniform() * (1.0 + e) < e else ys[0]
             else:
                 # exp(alpha (H_y - H_x)) normalised, computed as exp(alpha (H_y - max H)): the
                 # factor exp(alpha (max H - H_x)) cancels and no exponent is positive.
@@ -162,21 +158,18 @@ class Engine:
         now (first time only)."""
         k = self.p.confidence_samples
         base = self.current - 1
-        counts = np.zeros(self.m + 1, dtype=np.int64)
         if self.p.tip_selection == "urts":
             picks = [self.tip_list[int(self.uniform() * len(self.tip_list))] for _ in range(k)]
         else:
             lo, hi = self.start_range(t)
             picks = [self.walk(lo, hi) for _ in range(k)]
-        for tip in picks:
-            idx = self._cone_indices(tip)
-            rel = base - idx
-            counts[rel[rel <= self.m]] += 1
+        # rel = how far behind the newest arrival; each pick's cone counts once per transaction.
+        rel = base - np.concatenate([self._cone_indices(tip) for tip in picks])
+        counts = np.bincount(rel[rel < self.m], minlength=self.m)
         need = math.ceil(self.p.threshold * k - 1e-9)
-        rel = np.flatnonzero(counts[: self.m] >= need)
-        idx = base - rel
-        idx = idx[(idx >= 0) & np.isnan(self.confirmed[idx])]
-        self.confirmed[idx] = t
+        idx = base - np.flatnonzero(counts >= need)
+        idx = idx[idx >= 0]
+        self.confirmed[idx[np.isnan(self.confirmed[idx])]] = t
         self.last_checkpoint = t
         self.visible_at_last_checkpoint = self.visible
 
