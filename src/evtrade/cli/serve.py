@@ -53,6 +53,30 @@ def serve(
         int | None,
         typer.Option(help=_help("Port to listen on", "PORT", DEFAULT_PORT)),
     ] = None,
+    deployment: Annotated[
+        Path | None,
+        typer.Option(
+            "--deployment",
+            help=_help(
+                "Consortium mode: the authority's deployment record (with --chain-url and "
+                "--rsu-key; docs/consortium.md)",
+                "DEPLOYMENT",
+                "none: development mode, the service deploys and is the authority",
+            ),
+        ),
+    ] = None,
+    rsu_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--rsu-key",
+            help=_help(
+                "Consortium mode: this RSU's keystore (password: $EVTRADE_RSU_KEY_PASSWORD or "
+                "a prompt)",
+                "RSU_KEY",
+                "none",
+            ),
+        ),
+    ] = None,
 ) -> None:
     """Start the RSU service: REST API (/docs), the drivers' pages and the RSU dashboard."""
     import uvicorn
@@ -66,10 +90,22 @@ def serve(
         ("CHAIN_URL", chain_url),
         ("HOST", host),
         ("PORT", port),
+        ("DEPLOYMENT", deployment),
+        ("RSU_KEY", rsu_key),
     ):
         if value is not None:
             os.environ[f"EVTRADE_{name}"] = str(value)
     settings = Settings.load(settings_file)
+    if settings.deployment is not None:  # consortium mode: the key and the chain checked first
+        from evtrade.ledger.keystore import password
+        from evtrade.service.rsu import RSU_KEY_PASSWORD, check_consortium
+
+        os.environ[RSU_KEY_PASSWORD] = password(
+            RSU_KEY_PASSWORD,
+            prompt=lambda text: str(typer.prompt(text, hide_input=True)),
+            what="RSU's keystore",
+        )
+        check_consortium(settings)
     listener = listen(settings.host, settings.port)
     app = create_app(settings)
     server = _announcing_server(

@@ -25,6 +25,7 @@ from fastapi.staticfiles import StaticFiles
 from evtrade.errors import EvtradeError, TooManyError, http_status
 from evtrade.model import Buyer, Seller
 from evtrade.service.assets import FAVICON, docs_page, static_dir
+from evtrade.service.consortium import ConsortiumOut, OpenRoundIn
 from evtrade.service.dsm_schemas import (
     CommitIn,
     DayOut,
@@ -320,6 +321,24 @@ def create_app(settings: Settings) -> FastAPI:
     def relay(body: RelayIn, rsu: RsuDep) -> dict[str, Any]:
         """Relay a transaction a vehicle that keeps its own key signed (market or token only)."""
         return rsu.relay.relay(body.raw)
+
+    @app.get("/api/consortium", response_model=ConsortiumOut)
+    def consortium(rsu: RsuDep) -> dict[str, Any]:
+        """The consortium of RSUs on the chain: the authority, the members, the open votes
+        (docs/consortium.md; votes are cast with ``evtrade rsu vote``)."""
+        return rsu.consortium.view()
+
+    @app.post(
+        "/api/rounds",
+        status_code=201,
+        response_model=RoundOut,
+        responses=_errors(401, 403, 404, 409, 429),
+    )
+    def open_round(body: OpenRoundIn, rsu: RsuDep) -> dict[str, Any]:
+        """A vehicle that keeps its own key asks the RSU to open a round (signed over
+        ``open_round_message``); it then bids through ``/api/tx``."""
+        rsu.consortium.check_open_request(body)
+        return rsu.clock.round(rsu.trading.open_round())
 
     @app.get("/api/chain", response_model=ChainOut)
     def chain(rsu: RsuDep) -> dict[str, Any]:

@@ -70,6 +70,9 @@ class RoundClock:
         self._dirty: set[int] = set()
         self._next_refresh: dict[int, float] = {}
         self._announced: dict[int, int] = {}
+        # Rounds of the market opened by other RSUs of the consortium: not this RSU's to index,
+        # reveal or settle (docs/consortium.md); read once, then skipped.
+        self._foreign: set[int] = set()
 
     # -- reading the index ------------------------------------------------------------------------
 
@@ -133,7 +136,10 @@ class RoundClock:
             views: dict[int, dict[str, Any]] = {}
 
             def index(rid: int) -> None:
-                views[rid] = self._round_json(ctx.ledger.round_view(rid))
+                view = ctx.ledger.round_view(rid)
+                if not self._is_mine(view):
+                    return
+                views[rid] = self._round_json(view)
 
             def failed(rid: int, exc: Exception) -> None:
                 self._round_failed(rid, exc, "indexing")
@@ -143,6 +149,13 @@ class RoundClock:
                 self._isolated(partial(index, rid), partial(failed, rid))
             ctx.store.replace_rounds(views)
             ctx.changed()
+
+    def _is_mine(self, view: RoundView) -> bool:
+        """Whether this RSU opened the round; another RSU's round is remembered as foreign."""
+        if view.rsu.lower() == self.ctx.operators.rsu.address.lower():
+            return True
+        self._foreign.add(view.round_id)
+        return False
 
     def refresh(self, round_id: int) -> dict[str, Any]:
         """Re-read one round from the chain into the index."""
@@ -288,16 +301,20 @@ class RoundClock:
                 self._retrying.pop(rid, None)
 
     def _index_new_rounds(self, known: set[int]) -> None:
-        """Index rounds opened on the market by anyone else (another tool, another RSU)."""
+        """Index rounds this RSU opened by other means (another tool with its key, a previous
+        run); other RSUs' rounds are theirs (:meth:`_is_mine`)."""
         ctx = self.ctx
         for rid in range(ctx.ledger.round_count()):
-            if rid in known or time.time() < getattr(self.failures.get(rid), "retry_at", 0.0):
+            if rid in known or rid in self._foreign:
                 continue
-            self._isolated(partial(self._refresh_locked, rid), partial(self._index_failed, rid))
+            if time.time() < getattr(self.failures.get(rid), "retry_at", 0.0):
+                continue
+            self._isolated(partial(self._index_new, rid), partial(self._index_failed, rid))
 
-    def _refresh_locked(self, rid: int) -> None:
+    def _index_new(self, rid: int) -> None:
         with self.ctx.lock:
-            self.refresh(rid)
+            if self._is_mine(self.ctx.ledger.round_view(rid)):
+                self.refresh(rid)
 
     def _index_failed(self, rid: int, exc: Exception) -> None:
         self._round_failed(rid, exc, "indexing")

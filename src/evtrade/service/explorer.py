@@ -20,6 +20,7 @@ from evtrade.errors import LedgerError
 from evtrade.ledger.artifacts import CONTRACTS, load_artifact
 from evtrade.ledger.chain import Chain
 from evtrade.ledger.client import Deployment
+from evtrade.service.consortium import registry_authority
 from evtrade.service.context import RsuContext
 from evtrade.settlement import units
 from evtrade.settlement.audit import audit_round
@@ -295,7 +296,7 @@ class Explorer:
                 "lat": ctx.settings.rsu_lat,
                 "lon": ctx.settings.rsu_lon,
             },
-            "authority": ctx.operators.authority.address,
+            "authority": registry_authority(self.chain, self.deployment.registry),
             "faucet_tokens": ctx.settings.faucet_tokens,
             "blocks": self.recent_blocks(),
         }

@@ -22,12 +22,15 @@ from __future__ import annotations
 
 from eth_account.signers.local import LocalAccount
 
+from evtrade.errors import LedgerError, SettingsError
 from evtrade.ledger.chain import Chain, open_chain
-from evtrade.ledger.client import Ledger
+from evtrade.ledger.client import Deployment, Ledger
+from evtrade.ledger.keystore import load_keystore, password
 from evtrade.ledger.operators import load_operators, open_ledger
 from evtrade.model import safejson
 from evtrade.service import faults
 from evtrade.service.clock import RoundClock
+from evtrade.service.consortium import Consortium
 from evtrade.service.context import RsuContext
 from evtrade.service.dsm import Dsm
 from evtrade.service.explorer import Explorer
@@ -39,6 +42,9 @@ from evtrade.service.trading import Trading
 from evtrade.service.vehicles import Vehicles
 from evtrade.service.wallets import Wallets
 from evtrade.settlement.rounds import Operators
+
+#: The environment variable holding the password of the RSU's keystore (consortium mode).
+RSU_KEY_PASSWORD = "EVTRADE_RSU_KEY_PASSWORD"
 
 
 class Rsu:
@@ -58,6 +64,7 @@ class Rsu:
         self.trading = Trading(ctx, self.wallets, self.vehicles, self.clock)
         self.relay = Relay(ctx, chain, (ledger.market.address, ledger.token.address))
         self.explorer = Explorer(ctx, chain, ledger.deployment)
+        self.consortium = Consortium(ctx, chain, ledger, self.wallets)
         self.dsm = Dsm(ctx, self.wallets, chain, ledger.registry.address, ledger.token.address)
         # The operations in-process callers (tests, tools) use most, straight from the use cases.
         self.open_round = self.trading.open_round
@@ -98,16 +105,55 @@ class Rsu:
         self.ctx.store.close()
 
 
+def _consortium(settings: Settings) -> tuple[Chain, Ledger, Operators[LocalAccount]]:
+    """Consortium mode (docs/consortium.md): the shared chain and the authority's deployment,
+    this RSU's key from its keystore. The RSU holds no authority key: the use cases that would
+    act as the authority refuse in this mode (``settings.deployment`` is set), so the operators'
+    authority slot holds the RSU's own account and is never used to sign as the authority."""
+    assert settings.deployment is not None and settings.rsu_key is not None  # Settings checks
+    try:
+        rsu = load_keystore(settings.rsu_key, password(RSU_KEY_PASSWORD, what="RSU's keystore"))
+    except LedgerError as exc:
+        raise SettingsError(f"setting 'rsu_key': {exc}") from None
+    chain = open_chain(chain_url=settings.chain_url)
+    try:
+        ledger = Ledger(chain, Deployment.load(settings.deployment))
+        if not ledger.is_rsu(rsu.address):
+            raise SettingsError(
+                f"setting 'rsu_key': {rsu.address} is not an RSU of the registry "
+                f"{ledger.registry.address} (`evtrade authority register-rsu`, or a vote)"
+            )
+    except BaseException:
+        chain.close()
+        raise
+    return chain, ledger, Operators(authority=rsu, rsu=rsu)
+
+
+def check_consortium(settings: Settings) -> None:
+    """What :func:`build_rsu` would refuse in consortium mode (a key that does not open, an
+    account that is not an RSU, no contracts at the deployment), as a domain error, before the
+    service starts listening."""
+    chain, _, _ = _consortium(settings)
+    chain.close()
+
+
 def build_rsu(settings: Settings) -> Rsu:
     """The RSU of ``settings``: its chain, ledger, operators' keys and index, opened; the round
-    index rebuilt from the chain."""
-    chain = open_chain(data_dir=settings.data_dir / "chain", chain_url=settings.chain_url)
-    ledger = open_ledger(chain, settings.data_dir)
+    index rebuilt from the chain.
+
+    Development mode (no ``deployment``): the service deploys its own contracts on first use and
+    is the authority. Consortium mode: :func:`_consortium`."""
+    if settings.deployment is not None:
+        chain, ledger, operators = _consortium(settings)
+    else:
+        chain = open_chain(data_dir=settings.data_dir / "chain", chain_url=settings.chain_url)
+        ledger = open_ledger(chain, settings.data_dir)
+        operators = load_operators(settings.data_dir)
     ctx = RsuContext(
         settings=settings,
         chain=chain,
         ledger=ledger,
-        operators=load_operators(settings.data_dir),
+        operators=operators,
         store=Store(settings.data_dir / "service.sqlite"),
         bid_rate=BidRate(settings.bids_per_minute),
     )

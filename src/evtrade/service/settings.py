@@ -25,6 +25,18 @@ class Settings(BaseModel):
 
     data_dir: Path = Path("evtrade-data")
     chain_url: str | None = None
+    deployment: Path | None = Field(
+        None,
+        description="consortium mode (docs/consortium.md): the authority's deployment record "
+        "(`evtrade authority init`); the RSU joins that shared chain with its own key (rsu_key) "
+        "and never deploys nor acts as the authority. None: development mode, the service "
+        "deploys its own contracts and is the authority, keys in data_dir",
+    )
+    rsu_key: Path | None = Field(
+        None,
+        description="consortium mode: this RSU's keystore file (password in "
+        "EVTRADE_RSU_KEY_PASSWORD); the authority registered its public key",
+    )
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     t_limit: int = Field(60, ge=1, le=_DAY, description="bid window T_limit, seconds")
@@ -67,6 +79,25 @@ class Settings(BaseModel):
         description="development faucet: tokens each vehicle may mint itself, in all; "
         "0 (the default, production) turns it off and only the authority mints",
     )
+
+    @model_validator(mode="after")
+    def _a_consortium_rsu_has_what_it_joins_with(self) -> Settings:
+        """Consortium mode needs the shared chain, the deployment and the RSU's own key; the
+        authority's key is not the RSU's, so nothing that mints with it (the faucet) runs."""
+        if self.deployment is None:
+            if self.rsu_key is not None:
+                raise ValueError("setting 'rsu_key': only with 'deployment' (consortium mode)")
+            return self
+        if not self.chain_url:
+            raise ValueError("setting 'deployment': needs 'chain_url', the consortium's chain")
+        if self.rsu_key is None:
+            raise ValueError("setting 'deployment': needs 'rsu_key', this RSU's keystore file")
+        if self.faucet_tokens > 0:
+            raise ValueError(
+                "setting 'faucet_tokens': must be 0 in consortium mode (only the authority "
+                "mints: `evtrade authority mint`)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _the_day_file_loads(self) -> Settings:

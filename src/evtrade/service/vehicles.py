@@ -53,6 +53,13 @@ class Vehicles:
             address: str = to_checksum_address(own_address)
             if not self.wallets.proves_own_key(address, normal, signature):
                 raise UnauthorizedError("field 'signature': not signed by the key of 'address'")
+            if ctx.settings.deployment is not None:
+                return self._join(name, normal, address, lat, lon)
+        elif ctx.settings.deployment is not None:
+            raise ForbiddenError(
+                "this RSU is one of a consortium: the authority certifies vehicles (`evtrade "
+                "authority register-vehicle`); join with your own key (address + signature)"
+            )
         elif password is not None:
             address, keystore = self.wallets.new_keystore(password)
         else:
@@ -84,6 +91,25 @@ class Vehicles:
         finally:
             with ctx.lock:
                 self._registering.difference_update((normal, address))
+        return self.private_info(address)
+
+    def _join(
+        self, name: str, plate: str, address: str, lat: float | None, lon: float | None
+    ) -> dict[str, Any]:
+        """Consortium mode (docs/consortium.md): a vehicle the authority certified once joins
+        this RSU with its own key; no transaction, its balance and history are on the chain."""
+        ctx = self.ctx
+        if not ctx.ledger.is_valid_vehicle(address):
+            raise ForbiddenError(
+                f"field 'address': {address} is not certified (`evtrade authority "
+                "register-vehicle`), or its certificate was revoked or expired"
+            )
+        with ctx.lock:
+            if ctx.store.address_taken(address):
+                raise ConflictError(f"field 'address': {address} is already registered")
+            if not ctx.store.add_vehicle(VehicleRow(address, name, plate, None, lat, lon)):
+                raise ConflictError(f"field 'plate': {plate} is already registered")
+            ctx.changed()
         return self.private_info(address)
 
     def listing(self) -> list[dict[str, Any]]:
@@ -216,6 +242,11 @@ class Vehicles:
     ) -> dict[str, Any]:
         """The authority mints a top-up: a request signed with the authority's key, used once."""
         ctx = self.ctx
+        if ctx.settings.deployment is not None:
+            raise ForbiddenError(
+                "this RSU is one of a consortium and holds no authority key: `evtrade authority"
+                " mint`"
+            )
         row = self.wallets.vehicle(address)
         authority = ctx.operators.authority.address
         self.wallets.check_signed(
