@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from evtrade.market.welfare import P1Problem
 from .conftest import cvxpy_p1, random_market_dict
 
 
-def _check_constraints(d: dict, res: dict, tol: float = 1e-9) -> None:
+def _check_constraints(d: dict[str, Any], res: dict[str, Any], tol: float = 1e-9) -> None:
     vol: dict[tuple[str, str], float] = {
         (p["buyer"], p["seller"]): p["volume"] for p in res["pairs"]
     }
@@ -102,17 +103,23 @@ def test_invariant_under_reordering(seed: int) -> None:
     assert {u["id"] for u in r1["unmatched"]} == {u["id"] for u in r2["unmatched"]}
 
 
-def _market(buyers: list[dict], sellers: list[dict], **auct: object) -> dict:
-    a = {"v_min": 0.5, "c_max": 1.0}
+def _market(
+    buyers: list[dict[str, Any]], sellers: list[dict[str, Any]], **auct: object
+) -> dict[str, Any]:
+    a: dict[str, object] = {"v_min": 0.5, "c_max": 1.0}
     a.update(auct)
     return {"auctioneer": a, "buyers": buyers, "sellers": sellers}
 
 
-def _b(i: str, bmin: float, bmax: float, v: float = 0.9, w: float = 2.0, **kw: float) -> dict:
+def _b(
+    i: str, bmin: float, bmax: float, v: float = 0.9, w: float = 2.0, **kw: float
+) -> dict[str, Any]:
     return {"id": i, "v": v, "v_min": 0.6, "v_max": 1.0, "b_min": bmin, "b_max": bmax, "w": w, **kw}
 
 
-def _s(j: str, st_: float, sr: float, c: float = 0.4, rho: float = 0.1, **kw: float) -> dict:
+def _s(
+    j: str, st_: float, sr: float, c: float = 0.4, rho: float = 0.1, **kw: float
+) -> dict[str, Any]:
     return {"id": j, "c": c, "c_min": 0.3, "c_max": 0.8, "s_t": st_, "s_r": sr, "rho": rho, **kw}
 
 

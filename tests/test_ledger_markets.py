@@ -60,7 +60,8 @@ def test_chain_settles_what_the_library_clears(
     ledger, operators = ledger_and_operators
     market = market_from_dict(random_market_dict(np.random.default_rng(seed), n, m, **over))
     run = run_round(ledger, operators, market)
-    assert run.audit is not None and run.audit.ok, run.audit.findings
+    assert run.audit is not None
+    assert run.audit.ok, run.audit.findings
     library = clear(market)
     ids = {address: ident for ident, address in run.addresses.items()}
     got = {(ids[t.buyer], ids[t.seller]): t.energy / 1e6 for t in run.trades}
