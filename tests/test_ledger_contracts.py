@@ -7,8 +7,10 @@ number and balances where that matters.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import cast
 
 import pytest
 from eth_account import Account
@@ -24,13 +26,13 @@ from tests.ledger_world import BUYERS, PARAMS, SELLER_TOKENS, SELLERS, World, em
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> World:
+def world(tmp_path: Path) -> Iterator[World]:
     chain = embedded_chain(tmp_path / "chain")
     yield World.build(chain)
     chain.close()
 
 
-def refused(match: str) -> pytest.RaisesContext[ContractRejectedError]:
+def refused(match: str) -> pytest.RaisesExc[ContractRejectedError]:
     return pytest.raises(ContractRejectedError, match=match)
 
 
@@ -373,7 +375,7 @@ def test_settle_moves_tokens_and_energy(world: World) -> None:
         q = next(q for q in view.requests if q.buyer == t.buyer)
         p = next(p for p in view.replies if p.seller == t.seller)
         assert (t.buyer_price, t.seller_price, t.price, True) == units.fixed_prices(
-            q.value, q.v_max, p.value, p.c_min
+            cast(int, q.value), q.v_max, cast(int, p.value), p.c_min
         )
 
 
