@@ -15,7 +15,7 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -257,7 +257,9 @@ def integer_feasible(view: RoundView, plan: SettlementPlan, buyers: list[int]) -
         (i, j)
         for i in buyers
         for j in range(m)
-        if units.fixed_prices(rq[i].value, rq[i].v_max, rp[j].value, rp[j].c_min)[3]
+        if units.fixed_prices(
+            cast(int, rq[i].value), rq[i].v_max, cast(int, rp[j].value), rp[j].c_min
+        )[3]
     ]
     if not pairs:
         return all(rq[i].b_min == 0 for i in buyers)
@@ -707,7 +709,7 @@ def test_contract_refuses_what_the_mirror_refuses(chain_world: World) -> None:
             broken.append(rest)
     for q in view.requests:
         for p in view.replies:
-            if not units.fixed_prices(q.value, q.v_max, p.value, p.c_min)[3]:
+            if not units.fixed_prices(cast(int, q.value), q.v_max, cast(int, p.value), p.c_min)[3]:
                 broken.append([(q.index, p.index, 1)])  # P* < R*
                 break
     for trades in broken:
