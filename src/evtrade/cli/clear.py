@@ -19,6 +19,7 @@ from evtrade.cli.options import (
 )
 from evtrade.market import expected_gains_exact, expected_outcome
 from evtrade.market.mechanisms import run_mechanism
+from evtrade.market.metrics import DEFAULT_SAMPLES
 from evtrade.model.files import load_market_with_warnings
 from evtrade.model.participants import MAX_PRICE
 
@@ -105,7 +106,7 @@ def montecarlo(
         typer.Option(
             min=2, max=MAX_SAMPLES, help=f"Number of buyer-seller draws (at most {MAX_SAMPLES:,})."
         ),
-    ] = 1_000_000,
+    ] = DEFAULT_SAMPLES,
     seed: Annotated[int, typer.Option(min=0, help="Seed of the generator.")] = 0,
     output: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.table,
 ) -> None:

@@ -24,6 +24,9 @@ from numpy.typing import NDArray
 from evtrade.errors import MechanismError
 from evtrade.market import pricing
 
+#: Monte Carlo draws of :func:`expected_outcome` (and ``evtrade montecarlo``) when not given.
+DEFAULT_SAMPLES = 1_000_000
+
 FloatArray = NDArray[np.float64]
 
 
@@ -59,7 +62,7 @@ def expected_outcome(
     v_range: tuple[float, float] = (0.0, 1.0),
     c_range: tuple[float, float] = (0.0, 1.0),
     price: float | None = None,
-    samples: int = 1_000_000,
+    samples: int = DEFAULT_SAMPLES,
     rng: np.random.Generator,
 ) -> UnitTradeOutcome:
     """Monte Carlo of one unit trade with v ~ U[v_range], c ~ U[c_range].

@@ -41,13 +41,10 @@ def solve_p1_cvxpy(problem: P1Problem) -> tuple[float, NDArray[np.float64]]:
     )
     # cvxpy expression on the left so the comparison builds a constraint, not a numpy array
     cons = [X >= p.b_min, X <= p.b_max, cp.multiply(p.g, cols_of @ x) <= p.cap]  # noqa: SIM300
-    prob = cp.Problem(cp.Maximize(objective), cons)
-    prob.solve(solver=cp.CLARABEL)
-    if prob.status not in ("optimal", "optimal_inaccurate"):
-        raise SolverError(f"cvxpy reference: status {prob.status}")
+    value = _maximise(cp, objective, cons)
     out = np.zeros((n, m))
     out[bi, sj] = np.asarray(x.value, dtype=float)
-    return float(prob.value), out
+    return value, out
 
 
 def solve_swm2_cvxpy(
@@ -75,6 +72,11 @@ def solve_swm2_cvxpy(
     cons = [D[rows] >= d_min[rows], D[rows] <= d_max[rows], S <= s_max]  # noqa: SIM300
     if (~mask).any():
         cons.append(cp.multiply(s, (~mask).astype(float)) == 0)
+    return _maximise(cp, objective, cons)
+
+
+def _maximise(cp: Any, objective: Any, cons: list[Any]) -> float:
+    """Solve ``max objective s.t. cons`` with Clarabel: the optimal value (SolverError if none)."""
     prob = cp.Problem(cp.Maximize(objective), cons)
     prob.solve(solver=cp.CLARABEL)
     if prob.status not in ("optimal", "optimal_inaccurate"):
