@@ -48,10 +48,10 @@ def test_full_round_then_audit(chain: Chain) -> None:
     _, trades = settle_optimal(world.ledger, world.rsu, rid)
     view = world.ledger.round_view(rid)
     assert view.settled and len(view.trades) == len(trades) == 6
-    report = audit_round(view)
-    assert report.ok, report.findings
-    assert report.max_price_error < 1e-15
-    assert report.max_volume_gap_kwh < 1e-5
+    audit = audit_round(view)
+    assert audit.ok, audit.findings
+    assert audit.max_price_error < 1e-15
+    assert audit.max_volume_gap_kwh < 1e-5
     paid = sum(t.payment for t in view.trades)
     for k, buyer in enumerate(world.buyers):
         world.ledger.claim_refund(buyer, rid, k)

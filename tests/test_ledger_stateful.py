@@ -116,7 +116,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
     # -- helpers ------------------------------------------------------------------------------
 
-    def _try(self, call, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def _try(self, call, *args, **kwargs):
         try:
             done = call(*args, **kwargs)
         except ContractRejectedError as exc:

@@ -10,6 +10,7 @@ settings; screenshots go to test-artifacts/driver/.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -20,6 +21,9 @@ from tests.test_service_browser import (  # noqa: F401  (service: the module's f
     FLAGS,
     service,
 )
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 sync_api = pytest.importorskip("playwright.sync_api")
 SHOTS = ARTIFACTS.parent / "driver"
@@ -46,7 +50,7 @@ def test_driver_flow_by_role_and_label(service: Service) -> None:  # noqa: F811
         buyer = register("Ann", "AN 1")
         sellers = [register("Ben", "BE 2"), register("Cat", "CA 3")]
 
-        def unlock(page: sync_api.Page, address: str, role: str, tokens: int) -> None:
+        def unlock(page: Page, address: str, role: str, tokens: int) -> None:
             page.goto(f"{service.url}/{role}?address={address}")
             page.get_by_label("Wallet password").fill(PASSWORD)
             page.get_by_label(re.compile("tokens to add", re.I)).fill(str(tokens))
