@@ -336,23 +336,24 @@ def _plannable(view: RoundView) -> tuple[RoundView, dict[int, str]]:
         value=0,
     )
     round_market(dataclasses.replace(view, requests=(probe_q,), replies=(probe_p,)))
+
+    def refusal(requests: tuple[RequestView], replies: tuple[ReplyView]) -> MarketError | None:
+        """Why the model refuses one revealed bid against the probe (None: it takes it)."""
+        try:
+            round_market(dataclasses.replace(view, requests=requests, replies=replies))
+        except MarketError as exc:
+            return exc
+        return None
+
     refused: dict[int, str] = {}
     requests = []
     for q in view.requests:
-        try:
-            if q.value is not None:
-                round_market(dataclasses.replace(view, requests=(q,), replies=(probe_p,)))
+        exc = None if q.value is None else refusal((q,), (probe_p,))
+        if exc is None:
             requests.append(q)
-        except MarketError as exc:
+        else:
             refused[q.index] = f"excluded: the bid is outside the market model ({exc})"
-    replies = []
-    for p in view.replies:
-        try:
-            if p.value is not None:
-                round_market(dataclasses.replace(view, requests=(probe_q,), replies=(p,)))
-            replies.append(p)
-        except MarketError:
-            continue
+    replies = [p for p in view.replies if p.value is None or refusal((probe_q,), (p,)) is None]
     return dataclasses.replace(view, requests=tuple(requests), replies=tuple(replies)), refused
 
 
@@ -768,12 +769,10 @@ def _swap_units(rnd: _Round, y: NDArray[np.object_], xu: FloatArray, col: list[i
 
 def _welfare(rnd: _Round, x: FloatArray) -> float:
     """P1's objective (eq. 11) at x (kWh); buyers out of the round count nothing."""
-    inr = rnd.in_round
-    X = x.sum(axis=1)
-    level = np.where(inr, X - np.array(rnd.b_min, dtype=float) * UNIT_KWH + 1.0, 1.0)
-    utility = float(np.sum(np.where(inr, rnd.w * np.log(np.maximum(level, 1e-300)), 0.0)))
-    loss = float(np.sum(rnd.rho[None, :] * (rnd.l1 * x * x + rnd.l2 * x)))
-    return utility - loss
+    from evtrade.market.objectives import eta_welfare
+
+    b_min = np.array(rnd.b_min, dtype=float) * UNIT_KWH
+    return float(eta_welfare(x, rnd.w, b_min, rnd.rho, rnd.l1, rnd.l2, in_round=rnd.in_round))
 
 
 def _rounding_bound(rnd: _Round, x: FloatArray) -> float:
