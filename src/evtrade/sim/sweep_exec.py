@@ -79,7 +79,7 @@ def execute(
             records: Iterator[dict[str, Any]] = (run_one(r) for r in todo)
             _drain(records, writer, on_record)
         elif todo:
-            with _client(scheduler, workers) as client:
+            with dask_client(scheduler, workers) as client:
                 _drain(_on_dask(client, todo), writer, on_record)
     finally:
         writer.flush()
@@ -129,7 +129,9 @@ class _Writer:
 
 
 @contextmanager
-def _client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
+def dask_client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
+    """A Dask client of the scheduler at ``scheduler``, or of a local cluster of ``workers``
+    processes (one thread each; default one per core) closed on exit."""
     Client, LocalCluster = _dask("Client"), _dask("LocalCluster")
     if scheduler is not None:
         try:
@@ -188,4 +190,4 @@ def _dask(name: str) -> Any:
     return getattr(importlib.import_module("distributed"), name)
 
 
-__all__ = ["SweepReport", "execute", "pending"]
+__all__ = ["SweepReport", "dask_client", "execute", "pending"]
