@@ -73,8 +73,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 
+# src strictly; tests with the relaxations of [tool.mypy] in pyproject.toml (unannotated tests).
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src
+	$(BIN)/mypy tests
 
 test: lint typecheck vendor $(ANVIL) $(AXE) $(CHROMIUM)
 	$(BIN)/pytest -q -m "not slow" --durations=15
