@@ -9,7 +9,9 @@ on any market from the library. Both work on any :class:`~evtrade.settlement.por
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Generic
 
 from evtrade.errors import ContractRejectedError, LedgerError
@@ -86,16 +88,18 @@ def run_round(
     pubkey = ledger.rsu_pubkey(rsu.address)
     rejected: dict[str, str] = {}
     bids: dict[str, SealedBid] = {}
+
+    def post(vehicle: str, send: Callable[[], SealedBid]) -> None:
+        """Post one bid; a bid the contract or the ledger refuses is recorded, not raised."""
+        try:
+            bids[vehicle] = send()
+        except (ContractRejectedError, LedgerError) as exc:
+            rejected[vehicle] = str(exc)
+
     for b in market.buyers:
-        try:
-            bids[b.id] = ledger.post_request(accounts[b.id], round_id, b, rsu_pubkey=pubkey)
-        except (ContractRejectedError, LedgerError) as exc:
-            rejected[b.id] = str(exc)
+        post(b.id, partial(ledger.post_request, accounts[b.id], round_id, b, rsu_pubkey=pubkey))
     for s in market.sellers:
-        try:
-            bids[s.id] = ledger.post_reply(accounts[s.id], round_id, s, rsu_pubkey=pubkey)
-        except (ContractRejectedError, LedgerError) as exc:
-            rejected[s.id] = str(exc)
+        post(s.id, partial(ledger.post_reply, accounts[s.id], round_id, s, rsu_pubkey=pubkey))
     view = ledger.round_view(round_id)
     chain.wait_until(view.deadline)
     by_address = {a.address: ident for ident, a in accounts.items()}
