@@ -10,6 +10,7 @@ Signatures::
     eta_welfare(x, w, b_min, rho, l1, l2, *, in_round=None, squares="sum") -> ETA eq. (11)
     seller_cost(s, *, l1, l2) -> sum_j C_j(S_j) (BABG eq. 4)
     swm2_welfare(s, d, w, d_min, *, l1, l2) -> BABG SWM2 eq. (12)
+    cost_performance(welfare, cost) -> BABG eq. (36), None without loss
 
 The order of every sum is the one the outputs were first computed with (issue 17: the clearing
 JSON and the figures' CSVs stay bit for bit the same); do not reorder the arithmetic.
@@ -17,7 +18,7 @@ JSON and the figures' CSVs stay bit for bit the same); do not reorder the arithm
 References
 ----------
 .. [ETA] Xia et al., problem P1, eq. (11) with the loss of eqs. (15)-(16).
-.. [BABG] Luo et al., utility U_i and loss C_j (eqs. 3-4), SWM2 (eq. 12).
+.. [BABG] Luo et al., utility U_i and loss C_j (eqs. 3-4), SWM2 (eq. 12), cost performance (36).
 """
 
 from __future__ import annotations
@@ -103,3 +104,9 @@ def swm2_welfare(
     D = d.sum(axis=-1)
     served = D - d_min * (1 - 1e-9) >= -1e-9
     return np.asarray(buyer_utility(D, w, d_min, served) - seller_cost(s, l1=l1, l2=l2))
+
+
+def cost_performance(welfare: float, cost: float) -> float | None:
+    """BABG's cost performance (eq. 36), ``welfare / sum_j C_j``; None when the sellers lose
+    nothing (no trade), where the ratio is undefined."""
+    return None if cost <= 0 else welfare / cost

@@ -38,8 +38,9 @@ from evtrade.errors import MechanismError, SolverError
 from evtrade.market import reasons
 from evtrade.market._ipm import IPMResult, Separable, interior_point
 from evtrade.market.admission import Admission
-from evtrade.market.mechanisms.base import Mechanism
-from evtrade.market.objectives import seller_cost, swm2_welfare
+from evtrade.market.mechanisms.base import Mechanism, require_count
+from evtrade.market.objectives import cost_performance, seller_cost, swm2_welfare
+from evtrade.market.pricing import equilibrium_ask, equilibrium_bid
 from evtrade.market.result import ZERO_KWH, ClearingResult, assemble_result
 from evtrade.market.round import exclude, market_basics
 from evtrade.model import Market
@@ -75,8 +76,7 @@ class BabgParams:
             raise MechanismError(
                 f"grid_buy ({self.grid_buy}) must be below grid_sell ({self.grid_sell})"
             )
-        if not isinstance(self.max_rounds, int) or self.max_rounds < 1:
-            raise MechanismError(f"max_rounds: must be an integer >= 1, got {self.max_rounds!r}")
+        require_count("max_rounds", self.max_rounds)
 
 
 @dataclass(frozen=True)
@@ -116,11 +116,9 @@ def two_way_auction(
     (settled), or when it can never cross: its bids' limits (p^max if alpha > 0, else W; r^min if
     beta > 0, else Q) leave W < Q. With alpha = beta = 0 this is ETA's Theorem 1 (one auction).
     """
-    # Theorem 1's formula (pricing.equilibrium_bid/ask) in the order of eqs. (29)-(30) as first
-    # computed here: the kernel's order rounds differently in the last bit, and BABG's outputs
-    # must not change (issue 17).
-    W = 2.0 / 3.0 * p + 0.25 * r_min + p_max / 12.0
-    Q = 2.0 / 3.0 * r + 0.25 * p_max + r_min / 12.0
+    # Theorem 1's formula in the order of eqs. (29)-(30), BABG's own bits (pricing's order="babg").
+    W = equilibrium_bid(p, p_max, r_min, order="babg")
+    Q = equilibrium_ask(r, r_min, p_max, order="babg")
     k = W.size
     rounds = np.ones(k, dtype=np.int64)
     w_lim = np.where(alpha > 0, np.maximum(p_max, W), W)
@@ -357,7 +355,7 @@ class BabgRound:
     @property
     def cp(self) -> float | None:
         """Cost performance (eq. 36): welfare / total seller loss."""
-        return None if self.cost <= 0 else self.welfare / self.cost
+        return cost_performance(self.welfare, self.cost)
 
 
 def babg_round(market: Market, params: BabgParams | None = None) -> BabgRound:

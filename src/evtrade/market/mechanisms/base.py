@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
+from evtrade.errors import MechanismError
+
 Kind = Literal["round", "day"]
 
 
@@ -38,3 +40,9 @@ class Mechanism:
     def options(self) -> tuple[str, ...]:
         """The option names it takes (the fields of ``params``)."""
         return () if self.params is None else tuple(f.name for f in fields(self.params))
+
+
+def require_count(name: str, value: object) -> None:
+    """A mechanism's iteration limit must be an integer >= 1 (MechanismError naming it)."""
+    if not isinstance(value, int) or value < 1:
+        raise MechanismError(f"{name}: must be an integer >= 1, got {value!r}")

@@ -39,8 +39,8 @@ from evtrade.errors import MechanismError, SolverError
 from evtrade.market import reasons
 from evtrade.market._ipm import Separable, interior_point
 from evtrade.market.admission import Admission
-from evtrade.market.mechanisms.base import Mechanism
-from evtrade.market.objectives import seller_cost, swm2_welfare
+from evtrade.market.mechanisms.base import Mechanism, require_count
+from evtrade.market.objectives import cost_performance, seller_cost, swm2_welfare
 from evtrade.market.result import ZERO_KWH, ClearingResult, assemble_result
 from evtrade.market.round import exclude, market_basics
 from evtrade.model import Market
@@ -63,8 +63,7 @@ class IdaParams:
             raise MechanismError(f"damping: must lie in (0, 1], got {self.damping!r}")
         if not self.eps > 0:
             raise MechanismError(f"eps: must be > 0, got {self.eps!r}")
-        if not isinstance(self.max_iter, int) or self.max_iter < 1:
-            raise MechanismError(f"max_iter: must be an integer >= 1, got {self.max_iter!r}")
+        require_count("max_iter", self.max_iter)
 
 
 @dataclass(frozen=True)
@@ -227,7 +226,7 @@ def clear_ida(market: Market, params: IdaParams | None = None) -> ClearingResult
         "converged": rnd.converged,
         "failure": rnd.failure or None,
         "seller_cost": rnd.cost,
-        "cp": None if rnd.cost <= 0 else rnd.welfare / rnd.cost,
+        "cp": cost_performance(rnd.welfare, rnd.cost),
         "payments": float(rnd.payments.sum()),
         "rewards": float(rnd.rewards.sum()),
     }
