@@ -235,3 +235,14 @@ def test_cli_sweep_then_summary(tmp_path):
     assert (out / "summary.csv").exists() and (out / "welfare.png").exists()
     empty = runner.invoke(app, ["sweep-summary", str(tmp_path)])
     assert empty.exit_code == 1 and "no sweep records" in empty.output
+
+
+def test_the_example_sweeps_load_and_the_babg_one_is_table_ii():
+    from evtrade.sim.babg_figures import BABG_SPEC
+
+    root = Path(__file__).resolve().parents[1] / "examples"
+    assert load_sweep(root / "sweep.toml").size() == 120
+    babg = load_sweep(root / "sweep_babg_scale.toml")
+    assert babg.size() == 3 * 11 * 5
+    for run in babg.runs():
+        assert scenario_spec(run) == BABG_SPEC.scaled(run.n_buyers, run.n_sellers)
