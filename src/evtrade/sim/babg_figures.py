@@ -18,7 +18,7 @@ import numpy as np
 from evtrade.market.mechanisms.babg import BabgParams, babg_round
 from evtrade.market.mechanisms.eta import clear
 from evtrade.market.mechanisms.ida import IdaParams, ida_round
-from evtrade.market.objectives import seller_cost, swm2_welfare
+from evtrade.market.objectives import cost_performance, seller_cost, swm2_welfare
 from evtrade.market.pricing import bid_covers_ask, buyer_bid, seller_ask
 from evtrade.model import Market
 from evtrade.sim.figures import Figure, Record, table
@@ -43,6 +43,11 @@ BABG_SPEC = ScenarioSpec(
 )
 
 
+def _nan(x: float | None) -> float:
+    """A metric that is undefined (None: nothing traded) as NaN in the records."""
+    return np.nan if x is None else x
+
+
 def _eta_metrics(market: Market) -> Record:
     B, S = market.buyer_arrays, market.seller_arrays
     a = market.auctioneer
@@ -59,7 +64,7 @@ def _eta_metrics(market: Market) -> Record:
         "welfare": welfare,
         "volume": float(x.sum()),
         "cost": cost,
-        "cp": welfare / cost if cost > 0 else np.nan,
+        "cp": _nan(cost_performance(welfare, cost)),
         "success": float(ok.sum() / max(int(band.sum()), 1)),
     }
 
@@ -71,9 +76,9 @@ def _babg_metrics(market: Market, params: BabgParams) -> Record:
         "welfare": r.welfare,
         "volume": float(r.delivered.sum()),
         "cost": r.cost,
-        "cp": r.cp if r.cp is not None else np.nan,
-        "success": r.success_rate if r.success_rate is not None else np.nan,
-        "pma": r.pma if r.pma is not None else np.nan,
+        "cp": _nan(r.cp),
+        "success": _nan(r.success_rate),
+        "pma": _nan(r.pma),
         "auctions": float(rounds.mean()) if rounds.size else np.nan,
         "W": float(np.nanmean(np.where(r.delivered > 0, r.W, np.nan))),
         "Q": float(np.nanmean(np.where(r.delivered > 0, r.Q, np.nan))),
@@ -86,7 +91,7 @@ def _ida_metrics(market: Market) -> Record:
         "welfare": r.welfare,
         "volume": float(r.delivered.sum()),
         "cost": r.cost,
-        "cp": r.welfare / r.cost if r.cost > 0 else np.nan,
+        "cp": _nan(cost_performance(r.welfare, r.cost)),
         "success": 1.0,
         "iterations": r.iterations,
         "converged": r.converged,
