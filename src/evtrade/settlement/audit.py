@@ -22,7 +22,7 @@ import numpy as np
 
 from evtrade.market import clear
 from evtrade.market.geo import great_circle_km
-from evtrade.market.pricing import buyer_bid, seller_ask, transaction_price
+from evtrade.market.pricing import equilibrium_ask, equilibrium_bid, transaction_price
 from evtrade.settlement import units
 from evtrade.settlement.planning import plan_round
 from evtrade.settlement.views import RoundView, has_revealed_pair, round_market
@@ -87,25 +87,12 @@ def audit_round(view: RoundView, *, volume_tol_kwh: float = DEFAULT_VOLUME_TOL_K
                 )
             )
         # Theorem 1 in floating point (the market library) against the fixed point on chain.
-        P = float(
-            buyer_bid(
-                q.value / units.PRICE_SCALE,
-                q.v_max / units.PRICE_SCALE,
-                p.c_min / units.PRICE_SCALE,
-            )[0, 0]
-        )
-        R = float(
-            seller_ask(
-                p.value / units.PRICE_SCALE,
-                p.c_min / units.PRICE_SCALE,
-                q.v_max / units.PRICE_SCALE,
-            )[0, 0]
-        )
+        v, v_max, c, c_min = map(units.to_tokens, (q.value, q.v_max, p.value, p.c_min))
+        P = float(equilibrium_bid(v, v_max, c_min))
+        R = float(equilibrium_ask(c, c_min, v_max))
         T = float(transaction_price(np.array([P]), np.array([R]))[0])
         chain_prices = (t.buyer_price, t.seller_price, t.price)
-        err = max(
-            abs(c / units.PRICE_SCALE - f) for c, f in zip(chain_prices, (P, R, T), strict=True)
-        )
+        err = max(abs(units.to_tokens(x) - f) for x, f in zip(chain_prices, (P, R, T), strict=True))
         max_price_error = max(max_price_error, err)
         if err > 1e-12 * max(1.0, abs(P)):
             findings.append(
@@ -125,7 +112,7 @@ def audit_round(view: RoundView, *, volume_tol_kwh: float = DEFAULT_VOLUME_TOL_K
             x = np.asarray(clear(market, "eta").volume_matrix, dtype=float)
         for i, b in enumerate(market.buyers):
             for j, s in enumerate(market.sellers):
-                settled = settled_energy.pop((b.id, s.id), 0) / units.ENERGY_SCALE
+                settled = units.to_kwh(settled_energy.pop((b.id, s.id), 0))
                 if settled > 0 and market.auctioneer.max_distance_km is not None:
                     where = [np.nan if c is None else c for c in (b.lat, b.lon, s.lat, s.lon)]
                     d = float(great_circle_km(*where))

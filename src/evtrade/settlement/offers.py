@@ -69,9 +69,9 @@ def round_offers(view: RoundView) -> list[Offer]:
                 seller=p.seller,
                 buyer_index=q.index,
                 seller_index=p.index,
-                P=P / units.PRICE_SCALE,
-                R=R / units.PRICE_SCALE,
-                T=T / units.PRICE_SCALE,
+                P=units.to_tokens(P),
+                R=units.to_tokens(R),
+                T=units.to_tokens(T),
                 kwh=float(kwh),
                 distance_km=round(float(d), 3) if math.isfinite(d) else None,
             )

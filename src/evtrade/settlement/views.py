@@ -181,15 +181,14 @@ def round_market(view: RoundView) -> Market:
 
     Needs at least one revealed buyer and one revealed seller (:func:`has_revealed_pair`).
     """
-    P, E = units.PRICE_SCALE, units.ENERGY_SCALE
     buyers = [
         Buyer(
             id=q.buyer,
-            v=q.value / P,
-            v_min=q.v_min / P,
-            v_max=q.v_max / P,
-            b_min=q.b_min / E,
-            b_max=q.b_max / E,
+            v=units.to_tokens(q.value),
+            v_min=units.to_tokens(q.v_min),
+            v_max=units.to_tokens(q.v_max),
+            b_min=units.to_kwh(q.b_min),
+            b_max=units.to_kwh(q.b_max),
             w=q.w / units.W_SCALE,
             lat=q.lat / units.DEGREE_SCALE,
             lon=q.lon / units.DEGREE_SCALE,
@@ -200,11 +199,11 @@ def round_market(view: RoundView) -> Market:
     sellers = [
         Seller(
             id=p.seller,
-            c=p.value / P,
-            c_min=p.c_min / P,
-            c_max=p.c_max / P,
-            s_t=p.s_t / E,
-            s_r=p.s_r / E,
+            c=units.to_tokens(p.value),
+            c_min=units.to_tokens(p.c_min),
+            c_max=units.to_tokens(p.c_max),
+            s_t=units.to_kwh(p.s_t),
+            s_r=units.to_kwh(p.s_r),
             rho=p.rho / units.RHO_SCALE,
             lat=p.lat / units.DEGREE_SCALE,
             lon=p.lon / units.DEGREE_SCALE,
@@ -213,8 +212,8 @@ def round_market(view: RoundView) -> Market:
         if p.value is not None
     ]
     auctioneer = Auctioneer(
-        v_min=view.v_floor / P,
-        c_max=view.c_ceiling / P,
+        v_min=units.to_tokens(view.v_floor),
+        c_max=units.to_tokens(view.c_ceiling),
         l1=view.l1 / units.LOSS_SCALE,
         l2=view.l2 / units.LOSS_SCALE,
         max_distance_km=view.max_distance_m / 1000 if view.max_distance_m else None,
