@@ -22,6 +22,7 @@ from evtrade.errors import (
     ServiceError,
     SettingsError,
     SolverError,
+    SweepError,
     TooManyError,
     UnauthorizedError,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "ServiceError",
     "SettingsError",
     "SolverError",
+    "SweepError",
     "TooManyError",
     "UnauthorizedError",
     "clear",
