@@ -52,6 +52,13 @@ def test_same_seed_same_output_and_table() -> None:
     assert "2 lambda h = 20" in out and "left behind" in out
 
 
+def test_walk_window_option() -> None:
+    args = ("--tip-selection", "mcmc", "--transactions", "400", "--format", "json")
+    code, out, _ = tangle(*args, "--walk-window", "3")
+    assert code == 0 and json.loads(out)["walk_window"] == 3.0
+    assert json.loads(tangle(*args)[1])["walk_window"] == 10.0  # 10 max(h, 1/lambda)
+
+
 def test_tiny_run_reports_nulls_not_nan() -> None:
     code, out, _ = tangle("--transactions", "1", "--format", "json")
     assert code == 0
@@ -71,6 +78,7 @@ def test_tiny_run_reports_nulls_not_nan() -> None:
         (["--tip-selection", "mcmc", "--alpha", "0.5"], 1, "alpha"),
         (["--tip-selection", "weighted", "--alpha", "-0.5"], 1, "alpha"),
         (["--transactions", "0"], 1, "transactions"),
+        (["--tip-selection", "mcmc", "--walk-window", "-1"], 1, "walk_window"),
         (["--transactions", "100000000"], 1, "transactions"),
         (["--rate", "100000", "--delay", "10"], 1, "rate"),
         (["--tip-selection", "greedy"], 2, "--tip-selection"),

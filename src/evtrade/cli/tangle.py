@@ -48,9 +48,17 @@ def tangle(
         int,
         typer.Option(
             "--transactions",
-            help=f"N arrivals, at most {MAX_TRANSACTIONS:,} (about 40 bytes each).",
+            help=f"N arrivals, at most {MAX_TRANSACTIONS:,} (about 90 bytes each).",
         ),
     ] = 10_000,
+    walk_window: Annotated[
+        float | None,
+        typer.Option(
+            "--walk-window",
+            help="W: walks start at a visible transaction of age in [W, 2W] (default "
+            "10 max(h, 1/lambda)).",
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the run's generator.")] = 0,
     output: FormatOption = OutputFormat.table,
 ) -> None:
@@ -66,6 +74,7 @@ def tangle(
         tip_selection=tip_selection.value,
         alpha=alpha,
         transactions=transactions,
+        walk_window=walk_window,
     )
     result = simulate(params, np.random.default_rng(seed), seed=seed)
     record = result_to_dict(result)

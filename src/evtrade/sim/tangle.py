@@ -25,7 +25,7 @@ past cone over the last M arrivals as a bitset (a Python int, bit k = transactio
 ``cone(i) = 1 | cone(a) << (i - a) | cone(b) << (i - b)``. When i becomes visible, CW of each
 transaction in its cone rises by one. Cost per arrival: O(M / 64) word operations for the cone,
 O(M) for the update; the whole run O(N M) time instead of O(N^2) for a recomputation, and
-O(M^2 / 8) bytes for the cones plus about 40 bytes per transaction. CW(x) is exact while x is
+O(M^2 / 8) bytes for the cones plus about 90 bytes per transaction. CW(x) is exact while x is
 within M arrivals of the newest visible transaction; every walk touches only such transactions
 (M covers 2W + 4h with a margin, and the walk's start is clamped into it), older ones keep a lower
 bound. :func:`cumulative_weights` recomputes eq. 1 from scratch (tests compare the two).
@@ -54,8 +54,9 @@ from evtrade.sim.tangle_engine import Engine
 TipSelection = Literal["urts", "mcmc", "weighted"]
 TIP_SELECTIONS: tuple[TipSelection, ...] = ("urts", "mcmc", "weighted")
 
-#: At most this many transactions per run: about 40 bytes each (arrival, approvals, CW, first
-#: approval, confirmation, tip count), 80 MB for the largest run.
+#: At most this many transactions per run: 56 bytes each in the arrays (arrival, approvals, CW,
+#: first approval, confirmation, tip count), about 90 at the peak with the summary's temporaries
+#: (measured, benchmarks/tangle.py): about 180 MB for the largest run.
 MAX_TRANSACTIONS = 2_000_000
 #: The past-cone window M at most (bits); its bitsets take M^2 / 8 bytes (128 MB at the bound).
 MAX_WINDOW_BITS = 1 << 15
@@ -171,7 +172,7 @@ def check_params(p: TangleParams) -> None:
         )
     if not 1 <= p.transactions <= MAX_TRANSACTIONS:
         raise MechanismError(
-            f"transactions: must lie in [1, {MAX_TRANSACTIONS:,}] (about 40 bytes each), "
+            f"transactions: must lie in [1, {MAX_TRANSACTIONS:,}] (about 90 bytes each), "
             f"got {p.transactions!r}"
         )
     if p.walk_window is not None:
