@@ -18,6 +18,7 @@ import typer
 from evtrade.cli import render
 from evtrade.cli.boundary import fail
 from evtrade.errors import LedgerError
+from evtrade.settlement.rounds import SECONDS_PER_DAY, VEHICLE_CERTIFICATE_DAYS
 
 if TYPE_CHECKING:  # the ledger side is imported by the commands that use it (slow to import)
     from eth_account.signers.local import LocalAccount
@@ -26,8 +27,6 @@ if TYPE_CHECKING:  # the ledger side is imported by the commands that use it (sl
 
 AUTHORITY_PASSWORD = "EVTRADE_AUTHORITY_PASSWORD"
 RSU_PASSWORD = "EVTRADE_RSU_KEY_PASSWORD"
-#: A vehicle's certificate lasts this long unless ``--days`` says otherwise.
-DEFAULT_DAYS = 365
 
 ChainUrl = Annotated[str, typer.Option("--chain-url", help="The chain's JSON-RPC node.")]
 Keystore = Annotated[
@@ -151,7 +150,7 @@ def register_rsu(
     from eth_utils.address import to_checksum_address
     from eth_utils.crypto import keccak
 
-    from evtrade.ledger.client import GAS
+    from evtrade.ledger.client import GAS, RSU_GAS_WEI
 
     key = _pubkey(pubkey)
     authority = _key(keystore, AUTHORITY_PASSWORD, "authority's keystore")
@@ -159,8 +158,7 @@ def register_rsu(
     address = to_checksum_address(keccak(key)[12:])  # as Registry._pubkey_address
     fn = ledger.registry.functions.register_rsu(address, key)
     receipt = ledger.chain.transact(authority, fn, GAS["register_rsu"], what="register_rsu")
-    if ledger.chain.ether_balance(address) < 10**19:
-        ledger.chain.fund(address, 10**20)
+    ledger.top_up_gas(address, RSU_GAS_WEI)
     render.authority_done(f"RSU {address} added", receipt["transactionHash"].to_0x_hex())
 
 
@@ -171,7 +169,7 @@ def register_vehicle(
     plate: Annotated[str, typer.Option("--plate", help="Its licence plate (hashed on chain).")],
     days: Annotated[
         int, typer.Option("--days", min=1, max=3650, help="Days the certificate lasts.")
-    ] = DEFAULT_DAYS,
+    ] = VEHICLE_CERTIFICATE_DAYS,
     deployment: DeploymentFile = Path("deployment.json"),
 ) -> None:
     """Certify a vehicle (one account per plate) and fund its gas; it trades at every RSU."""
@@ -180,7 +178,7 @@ def register_vehicle(
         fail("--plate: must not be empty")
     authority = _key(keystore, AUTHORITY_PASSWORD, "authority's keystore")
     ledger = _ledger(chain_url, deployment)
-    expiry = ledger.chain.timestamp() + days * 86_400
+    expiry = ledger.chain.timestamp() + days * SECONDS_PER_DAY
     receipt = ledger.register_vehicle(authority, vehicle, plate, expiry)
     render.authority_done(
         f"vehicle {vehicle} certified until {expiry} (unix time)",

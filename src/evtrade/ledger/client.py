@@ -43,6 +43,11 @@ from evtrade.settlement.views import (
     TradeView,
 )
 
+#: Ether (wei) an account is funded with for its gas when registered: a vehicle 10 ETH, an RSU
+#: (and the deploying authority) 100 ETH; topped up again when it falls below half.
+VEHICLE_GAS_WEI = 10**19
+RSU_GAS_WEI = 10**20
+
 #: Gas limits, measured use times about 1.5 (docs/ledger.md); settle adds per-trade and per-bid gas.
 GAS = {
     "deploy": 6_000_000,
@@ -157,7 +162,7 @@ class Ledger:
     def deploy(cls, chain: Chain, authority: LocalAccount) -> Ledger:
         """Deploy registry, token and market; ``authority`` becomes the certificate authority."""
         if chain.ether_balance(authority.address) == 0:
-            chain.fund(authority.address, 10**20)
+            chain.fund(authority.address, RSU_GAS_WEI)
         start = chain.block_number()
         registry = cls._deploy_one(chain, authority, "Registry", ())
         token = cls._deploy_one(chain, authority, "Token", ("EV energy token", "EVT"))
@@ -199,27 +204,30 @@ class Ledger:
         plate: str,
         expiry: int,
         *,
-        gas_wei: int = 10**19,
+        gas_wei: int = VEHICLE_GAS_WEI,
     ) -> TxReceipt:
         """The authority certifies a vehicle until ``expiry`` (unix time); funds its gas."""
         receipt = self._do(
             authority, self.registry, "register_vehicle", vehicle, plate_hash(plate), expiry
         )
-        if gas_wei and self.chain.ether_balance(vehicle) < gas_wei // 2:
-            self.chain.fund(vehicle, gas_wei)
+        self.top_up_gas(vehicle, gas_wei)
         return receipt
+
+    def top_up_gas(self, address: str, gas_wei: int) -> None:
+        """Fund ``gas_wei`` of ether to an account whose balance fell below half of it (0: none)."""
+        if gas_wei and self.chain.ether_balance(address) < gas_wei // 2:
+            self.chain.fund(address, gas_wei)
 
     def revoke_vehicle(self, authority: LocalAccount, vehicle: str) -> TxReceipt:
         """The authority revokes a vehicle's certificate."""
         return self._do(authority, self.registry, "revoke_vehicle", vehicle)
 
     def register_rsu(
-        self, authority: LocalAccount, rsu: LocalAccount, *, gas_wei: int = 10**20
+        self, authority: LocalAccount, rsu: LocalAccount, *, gas_wei: int = RSU_GAS_WEI
     ) -> TxReceipt:
         """The authority adds an RSU (with its public key, for sealed bids)."""
         receipt = self._do(authority, self.registry, "register_rsu", rsu.address, public_key(rsu))
-        if gas_wei and self.chain.ether_balance(rsu.address) < gas_wei // 2:
-            self.chain.fund(rsu.address, gas_wei)
+        self.top_up_gas(rsu.address, gas_wei)
         return receipt
 
     def revoke_rsu(self, authority: LocalAccount, rsu: str) -> TxReceipt:

@@ -21,8 +21,11 @@ from evtrade.settlement.planning import plan_settlement
 from evtrade.settlement.port import A, LedgerPort, Receipt
 from evtrade.settlement.views import RoundParams, SealedBid, Trade, TradeView
 
-#: How long a vehicle registered for a round (or by the service) stays certified, seconds.
-VEHICLE_CERTIFICATE_SECONDS = 365 * 24 * 3600
+SECONDS_PER_DAY = 24 * 3600
+#: How long a vehicle's certificate lasts when not told (a round's vehicles, the service's, the
+#: authority's command): days, and seconds.
+VEHICLE_CERTIFICATE_DAYS = 365
+VEHICLE_CERTIFICATE_SECONDS = VEHICLE_CERTIFICATE_DAYS * SECONDS_PER_DAY
 
 
 @dataclass(frozen=True, slots=True)
