@@ -246,3 +246,44 @@ def test_the_example_sweeps_load_and_the_babg_one_is_table_ii():
     assert babg.size() == 3 * 11 * 5
     for run in babg.runs():
         assert scenario_spec(run) == BABG_SPEC.scaled(run.n_buyers, run.n_sellers)
+
+
+def test_a_figures_sweep_writes_the_reproduce_files_byte_for_byte(tmp_path):
+    from evtrade.sim.eta_figures import FIGURES
+    from evtrade.sim.figures import run_figure
+    from evtrade.sim.sweep_figures import FigureSweep, execute_figures, load_sweep_file
+
+    path = _write(
+        tmp_path, '[figures]\npaper = "eta"\nseed = 7\nquick = true\nonly = ["fig5", "fig4"]\n'
+    )
+    spec = load_sweep_file(path)
+    assert isinstance(spec, FigureSweep)
+    assert spec.figures == ("fig4", "fig5")  # reproduce's order
+    assert execute_figures(spec, tmp_path / "sweep", workers=0)[:2] == (2, 0)
+    assert execute_figures(spec, tmp_path / "sweep", workers=0)[:2] == (0, 2)
+    (tmp_path / "direct").mkdir()
+    for name in ("fig4", "fig5"):
+        run_figure(FIGURES[name], tmp_path / "direct", seed=7, quick=True)
+    for p in (tmp_path / "direct").iterdir():
+        if p.suffix == ".csv":
+            assert (tmp_path / "sweep" / p.name).read_bytes() == p.read_bytes()
+        assert (tmp_path / "sweep" / p.name).exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ('[figures]\npaper = "x"\nseed = 1\n', "figures.paper: must be one of eta, babg, dsm"),
+        ('[figures]\npaper = "eta"\n', "figures.seed: must be an integer"),
+        ('[figures]\npaper = "eta"\nseed = 1\nonly = ["fig99"]\n', "figures.only: must be a list"),
+        ('[figures]\npaper = "eta"\nseed = 1\nquick = 1\n', "figures.quick: must be true or"),
+        ('[figures]\npaper = "eta"\nseed = 1\n[sweep]\nseed = 1\n', "sweep: a [figures] file has"),
+    ],
+)
+def test_a_bad_figures_file_is_one_line_naming_the_key(tmp_path, text, where):
+    result = CliRunner().invoke(
+        app, ["sweep", str(_write(tmp_path, text)), "--out", str(tmp_path / "out")]
+    )
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and where in lines[0], result.output

@@ -136,6 +136,14 @@ def test_records_on_a_dask_cluster_equal_an_in_process_run(cluster, tmp_path):
         w.rsplit(":", 1)[1] for w in read_records(tmp_path / "cluster")["worker"].to_pylist()
     }
     assert str(os.getpid()) not in workers  # computed on the workers, not here
+    # a paper's figures as a sweep: each figure one task, its CSV byte-identical to the loop's
+    from evtrade.sim.sweep_figures import FigureSweep, execute_figures
+
+    figures = FigureSweep("eta", seed=3, quick=True, figures=("fig4", "fig5", "fig6"))
+    assert execute_figures(figures, tmp_path / "fc", scheduler=cluster.address)[0] == 3
+    execute_figures(figures, tmp_path / "fl", workers=0)
+    for name in ("fig4.csv", "fig5.csv", "fig6.csv"):
+        assert (tmp_path / "fc" / name).read_bytes() == (tmp_path / "fl" / name).read_bytes()
 
 
 def test_a_worker_killed_mid_sweep_loses_no_run_and_records_none_twice(cluster, tmp_path):

@@ -562,3 +562,10 @@ def sweep_summary(rows: Sequence[Mapping[str, Any]]) -> None:
             ),
         )
     Console(width=170).print(table)
+
+
+def figures_report(computed: int, skipped: int, seconds: float, out: object) -> None:
+    """What a ``[figures]`` sweep did: figures written (PNG + CSV), those already in ``out``."""
+    typer.echo(
+        f"wrote {computed} figures (PNG + CSV) to {out}, {skipped} already there ({seconds:.1f} s)"
+    )

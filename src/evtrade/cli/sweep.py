@@ -43,12 +43,21 @@ def sweep(
     records are the same on a local cluster, on any Dask cluster (--scheduler) and in this process
     (--workers 0). A bad sweep file is a one-line error naming the key (exit code 1).
     """
-    from evtrade.sim.sweep import load_sweep
     from evtrade.sim.sweep_exec import execute, pending
+    from evtrade.sim.sweep_figures import FigureSweep, done, execute_figures, load_sweep_file
 
-    spec = load_sweep(file)
+    spec = load_sweep_file(file)
     if scheduler is not None and workers is not None:
         raise typer.BadParameter("--workers sizes a local cluster; omit it with --scheduler")
+    if isinstance(spec, FigureSweep):
+        on_disk = done(out) if out.is_dir() else {}
+        already = sum(r.key in on_disk for r in spec.runs())
+        with render.sweep_progress(spec.name, spec.size(), already) as advance:
+            computed, skipped, seconds = execute_figures(
+                spec, out, scheduler=scheduler, workers=workers, on_figure=advance
+            )
+        render.figures_report(computed, skipped, seconds, out)
+        return
     _, skipped = pending(spec, out)
     with render.sweep_progress(spec.name, spec.size(), skipped) as advance:
         report = execute(spec, out, scheduler=scheduler, workers=workers, on_record=advance)

@@ -156,14 +156,20 @@ def load_sweep(path: str | Path) -> Sweep:
     SweepError
         One line naming the file and the key at fault.
     """
-    try:
-        data = read_document(path, what="sweep")
-    except MarketError as exc:
-        raise SweepError(str(exc)) from None
+    data = read_sweep_file(path)
     try:
         return sweep_from_dict(data)
     except SweepError as exc:
         raise SweepError(f"{path}: {exc}") from None
+
+
+def read_sweep_file(path: str | Path) -> Any:
+    """A sweep file's plain data (TOML or JSON, bounded like a market file); raises
+    :class:`SweepError`."""
+    try:
+        return read_document(path, what="sweep")
+    except MarketError as exc:
+        raise SweepError(str(exc)) from None
 
 
 def sweep_from_dict(data: Any) -> Sweep:
@@ -450,6 +456,7 @@ __all__ = [
     "Sweep",
     "canonical_json",
     "load_sweep",
+    "read_sweep_file",
     "run_one",
     "scenario_spec",
     "sweep_from_dict",

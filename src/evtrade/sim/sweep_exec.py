@@ -11,11 +11,11 @@ import importlib
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from evtrade.errors import SweepError
 from evtrade.sim.sweep import Run, Sweep, run_one
@@ -31,6 +31,7 @@ IN_FLIGHT_PER_WORKER = 8
 RETRIES = 2
 
 OnRecord = Callable[[Mapping[str, Any]], None]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ def execute(
             _drain(records, writer, on_record)
         elif todo:
             with dask_client(scheduler, workers) as client:
-                _drain(_on_dask(client, todo), writer, on_record)
+                _drain(on_dask(client, todo, run_one), writer, on_record)
     finally:
         writer.flush()
     return SweepReport(
@@ -158,21 +159,24 @@ def dask_client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
         cluster.close()
 
 
-def _on_dask(client: Any, todo: list[Run]) -> Iterator[dict[str, Any]]:
-    """The records of ``todo`` as they finish, a bounded number of runs in flight."""
+def on_dask(
+    client: Any, todo: Sequence[Any], task: Callable[[Any], T], prefix: str = "evtrade-run"
+) -> Iterator[T]:
+    """``task(item)`` of each item of ``todo`` on the cluster (Dask key ``<prefix>-<item.key>``),
+    yielded as they finish, a bounded number in flight."""
     as_completed = _dask("as_completed")
     workers = max(1, len(client.scheduler_info().get("workers", {})))
     window = IN_FLIGHT_PER_WORKER * workers
     queue = iter(todo)
 
-    def submit(run: Run) -> Any:
-        return client.submit(run_one, run, key=f"evtrade-run-{run.key}", retries=RETRIES)
+    def submit(item: Any) -> Any:
+        return client.submit(task, item, key=f"{prefix}-{item.key}", retries=RETRIES)
 
     first = [submit(r) for _, r in zip(range(window), queue, strict=False)]
     finished = as_completed(first)
     for future in finished:
         try:
-            record: dict[str, Any] = future.result()
+            result: T = future.result()
         except SweepError:
             raise
         except Exception as exc:  # a worker's failure, pickled back: one line for the user
@@ -181,7 +185,7 @@ def _on_dask(client: Any, todo: list[Run]) -> Iterator[dict[str, Any]]:
         nxt = next(queue, None)
         if nxt is not None:
             finished.add(submit(nxt))
-        yield record
+        yield result
 
 
 def _dask(name: str) -> Any:
@@ -190,4 +194,4 @@ def _dask(name: str) -> Any:
     return getattr(importlib.import_module("distributed"), name)
 
 
-__all__ = ["SweepReport", "dask_client", "execute", "pending"]
+__all__ = ["SweepReport", "dask_client", "execute", "on_dask", "pending"]
