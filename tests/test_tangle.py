@@ -18,6 +18,7 @@ from evtrade.sim.tangle import (
     TangleResult,
     TipSelection,
     cumulative_weights,
+    record_times,
     simulate,
 )
 
@@ -186,3 +187,38 @@ def test_bad_parameters_are_refused(change: dict[str, object], match: str) -> No
     p = TangleParams(**(base | change))  # type: ignore[arg-type]
     with pytest.raises(MechanismError, match=match):
         simulate(p, np.random.default_rng(0))
+
+
+def dv2g_day(seed: int) -> np.ndarray:
+    """A day of DV2G trades in seconds: 3 grids x 10 EVs, one trade each per hourly slot, at
+    uniform times within the slot."""
+    rng = np.random.default_rng(seed)
+    return np.sort((np.arange(24)[:, None] + rng.random((24, 30))).ravel() * 3600.0)
+
+
+def test_a_day_of_trades_recorded_at_their_times() -> None:
+    times = dv2g_day(0)
+    r = record_times(
+        times, np.random.default_rng(1), delay=1.0, tip_selection="weighted", alpha=0.1
+    )
+    led = r.ledger
+    np.testing.assert_array_equal(led.arrival[1:], times)
+    assert r.params.rate == pytest.approx(720 / times[-1])
+    for i in range(1, len(times) + 1):
+        assert all(a == 0 or led.arrival[a] + 1.0 <= led.arrival[i] for a in led.approves[i])
+    # Sparse traffic: a transaction waits for the next one to be approved (about 1 / lambda).
+    assert r.first_approval_mean == pytest.approx(1 / r.params.rate, rel=0.3)
+
+
+@pytest.mark.parametrize(
+    "times", [[], [3.0, 1.0], [-1.0, 2.0], [0.0, math.nan], [[1.0, 2.0]]], ids=str
+)
+def test_bad_times_are_refused(times: list[float]) -> None:
+    with pytest.raises(MechanismError, match="times"):
+        record_times(times, np.random.default_rng(0), delay=1.0)
+
+
+def test_a_burst_at_one_instant() -> None:
+    r = record_times(np.zeros(50), np.random.default_rng(0), delay=0.5)
+    # None sees another: every one approves the genesis.
+    assert (r.ledger.approves[1:] == 0).all()

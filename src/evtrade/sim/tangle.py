@@ -211,6 +211,48 @@ def simulate(
     return _summarise(params, seed, engine)
 
 
+def record_times(
+    times: npt.ArrayLike,
+    rng: np.random.Generator,
+    *,
+    delay: float,
+    tip_selection: TipSelection = "urts",
+    alpha: float = 0.0,
+    walk_window: float | None = None,
+    checkpoint: float | None = None,
+    seed: int | None = None,
+) -> TangleResult:
+    """Record transactions issued at given ``times`` (e.g. a DV2G day's trades) on a tangle.
+
+    ``times`` are non-decreasing, finite and >= 0 (the genesis is at 0). The run's ``rate`` is
+    their mean rate, ``len(times) / times[-1]``, which sizes W and the window M; a burst much
+    denser than the mean is still exact for the walks (their starts are clamped into the window),
+    but its confirmations are measured only within M arrivals. Checkpoints come at arrivals: with
+    sparse traffic a ``checkpoint`` shorter than the gaps confirms at the first arrival that can.
+    Raises ``MechanismError``.
+    """
+    t = np.asarray(times, dtype=np.float64)
+    if t.ndim != 1 or not 1 <= t.size <= MAX_TRANSACTIONS:
+        raise MechanismError(f"times: must be 1 to {MAX_TRANSACTIONS:,} values, got {t.shape}")
+    if not np.isfinite(t).all() or t[0] < 0.0 or np.any(np.diff(t) < 0.0):
+        raise MechanismError("times: must be finite, >= 0 and non-decreasing")
+    span = float(t[-1])
+    rate = t.size / span if span > 0.0 else float(t.size)  # all at once: per unit of time
+    params = TangleParams(
+        rate=min(max(rate, MIN_RATE), MAX_SCALE),
+        delay=delay,
+        tip_selection=tip_selection,
+        alpha=alpha,
+        transactions=int(t.size),
+        walk_window=walk_window,
+        checkpoint=checkpoint,
+    )
+    check_params(params)
+    engine = Engine(params, rng, t)
+    engine.run()
+    return _summarise(params, seed, engine)
+
+
 def _summarise(params: TangleParams, seed: int | None, engine: Engine) -> TangleResult:
     n = params.transactions
     arrival = engine.arrival
@@ -305,6 +347,7 @@ __all__ = [
     "TipSelection",
     "check_params",
     "cumulative_weights",
+    "record_times",
     "result_to_dict",
     "simulate",
 ]

@@ -24,14 +24,20 @@ if TYPE_CHECKING:
 class Engine:
     """The state of one run; :meth:`run` fills the arrays."""
 
-    def __init__(self, params: TangleParams, rng: np.random.Generator) -> None:
+    def __init__(
+        self,
+        params: TangleParams,
+        rng: np.random.Generator,
+        times: npt.NDArray[np.float64] | None = None,
+    ) -> None:
         n = params.transactions
         self.p = params
         self.rng = rng
         self.m = params.window_bits
         self.mask = (1 << self.m) - 1
-        gaps = rng.exponential(1.0 / params.rate, size=n)
-        self.arrival: npt.NDArray[np.float64] = np.concatenate(([0.0], np.cumsum(gaps)))
+        if times is None:  # Poisson arrivals at rate lambda
+            times = np.cumsum(rng.exponential(1.0 / params.rate, size=n))
+        self.arrival: npt.NDArray[np.float64] = np.concatenate(([0.0], times))
         self.approves: npt.NDArray[np.int64] = np.full((n + 1, 2), -1, dtype=np.int64)
         # Eq. 1's weights: an array.array read one at a time by the walks (fast indexing), the
         # same memory seen as a NumPy array for the vectorised updates.
