@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
@@ -232,7 +233,9 @@ def test_cli_sweep_then_summary(tmp_path):
     assert len(shards(out)) == 1
     summary = runner.invoke(app, ["sweep-summary", str(out)])
     assert summary.exit_code == 0, summary.output
-    assert (out / "summary.csv").exists() and (out / "welfare.png").exists()
+    assert (out / "_summary" / "summary.csv").exists()
+    assert (out / "_summary" / "welfare.png").exists()
+    assert pq.read_table(out).num_rows == 2  # the folder reads as one table (pandas too)
     empty = runner.invoke(app, ["sweep-summary", str(tmp_path)])
     assert empty.exit_code == 1 and "no sweep records" in empty.output
 

@@ -34,7 +34,8 @@ def sweep(
         ),
     ] = None,
     summary: Annotated[
-        bool, typer.Option(help="Then print the summary table and write its plots to --out.")
+        bool,
+        typer.Option(help="Then print the summary table and write its plots (--out/_summary)."),
     ] = False,
 ) -> None:
     """Run every run of a sweep not yet recorded in --out, one Parquet record per run.
@@ -68,7 +69,9 @@ def sweep(
 
 def sweep_summary(
     directory: Annotated[Path, typer.Argument(help="A sweep's --out folder.")],
-    plots: Annotated[bool, typer.Option(help="Write summary.csv and one PNG per metric.")] = True,
+    plots: Annotated[
+        bool, typer.Option(help="Write summary.csv and one PNG per metric to DIRECTORY/_summary.")
+    ] = True,
 ) -> None:
     """Summarise a sweep's records: per mechanism, size and options, the runs, failures, and the
     mean and standard deviation of welfare, volume, gains from trade, payments and satisfaction."""
@@ -82,6 +85,9 @@ def _summary(directory: Path, *, plots: bool = True) -> None:
     rows = summarize(read_records(directory))
     render.sweep_summary(rows)
     if plots and rows:
-        write_csv(rows, directory / "summary.csv")
-        written = plot_summary(rows, directory)
-        render.echo(f"wrote summary.csv and {len(written)} plots to {directory}")
+        # "_summary": a folder that readers of the records (pyarrow, pandas) skip
+        target = directory / "_summary"
+        target.mkdir(exist_ok=True)
+        write_csv(rows, target / "summary.csv")
+        written = plot_summary(rows, target)
+        render.echo(f"wrote summary.csv and {len(written)} plots to {target}")

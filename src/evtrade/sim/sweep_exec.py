@@ -29,6 +29,8 @@ IN_FLIGHT_PER_WORKER = 8
 #: How often the scheduler retries a run whose task failed (a worker that died holding it does
 #: not count: the scheduler reschedules those itself).
 RETRIES = 2
+#: How long a sweep waits for the first worker of a cluster it is sent to.
+WORKER_WAIT_S = 120
 
 OnRecord = Callable[[Mapping[str, Any]], None]
 T = TypeVar("T")
@@ -140,6 +142,12 @@ def dask_client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
         except (OSError, TimeoutError, ValueError) as exc:
             raise SweepError(f"--scheduler: cannot reach {scheduler} ({exc})") from None
         try:
+            try:
+                client.wait_for_workers(1, timeout=WORKER_WAIT_S)
+            except TimeoutError:
+                raise SweepError(
+                    f"--scheduler: no worker joined {scheduler} within {WORKER_WAIT_S} s"
+                ) from None
             yield client
         finally:
             client.close()

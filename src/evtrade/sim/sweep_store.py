@@ -87,7 +87,10 @@ def read_records(out: Path, *, timing: bool = True) -> pa.Table:
     paths = shards(out)
     if not paths:
         raise SweepError(f"{out}: no sweep records (part-*.parquet) in this directory")
-    table = pa.concat_tables([_read(p) for p in paths], promote_options="default")
+    try:
+        table = pa.concat_tables([_read(p) for p in paths], promote_options="default")
+    except pa.ArrowException as exc:  # two sweeps in one folder with one option of two types
+        raise SweepError(f"{out}: shards that do not fit together ({exc})") from None
     if not timing:
         table = table.drop_columns([c for c in TIMING_COLUMNS if c in table.column_names])
     return table.sort_by("key")
