@@ -245,6 +245,13 @@ def test_the_example_sweeps_load_and_the_babg_one_is_table_ii():
 
     root = Path(__file__).resolve().parents[1] / "examples"
     assert load_sweep(root / "sweep.toml").size() == 120
+    from evtrade.sim.babg_figures import FIGURES
+    from evtrade.sim.sweep_figures import FigureSweep, load_sweep_file
+
+    figures = load_sweep_file(root / "sweep_figures.toml")
+    assert isinstance(figures, FigureSweep)
+    assert (figures.paper, figures.seed, figures.quick) == ("babg", 2024, False)
+    assert figures.figures == tuple(FIGURES)
     babg = load_sweep(root / "sweep_babg_scale.toml")
     assert babg.size() == 3 * 11 * 5
     for run in babg.runs():
