@@ -1,0 +1,281 @@
+"""A consortium of RSUs on one anvil (docs/consortium.md), with real parts throughout: the
+authority's commands (`evtrade authority ...`), `evtrade serve --deployment --rsu-key` processes
+with their own data directories and ports, vehicles certified once that keep their own keys,
+join each RSU, ask it for a round and bid on chain at it.
+
+Each round settles (the RSU's clock reveals the sealed bids and settles at the P1 optimum) or,
+when its RSU is lost, refunds; tokens are conserved across the consortium. The fast variant runs
+two RSUs and one round each; the slow one three RSUs, one of them SIGKILLed mid-round.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from benchmarks.anvil import running_anvil
+from eth_account import Account
+from eth_account.messages import encode_defunct
+from eth_account.signers.local import LocalAccount
+from typer.testing import CliRunner
+
+from evtrade.cli import app
+from evtrade.ledger.chain import open_chain
+from evtrade.ledger.client import Deployment, Ledger, public_key
+from evtrade.ledger.keystore import new_keystore
+from evtrade.model import Buyer, Seller
+from evtrade.service.consortium import open_round_message
+from evtrade.service.wallets import registration_message
+from evtrade.settlement.views import SealedBid
+from tests.service_process import Service, wait_for
+
+AUTHORITY_PW = "authority pw"
+RSU_PW = "rsu pw"
+#: Tokens the authority mints to each buyer and seller.
+BUYER_TOKENS = 100.0
+SELLER_TOKENS = 10.0
+#: Short windows: bids are sent at once, on chain, by the test's own wallets.
+WINDOWS = {"t_limit": 8, "bid_grace": 2, "t_reveal": 4, "t_settle": 8, "poll_seconds": 0.3}
+#: The RSUs' places (Jinhua, a few km apart): each its own area.
+PLACES = ((29.079, 119.647), (29.100, 119.680), (29.060, 119.620))
+
+
+def authority(*args: str) -> str:
+    result = CliRunner().invoke(
+        app, ["authority", *args], env={"EVTRADE_AUTHORITY_PASSWORD": AUTHORITY_PW}
+    )
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@dataclass
+class Consortium:
+    url: str
+    root: Path
+    deployment: Path
+    ledger: Ledger
+    rsus: list[Service] = field(default_factory=list)
+    rsu_accounts: list[LocalAccount] = field(default_factory=list)
+    minted: float = 0.0
+
+    def chain_args(self) -> list[str]:
+        return [
+            "--chain-url", self.url, "--keystore", str(self.root / "authority.json"),
+            "--deployment", str(self.deployment),
+        ]  # fmt: skip
+
+    def vehicle(self, plate: str, tokens: float) -> LocalAccount:
+        """A vehicle that keeps its own key, certified once by the authority and topped up."""
+        account: LocalAccount = Account.create()
+        authority(
+            "register-vehicle", *self.chain_args(), "--address", account.address, "--plate", plate
+        )
+        authority("mint", *self.chain_args(), "--to", account.address, "--tokens", str(tokens))
+        self.minted += tokens
+        return account
+
+
+@pytest.fixture
+def consortium(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Consortium]:
+    """anvil, the authority's deployment, ``request.param`` RSUs registered and serving."""
+    n = int(request.param)
+    with ExitStack() as stack:
+        url = stack.enter_context(running_anvil("--block-time", "0.1"))
+        new_keystore(tmp_path / "authority.json", AUTHORITY_PW)
+        deployment = tmp_path / "deployment.json"
+        authority(
+            "init", "--chain-url", url, "--keystore", str(tmp_path / "authority.json"),
+            "--out", str(deployment),
+        )  # fmt: skip
+        ledger = Ledger(open_chain(chain_url=url), Deployment.load(deployment))
+        stack.callback(ledger.chain.close)
+        c = Consortium(url, tmp_path, deployment, ledger)
+        for i in range(n):
+            key = tmp_path / f"rsu{i}.json"
+            account = new_keystore(key, RSU_PW)
+            authority("register-rsu", *c.chain_args(), "--pubkey", public_key(account).hex())
+            lat, lon = PLACES[i]
+            service = Service(
+                tmp_path / f"rsu{i}",
+                chain_url=url,
+                deployment=deployment,
+                rsu_key=key,
+                rsu_key_password=RSU_PW,  # EVTRADE_RSU_KEY_PASSWORD
+                faucet_tokens=0,
+                rsu_lat=lat,
+                rsu_lon=lon,
+                **WINDOWS,
+            )
+            service.start()
+            stack.callback(service.stop)
+            c.rsus.append(service)
+            c.rsu_accounts.append(account)
+        yield c
+
+
+def sign(account: LocalAccount, text: str) -> str:
+    return "0x" + account.sign_message(encode_defunct(text=text)).signature.hex().removeprefix("0x")
+
+
+def join(client: httpx.Client, vehicle: LocalAccount, name: str, plate: str) -> None:
+    """A certified vehicle joins an RSU with its own key (no transaction)."""
+    signature = sign(vehicle, registration_message(vehicle.address, plate))
+    body = {"name": name, "plate": plate, "address": vehicle.address, "signature": signature}
+    r = client.post("/api/vehicles", json=body)
+    assert r.status_code == 201, r.text
+    assert r.json()["valid"] is True
+
+
+def open_round(client: httpx.Client, rsu: str, vehicle: LocalAccount) -> int:
+    now, nonce = int(time.time()), time.time_ns()
+    text = open_round_message(rsu, vehicle.address, now, nonce)
+    body = {"address": vehicle.address, "signature": sign(vehicle, text), "timestamp": now}
+    r = client.post("/api/rounds", json={**body, "nonce": nonce})
+    assert r.status_code == 201, r.text
+    return int(r.json()["round_id"])
+
+
+def bids(
+    c: Consortium, rsu: int, rid: int, buyer: LocalAccount, seller: LocalAccount, s_r: float = 10.0
+) -> tuple[SealedBid, SealedBid]:
+    """The buyer's request and the seller's reply, sealed to the RSU, sent from their wallets.
+
+    The seller's spare energy s_t - s_r is reserved for the round on the one market contract, so
+    a seller bidding at two RSUs at once declares it once: the second reply may sell only what
+    the first did not reserve."""
+    lat, lon = PLACES[rsu]
+    key = c.ledger.rsu_pubkey(c.rsu_accounts[rsu].address)
+    b = Buyer(buyer.address, 0.95, 0.6, 1.0, 2.0, 10.0, 1.0, lat, lon)
+    s = Seller(seller.address, 0.55, 0.5, 0.8, 20.0, s_r, 0.05, lat, lon + 0.01)
+    return (
+        c.ledger.post_request(buyer, rid, b, rsu_pubkey=key),
+        c.ledger.post_reply(seller, rid, s, rsu_pubkey=key),
+    )
+
+
+def settled(c: Consortium, rsu: int, rid: int) -> dict[str, Any]:
+    with c.rsus[rsu].client() as client:
+        view = wait_for(client, rid, "settled")
+        detail = client.get(f"/api/rounds/{rid}").json()
+    assert detail["audit"]["ok"], detail["audit"]
+    assert view["trades"], view
+    return view
+
+
+def collect(c: Consortium, vehicles: list[LocalAccount], requests: list[SealedBid]) -> None:
+    """Buyers take back what they did not pay, sellers pull their credit."""
+    for bid in requests:
+        owner = next(v for v in vehicles if v.address == bid.bidder)
+        c.ledger.claim_refund(owner, bid.round_id, bid.index)
+    for v in vehicles:
+        if c.ledger.credit(v.address):
+            c.ledger.withdraw(v)
+
+
+def conserved(c: Consortium, vehicles: list[LocalAccount]) -> None:
+    """Every minted token is held by a vehicle, credited, still in the market, or burned."""
+    held = sum(c.ledger.balance(v.address) + c.ledger.credit(v.address) for v in vehicles)
+    in_market = c.ledger.balance(c.ledger.market.address)
+    credited = sum(c.ledger.credit(v.address) for v in vehicles)
+    assert held + (in_market - credited) + c.ledger.burned() == round(c.minted * 10**18)
+
+
+def paid(c: Consortium, rids: list[int]) -> int:
+    return sum(t.payment for rid in rids for t in c.ledger.round_view(rid).trades)
+
+
+@pytest.mark.parametrize("consortium", [2], indirect=True)
+def test_two_rsus_one_vehicle_pair_roams_and_each_round_settles(consortium: Consortium) -> None:
+    c = consortium
+    buyer = c.vehicle("EV 1", BUYER_TOKENS)
+    seller = c.vehicle("EV 2", SELLER_TOKENS)
+    rids: list[int] = []
+    requests: list[SealedBid] = []
+    for i, service in enumerate(c.rsus):
+        with service.client() as client:
+            join(client, buyer, "buyer", "EV1")
+            join(client, seller, "seller", "EV2")
+            # Certified once, by the authority: an RSU of a consortium certifies nobody itself.
+            r = client.post(
+                "/api/vehicles", json={"name": "x", "plate": "X1", "password": "correct horse"}
+            )
+            assert r.status_code == 403, r.text
+            rid = open_round(client, c.rsu_accounts[i].address, buyer)
+        # 5 kWh spare reserved at the first RSU, 10 - 5 left for the second.
+        request, _ = bids(c, i, rid, buyer, seller, s_r=15.0 if i == 0 else 10.0)
+        rids.append(rid)
+        requests.append(request)
+    for i, rid in enumerate(rids):
+        view = settled(c, i, rid)
+        assert view["rsu"] == c.rsu_accounts[i].address
+    # Each RSU indexes its own rounds only, and shows the consortium.
+    for i, service in enumerate(c.rsus):
+        with service.client() as client:
+            assert [v["round_id"] for v in client.get("/api/rounds").json()] == [rids[i]]
+            info = client.get("/api/consortium").json()
+        assert info["mode"] == "consortium" and info["votes"] == []
+        assert {m["address"] for m in info["members"]} == {a.address for a in c.rsu_accounts}
+        assert [m["this_rsu"] for m in info["members"]] == [j == i for j in range(len(c.rsus))]
+    before = c.ledger.balance(seller.address)
+    collect(c, [buyer, seller], requests)
+    payments = paid(c, rids)
+    assert payments > 0
+    assert c.ledger.balance(buyer.address) == round(BUYER_TOKENS * 10**18) - payments
+    assert c.ledger.balance(seller.address) >= before + payments
+    assert c.ledger.burned() == 0
+    conserved(c, [buyer, seller])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("consortium", [3], indirect=True)
+def test_three_rsus_one_lost_mid_round_refunds_and_the_others_trade_on(
+    consortium: Consortium,
+) -> None:
+    c = consortium
+    buyers = [c.vehicle(f"B {i}", BUYER_TOKENS) for i in range(3)]
+    sellers = [c.vehicle(f"S {i}", SELLER_TOKENS) for i in range(3)]
+    vehicles = buyers + sellers
+    rids: list[int] = []
+    sent: list[tuple[SealedBid, SealedBid]] = []
+    for i, service in enumerate(c.rsus):  # buyer i and seller i+1 (mod 3) meet at RSU i
+        buyer, seller = buyers[i], sellers[(i + 1) % 3]
+        with service.client() as client:
+            join(client, buyer, f"b{i}", f"B{i}")
+            join(client, seller, f"s{i}", f"S{(i + 1) % 3}")
+            rid = open_round(client, c.rsu_accounts[i].address, buyer)
+        rids.append(rid)
+        sent.append(bids(c, i, rid, buyer, seller))
+    # RSU 2 is lost mid-round, bids in, nothing revealed, never to come back.
+    c.rsus[2].kill()
+    lost = c.ledger.round_view(rids[2])
+    for i in (0, 1):
+        settled(c, i, rids[i])
+    # Its bidders reveal their own values (their wallets kept them), and once the settlement
+    # window passed without a settlement the buyer takes its whole escrow back.
+    c.ledger.chain.wait_until(lost.deadline + 1)
+    request, reply = sent[2]
+    c.ledger.reveal(buyers[2], request)
+    c.ledger.reveal(sellers[0], reply)
+    c.ledger.chain.wait_until(lost.settle_deadline + 1)
+    escrow = lost.requests[0].escrow
+    before = c.ledger.balance(buyers[2].address)
+    c.ledger.claim_refund(buyers[2], rids[2], request.index)
+    assert c.ledger.balance(buyers[2].address) == before + escrow
+    assert not c.ledger.round_view(rids[2]).settled
+    # The others trade on: a second round at RSU 0 between vehicles that traded elsewhere.
+    with c.rsus[0].client() as client:
+        join(client, buyers[1], "b1", "B1")
+        join(client, sellers[2], "s2", "S2")
+        rid = open_round(client, c.rsu_accounts[0].address, buyers[1])
+        again = bids(c, 0, rid, buyers[1], sellers[2])
+    settled(c, 0, rid)
+    collect(c, vehicles, [sent[0][0], sent[1][0], again[0]])
+    assert c.ledger.burned() == 0
+    assert paid(c, [*rids[:2], rid]) > 0
+    conserved(c, vehicles)
