@@ -71,8 +71,18 @@ class IPMResult:
     iterations: int
 
 
-def _zero(v: FloatArray) -> tuple[FloatArray, FloatArray]:
+def zero_term(v: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """A term that costs nothing (gradient and Hessian 0)."""
     return np.zeros_like(v), np.zeros_like(v)
+
+
+def log_utility(w: FloatArray) -> Term:
+    """The buyers' term h(u) = -w ln(u + 1) (ETA eq. 11, BABG U_i of eq. 3, over u = X - b^min)."""
+
+    def buyer(u: FloatArray) -> tuple[FloatArray, FloatArray]:
+        return -w / (u + 1.0), w / (u + 1.0) ** 2
+
+    return buyer
 
 
 def p1_model(p: P1Problem) -> Separable:
@@ -80,9 +90,6 @@ def p1_model(p: P1Problem) -> Separable:
 
     def pair(x: FloatArray) -> tuple[FloatArray, FloatArray]:
         return 2 * p.a * x + p.e, np.broadcast_to(2 * p.a, x.shape)
-
-    def buyer(u: FloatArray) -> tuple[FloatArray, FloatArray]:
-        return -p.w / (u + 1.0), p.w / (u + 1.0) ** 2
 
     return Separable(
         mask=p.mask,
@@ -92,9 +99,21 @@ def p1_model(p: P1Problem) -> Separable:
         eta=np.ones_like(p.g),
         g=p.g,
         pair=pair,
-        buyer=buyer,
-        slack=_zero,
+        buyer=log_utility(p.w),
+        slack=zero_term,
     )
+
+
+def solve_quietly(
+    p: Separable, *, tol: float, max_iter: int, what: str, hint: str = ""
+) -> IPMResult:
+    """:func:`interior_point` with numpy's floating-point warnings off; a breakdown (non-finite
+    entries, a failed factorisation: an infeasible problem) is a SolverError naming ``what``."""
+    try:
+        with np.errstate(all="ignore"):
+            return interior_point(p, tol=tol, max_iter=max_iter)
+    except (ValueError, np.linalg.LinAlgError) as exc:
+        raise SolverError(f"{what} broke down ({exc}){hint}") from exc
 
 
 def interior_point(p: Separable, *, tol: float, max_iter: int) -> IPMResult:

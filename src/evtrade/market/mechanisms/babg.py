@@ -36,7 +36,7 @@ from numpy.typing import NDArray
 
 from evtrade.errors import MechanismError, SolverError
 from evtrade.market import reasons
-from evtrade.market._ipm import IPMResult, Separable, interior_point
+from evtrade.market._ipm import Separable, log_utility, solve_quietly, zero_term
 from evtrade.market.admission import Admission
 from evtrade.market.mechanisms.base import Mechanism, require_count
 from evtrade.market.objectives import cost_performance, seller_cost, swm2_welfare
@@ -203,15 +203,9 @@ def solve_swm2(
         welfare = float(swm2_welfare(s, d, w, d_min, l1=l1, l2=l2))
         return Swm2Solution(s=s, d=d, welfare=welfare, iterations=0)
 
-    def buyer(u: FloatArray) -> tuple[FloatArray, FloatArray]:
-        return -wr / (u + 1.0), wr / (u + 1.0) ** 2
-
     def slack(z: FloatArray) -> tuple[FloatArray, FloatArray]:
         # k(z) = C(cap - z): the loss of the seller's total supply S = cap - z.
         return -(2.0 * l1 * (cap - z) + l2), np.full_like(z, 2.0 * l1)
-
-    def pair(x: FloatArray) -> tuple[FloatArray, FloatArray]:
-        return np.zeros_like(x), np.zeros_like(x)
 
     model = Separable(
         mask=sub_mask,
@@ -220,15 +214,13 @@ def solve_swm2(
         cap=cap,
         eta=efficiency,
         g=np.ones(m),
-        pair=pair,
-        buyer=buyer,
+        pair=zero_term,
+        buyer=log_utility(wr),
         slack=slack,
     )
-    try:
-        with np.errstate(all="ignore"):
-            res: IPMResult = interior_point(model, tol=tol, max_iter=200)
-    except (ValueError, np.linalg.LinAlgError) as exc:
-        raise SolverError(f"SWM2 interior point broke down ({exc}); infeasible?") from exc
+    res = solve_quietly(
+        model, tol=tol, max_iter=200, what="SWM2 interior point", hint="; infeasible?"
+    )
     x = np.where(sub_mask, np.maximum(res.x, 0.0), 0.0)
     s[rows] = x
     d = s * efficiency

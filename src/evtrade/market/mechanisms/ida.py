@@ -37,7 +37,7 @@ from numpy.typing import NDArray
 
 from evtrade.errors import MechanismError, SolverError
 from evtrade.market import reasons
-from evtrade.market._ipm import Separable, interior_point
+from evtrade.market._ipm import Separable, solve_quietly, zero_term
 from evtrade.market.admission import Admission
 from evtrade.market.mechanisms.base import Mechanism, require_count
 from evtrade.market.objectives import cost_performance, seller_cost, swm2_welfare
@@ -103,18 +103,11 @@ def _solve_a(
         safe = np.maximum(x, 1e-300)
         return -b / safe + s, b / (safe * safe)
 
-    def zero(v: FloatArray) -> tuple[FloatArray, FloatArray]:
-        return np.zeros_like(v), np.zeros_like(v)
-
     model = Separable(
         mask=mask, b_min=lo, b_max=hi, cap=cap, eta=eff, g=np.ones_like(cap),
-        pair=pair, buyer=zero, slack=zero,
+        pair=pair, buyer=zero_term, slack=zero_term,
     )  # fmt: skip
-    try:
-        with np.errstate(all="ignore"):
-            res = interior_point(model, tol=1e-10, max_iter=200)
-    except (ValueError, np.linalg.LinAlgError) as exc:
-        raise SolverError(f"IDA problem A broke down ({exc})") from exc
+    res = solve_quietly(model, tol=1e-10, max_iter=200, what="IDA problem A")
     return np.where(mask, np.maximum(res.x, 0.0), 0.0)
 
 
