@@ -10,6 +10,9 @@ two RSUs and one round each; the slow one three RSUs, one of them SIGKILLed mid-
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -23,6 +26,7 @@ from benchmarks.anvil import running_anvil
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
+from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from evtrade.cli import app
@@ -31,6 +35,7 @@ from evtrade.ledger.client import Deployment, Ledger, public_key
 from evtrade.ledger.keystore import new_keystore
 from evtrade.model import Buyer, Seller
 from evtrade.service.consortium import open_round_message
+from evtrade.service.settings import Settings
 from evtrade.service.wallets import registration_message
 from evtrade.settlement.views import SealedBid
 from tests.service_process import Service, wait_for
@@ -190,6 +195,25 @@ def paid(c: Consortium, rids: list[int]) -> int:
     return sum(t.payment for rid in rids for t in c.ledger.round_view(rid).trades)
 
 
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"deployment": "d.json", "rsu_key": "k.json"}, "'deployment': needs 'chain_url'"),
+        ({"deployment": "d.json", "chain_url": "http://x"}, "'deployment': needs 'rsu_key'"),
+        ({"rsu_key": "k.json"}, "'rsu_key': only with 'deployment'"),
+        (
+            {"deployment": "d.json", "chain_url": "http://x", "rsu_key": "k", "faucet_tokens": 5},
+            "'faucet_tokens': must be 0 in consortium mode",
+        ),
+    ],
+)
+def test_consortium_settings_are_refused_naming_the_setting(
+    values: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ValidationError, match=message):
+        Settings.model_validate(values)
+
+
 @pytest.mark.parametrize("consortium", [2], indirect=True)
 def test_two_rsus_one_vehicle_pair_roams_and_each_round_settles(consortium: Consortium) -> None:
     c = consortium
@@ -230,6 +254,20 @@ def test_two_rsus_one_vehicle_pair_roams_and_each_round_settles(consortium: Cons
     assert c.ledger.balance(seller.address) >= before + payments
     assert c.ledger.burned() == 0
     conserved(c, [buyer, seller])
+    # A key that is not an RSU's (the authority's) is refused before the service listens.
+    out = subprocess.run(
+        [
+            sys.executable, "-m", "evtrade", "serve", "--chain-url", c.url,
+            "--deployment", str(c.deployment), "--rsu-key", str(c.root / "authority.json"),
+            "--data-dir", str(c.root / "intruder"), "--port", "9",
+        ],
+        env={**os.environ, "EVTRADE_RSU_KEY_PASSWORD": AUTHORITY_PW},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 1
+    assert out.stderr.startswith("error: setting 'rsu_key'") and "is not an RSU" in out.stderr
 
 
 @pytest.mark.slow
