@@ -205,3 +205,22 @@ def test_bad_inputs_are_one_line_naming_the_option(
         str(d / "authority.json"), "--out", str(tmp_path / "d.json"),
     )  # fmt: skip
     assert "no Ethereum JSON-RPC node" in line
+
+
+def test_init_creates_the_authoritys_keystore_and_register_rsu_reads_a_keystore(
+    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the defaults: authority.json and deployment.json here
+    out = ok("authority", "init", "--chain-url", url)
+    authority = load_keystore(tmp_path / "authority.json", PASSWORDS["EVTRADE_AUTHORITY_PASSWORD"])
+    assert authority.address in out and (tmp_path / "deployment.json").is_file()
+    rsu = new_keystore(tmp_path / "rsu.json", PASSWORDS["EVTRADE_RSU_KEY_PASSWORD"])
+    assert rsu.address in ok(
+        "authority", "register-rsu", "--chain-url", url, "--rsu-key", "rsu.json"
+    )
+    assert ledger_of(url, tmp_path / "deployment.json").is_rsu(rsu.address)
+    line = error("authority", "register-rsu", "--chain-url", url)
+    assert "--pubkey" in line and "--rsu-key" in line
+    someone = Account.create().address
+    ok("authority", "mint", "--chain-url", url, "--address", someone, "--tokens", "2")
+    assert ledger_of(url, tmp_path / "deployment.json").balance(someone) == 2 * 10**18

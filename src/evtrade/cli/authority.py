@@ -33,9 +33,13 @@ Keystore = Annotated[
     Path,
     typer.Option(
         "--keystore",
-        help=f"The authority's keystore file (password: ${AUTHORITY_PASSWORD} or a prompt).",
+        help=f"The authority's keystore file (password: ${AUTHORITY_PASSWORD} or a prompt); "
+        "`init` creates it when there is none.",
     ),
 ]
+#: Where the authority's keystore is unless --keystore says otherwise.
+DEFAULT_KEYSTORE = Path("authority.json")
+
 DeploymentFile = Annotated[
     Path,
     typer.Option("--deployment", help="The deployment record `evtrade authority init` wrote."),
@@ -116,17 +120,22 @@ def new_key(
 
 def init(
     chain_url: ChainUrl,
-    keystore: Keystore,
+    keystore: Keystore = DEFAULT_KEYSTORE,
     out: Annotated[
         Path, typer.Option("--out", help="Deployment record to write (never replaced).")
     ] = Path("deployment.json"),
 ) -> None:
     """Deploy the registry, token and market once; the keystore's account becomes the authority."""
     from evtrade.ledger.chain import open_chain
-    from evtrade.ledger.client import Ledger
+    from evtrade.ledger.client import Ledger, public_key
+    from evtrade.ledger.keystore import new_keystore, password
 
     if out.exists():
         fail(f"--out {out}: exists already (one deployment per consortium; remove it to redeploy)")
+    if not keystore.exists():  # the authority's first key, under its password
+        secret = password(AUTHORITY_PASSWORD, prompt=_prompt, what="authority's new keystore")
+        created = new_keystore(keystore, secret)
+        render.key_created(keystore, created.address, public_key(created).hex())
     authority = _key(keystore, AUTHORITY_PASSWORD, "authority's keystore")
     chain = open_chain(chain_url=chain_url)
     try:
@@ -140,19 +149,32 @@ def init(
 
 def register_rsu(
     chain_url: ChainUrl,
-    keystore: Keystore,
     pubkey: Annotated[
-        str, typer.Option("--pubkey", help="The RSU's public key (`evtrade authority new-key`).")
-    ],
+        str | None,
+        typer.Option("--pubkey", help="The RSU's public key (`evtrade authority new-key`)."),
+    ] = None,
+    rsu_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--rsu-key",
+            help=f"Or the RSU's keystore (password: ${RSU_PASSWORD}): its public key is read.",
+        ),
+    ] = None,
+    keystore: Keystore = DEFAULT_KEYSTORE,
     deployment: DeploymentFile = Path("deployment.json"),
 ) -> None:
     """Add an RSU to the registry (its address follows from its public key) and fund its gas."""
     from eth_utils.address import to_checksum_address
     from eth_utils.crypto import keccak
 
-    from evtrade.ledger.client import GAS, RSU_GAS_WEI
+    from evtrade.ledger.client import GAS, RSU_GAS_WEI, public_key
 
-    key = _pubkey(pubkey)
+    if (pubkey is None) == (rsu_key is None):
+        fail("give one of --pubkey KEY or --rsu-key KEYSTORE")
+    if pubkey is not None:
+        key = _pubkey(pubkey)
+    else:
+        key = public_key(_key(Path(str(rsu_key)), RSU_PASSWORD, "RSU's keystore"))
     authority = _key(keystore, AUTHORITY_PASSWORD, "authority's keystore")
     ledger = _ledger(chain_url, deployment)
     address = to_checksum_address(keccak(key)[12:])  # as Registry._pubkey_address
@@ -164,12 +186,12 @@ def register_rsu(
 
 def register_vehicle(
     chain_url: ChainUrl,
-    keystore: Keystore,
     address: Annotated[str, typer.Option("--address", help="The vehicle's account.")],
     plate: Annotated[str, typer.Option("--plate", help="Its licence plate (hashed on chain).")],
     days: Annotated[
         int, typer.Option("--days", min=1, max=3650, help="Days the certificate lasts.")
     ] = VEHICLE_CERTIFICATE_DAYS,
+    keystore: Keystore = DEFAULT_KEYSTORE,
     deployment: DeploymentFile = Path("deployment.json"),
 ) -> None:
     """Certify a vehicle (one account per plate) and fund its gas; it trades at every RSU."""
@@ -188,11 +210,11 @@ def register_vehicle(
 
 def revoke(
     chain_url: ChainUrl,
-    keystore: Keystore,
     vehicle: Annotated[
         str | None, typer.Option("--vehicle", help="Revoke this vehicle's certificate.")
     ] = None,
     rsu: Annotated[str | None, typer.Option("--rsu", help="Remove this RSU.")] = None,
+    keystore: Keystore = DEFAULT_KEYSTORE,
     deployment: DeploymentFile = Path("deployment.json"),
 ) -> None:
     """Revoke a vehicle's certificate (--vehicle) or remove an RSU (--rsu): its unsettled rounds
@@ -214,9 +236,9 @@ def revoke(
 
 def mint(
     chain_url: ChainUrl,
-    keystore: Keystore,
-    to: Annotated[str, typer.Option("--to", help="The account credited.")],
+    to: Annotated[str, typer.Option("--to", "--address", help="The account credited.")],
     tokens: Annotated[float, typer.Option("--tokens", help="Tokens to mint (a top-up paid).")],
+    keystore: Keystore = DEFAULT_KEYSTORE,
     deployment: DeploymentFile = Path("deployment.json"),
 ) -> None:
     """Mint a top-up: ``--tokens`` tokens to ``--to``."""
