@@ -104,12 +104,15 @@ def p1_model(p: P1Problem) -> Separable:
     )
 
 
-def solve_quietly(
-    p: Separable, *, tol: float, max_iter: int, what: str, hint: str = ""
+def solve_separable(
+    p: Separable, *, tol: float, max_iter: int, what: str, hint: str = "", quiet: bool = True
 ) -> IPMResult:
-    """:func:`interior_point` with numpy's floating-point warnings off; a breakdown (non-finite
-    entries, a failed factorisation: an infeasible problem) is a SolverError naming ``what``."""
+    """:func:`interior_point`, where a breakdown (non-finite entries or a failed factorisation: an
+    infeasible problem) is a SolverError naming ``what`` (then ``hint``); ``quiet`` turns numpy's
+    floating-point warnings off while it runs."""
     try:
+        if not quiet:
+            return interior_point(p, tol=tol, max_iter=max_iter)
         with np.errstate(all="ignore"):
             return interior_point(p, tol=tol, max_iter=max_iter)
     except (ValueError, np.linalg.LinAlgError) as exc:

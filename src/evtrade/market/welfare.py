@@ -44,7 +44,7 @@ from scipy.optimize import brentq
 from evtrade.errors import SolverError
 from evtrade.market import p1_newton as nt
 from evtrade.market._blas import blas_threads_for
-from evtrade.market._ipm import interior_point, p1_model
+from evtrade.market._ipm import p1_model, solve_separable
 from evtrade.market.objectives import eta_welfare
 
 FloatArray = NDArray[np.float64]
@@ -539,12 +539,15 @@ def _solve_binding(
         its = newton.iterations + more.iterations
         if _certified(p, x_more, more.inner.dual):
             return x_more, more.mu, more.inner, its, "p1-dual-newton"
-    try:
-        ipm = interior_point(p1_model(p), tol=tol, max_iter=max_iter)
-        x_ip, mu_ip, its = ipm.x, np.maximum(ipm.zs, 0.0), ipm.iterations
-    except (ValueError, np.linalg.LinAlgError) as exc:
-        # Non-finite entries (an infeasible market) make the factorisation fail.
-        raise SolverError(f"P1 interior point broke down ({exc}); infeasible?") from exc
+    ipm = solve_separable(
+        p1_model(p),
+        tol=tol,
+        max_iter=max_iter,
+        what="P1 interior point",
+        hint="; infeasible?",
+        quiet=False,
+    )
+    x_ip, mu_ip, its = ipm.x, np.maximum(ipm.zs, 0.0), ipm.iterations
     x_ip, mu_ip = _polish(p, _repair(p, x_ip), mu_ip, tol=tol)
     state = _inner(p, mu_ip, need_t=False)
     return x_ip, mu_ip, state, newton.iterations + its, "p1-interior-point+dual-newton"

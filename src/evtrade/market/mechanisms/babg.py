@@ -36,7 +36,7 @@ from numpy.typing import NDArray
 
 from evtrade.errors import MechanismError, SolverError
 from evtrade.market import reasons
-from evtrade.market._ipm import Separable, log_utility, solve_quietly, zero_term
+from evtrade.market._ipm import Separable, log_utility, solve_separable, zero_term
 from evtrade.market.admission import Admission
 from evtrade.market.mechanisms.base import Mechanism, require_count
 from evtrade.market.objectives import cost_performance, seller_cost, swm2_welfare
@@ -218,7 +218,7 @@ def solve_swm2(
         buyer=log_utility(wr),
         slack=slack,
     )
-    res = solve_quietly(
+    res = solve_separable(
         model, tol=tol, max_iter=200, what="SWM2 interior point", hint="; infeasible?"
     )
     x = np.where(sub_mask, np.maximum(res.x, 0.0), 0.0)

@@ -37,7 +37,7 @@ from numpy.typing import NDArray
 
 from evtrade.errors import MechanismError, SolverError
 from evtrade.market import reasons
-from evtrade.market._ipm import Separable, solve_quietly, zero_term
+from evtrade.market._ipm import Separable, solve_separable, zero_term
 from evtrade.market.admission import Admission
 from evtrade.market.mechanisms.base import Mechanism, require_count
 from evtrade.market.objectives import cost_performance, seller_cost, swm2_welfare
@@ -107,7 +107,7 @@ def _solve_a(
         mask=mask, b_min=lo, b_max=hi, cap=cap, eta=eff, g=np.ones_like(cap),
         pair=pair, buyer=zero_term, slack=zero_term,
     )  # fmt: skip
-    res = solve_quietly(model, tol=1e-10, max_iter=200, what="IDA problem A")
+    res = solve_separable(model, tol=1e-10, max_iter=200, what="IDA problem A")
     return np.where(mask, np.maximum(res.x, 0.0), 0.0)
 
 
