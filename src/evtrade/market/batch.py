@@ -18,6 +18,7 @@ from evtrade.market.admission import admitted, buyer_refusals, seller_refusals
 from evtrade.market.feasibility import exclude_unservable_buyers, proportional_fits
 from evtrade.market.geo import great_circle_km
 from evtrade.market.result import ZERO_KWH
+from evtrade.market.round import deliverable_energy, spare_energy
 from evtrade.market.welfare_batch import P1Batch, P1BatchSolution, solve_p1_batch
 from evtrade.model.batch import MarketBatch
 
@@ -69,8 +70,8 @@ def clear_batch(batch: MarketBatch, *, chunk: int = 512) -> BatchClearing:
         with np.errstate(invalid="ignore"):
             near = dist <= np.where(need_loc, A["max_distance_km"], np.inf)[:, None, None]
         pairs &= np.where(need_loc[:, None, None], near, True)
-    spare = np.maximum(S["s_t"] - S["s_r"], 0.0)
-    deliverable = spare / (1.0 + S["rho"])
+    spare = spare_energy(S["s_t"], S["s_r"])
+    deliverable = deliverable_energy(spare, S["rho"])
     solve_mask = pairs & (spare > 0)[:, None, :]
     b_min = np.where(b_ok, B["b_min"], 0.0)
     excluded = np.zeros(b_ok.shape, dtype=bool)

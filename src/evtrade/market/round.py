@@ -23,6 +23,17 @@ FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
 
 
+def spare_energy(s_t: FloatArray, s_r: FloatArray) -> FloatArray:
+    """A seller's spare energy ``s^t - s^r`` in kWh, never negative (the right side of ETA (13));
+    sellers' arrays (..., M)."""
+    return np.maximum(s_t - s_r, 0.0)
+
+
+def deliverable_energy(spare: FloatArray, rho: FloatArray) -> FloatArray:
+    """What a seller can deliver, ``spare / (1 + rho)``: (13) with the loss rate rho of eq. (16)."""
+    return np.asarray(spare / (1.0 + rho))
+
+
 @dataclass(frozen=True)
 class Basics:
     """What every mechanism starts from: Algorithm 1's admission, each seller's spare energy
@@ -43,7 +54,7 @@ def market_basics(market: Market) -> Basics:
     reachable = adm.buyers_ok[:, None] & adm.sellers_ok[None, :]
     if market.auctioneer.max_distance_km is not None:
         reachable &= dist <= market.auctioneer.max_distance_km
-    spare = np.maximum(S["s_t"] - S["s_r"], 0.0)
+    spare = spare_energy(S["s_t"], S["s_r"])
     return Basics(admission=adm, spare=spare, dist=dist, reachable=reachable)
 
 
@@ -100,7 +111,7 @@ def prepare_round(market: Market, quotes: Quotes) -> RoundSetup:
     B, S = market.buyer_arrays, market.seller_arrays
     P, R, T, tradable = quotes
     pairs_mask = basics.reachable & tradable
-    deliverable = spare / (1.0 + S["rho"])
+    deliverable = deliverable_energy(spare, S["rho"])
     solve_mask = pairs_mask & (spare > 0)[None, :] & adm.buyers_ok[:, None]
     excluded, in_round = exclude(
         market, solve_mask, np.where(adm.buyers_ok, B["b_min"], 0.0), deliverable, adm.buyers_ok
