@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import typer
 
-from evtrade.cli import authority, bench, chain, clear, dsm, reproduce, serve, sweep, tangle
+from evtrade.cli import authority, bench, chain, clear, dsm, dv2g, reproduce, serve, sweep, tangle
 from evtrade.cli.options import LIMITS_HELP, Command, Group
 
 app = typer.Typer(
@@ -39,6 +39,7 @@ app.add_typer(chain_app, name="chain")
 app.command(cls=Command, epilog=LIMITS_HELP)(clear.clear)
 app.command(cls=Command)(clear.montecarlo)
 app.command(cls=Command)(dsm.schedule)
+app.command(cls=Command)(dv2g.dv2g)
 reproduce_app.command("eta", cls=Command)(reproduce.reproduce_eta)
 reproduce_app.command("babg", cls=Command)(reproduce.reproduce_babg)
 reproduce_app.command("dsm", cls=Command)(dsm.reproduce_dsm)

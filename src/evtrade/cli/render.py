@@ -569,3 +569,67 @@ def figures_report(computed: int, skipped: int, seconds: float, out: object) -> 
     typer.echo(
         f"wrote {computed} figures (PNG + CSV) to {out}, {skipped} already there ({seconds:.1f} s)"
     )
+
+
+# --- evtrade dv2g -----------------------------------------------------------------------------
+
+
+def dv2g_day(d: Mapping[str, Any]) -> None:
+    """A DV2G day (``dv2g_to_dict``): per slot with sellers, each EV's price (first bid ->
+    equilibrium), selection probability, supply, demand and sale; then the slots' totals, welfare
+    and convergence."""
+    console = Console()
+    totals = _table(
+        "Slots (kWh; welfare = grids' welfare + EVs' revenue)",
+        ("slot", "supply", "need", "demand", "sold", "welfare", "first-bid welfare", "iter", "EGT"),
+    )
+    for s in d["slots"]:
+        if not s["evs"]:
+            continue
+        c, fb = s["convergence"], s["first_bid"]
+        totals.add_row(
+            str(s["slot"]),
+            fmt(s["supply_kwh"], 3),
+            fmt(s["need_kwh"], 3),
+            fmt(s["demand_kwh"], 3),
+            fmt(s["sold_kwh"], 3),
+            fmt(s["welfare"]),
+            fmt(fb["grid_welfare"] + fb["ev_revenue"]),
+            f"{c['iterations']}{'' if c['converged'] else ' (NOT converged)'}",
+            str(c["egt_iterations"]),
+        )
+    console.print(totals)
+    evs = _table(
+        "EVs per slot (price per kWh)",
+        ("slot", "EV", "first price", "price", "floor", "Q", "supply", "demand", "sold"),
+        left=("EV",),
+    )
+    for s in d["slots"]:
+        for e in s["evs"]:
+            evs.add_row(
+                str(s["slot"]),
+                e["id"],
+                fmt(e["first_price"]),
+                fmt(e["price"]),
+                fmt(e["floor"]),
+                fmt(e["probability"]),
+                fmt(e["supply_kwh"], 3),
+                fmt(e["demand_kwh"], 3),
+                fmt(e["sold_kwh"], 3),
+            )
+    console.print(evs)
+    for e in d["evs"]:
+        typer.echo(
+            f"EV {e['id']}: sold {e['sold_kwh']:.3f} kWh for {e['revenue']:.4f}, degradation cost "
+            f"{e['degradation_cost']:.4f}/kWh, storage cost {e['esu_cost_per_day']:.4f}/day"
+        )
+
+
+def dv2g_not_converged(d: Mapping[str, Any]) -> None:
+    """A loud warning on stderr naming the slots whose Stackelberg loop hit its iteration cap."""
+    slots = [str(s["slot"]) for s in d["slots"] if not s["convergence"]["converged"]]
+    typer.echo(
+        f"WARNING: the DV2G games did NOT converge in slot(s) {', '.join(slots)}: the prices "
+        "there are not a Stackelberg equilibrium",
+        err=True,
+    )

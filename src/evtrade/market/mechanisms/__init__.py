@@ -12,7 +12,7 @@ from dataclasses import fields
 from typing import Any
 
 from evtrade.errors import MechanismError
-from evtrade.market.mechanisms import babg, dsm, eta, ida
+from evtrade.market.mechanisms import babg, dsm, dv2g, eta, ida
 from evtrade.market.mechanisms.base import Kind, Mechanism
 from evtrade.market.result import ClearingResult
 from evtrade.model import Market
@@ -23,6 +23,7 @@ REGISTRY: tuple[Mechanism, ...] = (
     babg.MECHANISM,
     ida.MECHANISM,
     dsm.MECHANISM,
+    dv2g.MECHANISM,
 )
 _BY_NAME = {m.name: m for m in REGISTRY}
 #: The default mechanism; options at its defaults count as not given (as the CLI passes them).

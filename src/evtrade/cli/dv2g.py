@@ -1,0 +1,37 @@
+"""``evtrade dv2g``: a DV2G day (Hassija et al.): each slot's EV prices, the grids' selection
+probabilities, supply and demand, welfare and the games' convergence (docs/dv2g.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from evtrade.cli import render
+from evtrade.cli.options import FormatOption, OutputFormat
+from evtrade.market.mechanisms import get
+from evtrade.market.mechanisms.dv2g import dv2g_to_dict
+from evtrade.model.prosumers import load_dv2g
+
+ScenarioArgument = Annotated[
+    Path, typer.Argument(help="DV2G scenario file (.json or .toml, docs/dv2g.md).")
+]
+
+
+def dv2g(scenario: ScenarioArgument, output: FormatOption = OutputFormat.table) -> None:
+    """Play a DV2G day: per slot, the EVs' prices at the Stackelberg equilibrium (grids select
+    EVs by replicator dynamics, EVs update prices), selection probabilities, supply and demand,
+    welfare, convergence, and the first-bid auction baseline.
+
+    A bad scenario file is a one-line error naming the participant and field (exit code 1).
+    """
+    record = dv2g_to_dict(get("dv2g").run(load_dv2g(scenario)))
+    # Refuses NaN / Infinity: a result that is not finite is reported, never printed.
+    text = render.json_text(record, finite=True)
+    if output is OutputFormat.json:
+        render.echo(text)
+    else:
+        render.dv2g_day(record)
+    if not record["converged"]:
+        render.dv2g_not_converged(record)
