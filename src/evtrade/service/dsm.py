@@ -467,7 +467,7 @@ class Dsm:
             "slot_seconds": view.slot_seconds,
             "arrival": c.arrival,
             "departure": c.departure,
-            "power_kw": c.power / units.ENERGY_SCALE,
+            "power_kw": units.to_kwh(c.power),
             "source": "grid" if c.supplier is None else "pv",
             "supplier": c.supplier,
             "energy_kwh": [a + b for a, b in zip(grid, bought, strict=True)],

@@ -43,34 +43,22 @@ Args = Mapping[str, Any]
 Described = tuple[str, str | None, float | None, float | None, str]
 
 
-def _tokens(base_units: int) -> float:
-    return base_units / units.TOKEN_SCALE
-
-
-def _kwh(energy_units: int) -> float:
-    return energy_units / units.ENERGY_SCALE
-
-
-def _price(price_units: int) -> float:
-    return price_units / units.PRICE_SCALE
-
-
 def _open_round(a: Args, n: int) -> Described:
-    floor, ceiling = _price(a["v_floor"]), _price(a["c_ceiling"])
+    floor, ceiling = units.to_tokens(a["v_floor"]), units.to_tokens(a["c_ceiling"])
     return "open round", a["rsu"], None, None, f"v_min {floor:g}, c_max {ceiling:g} tokens/kWh"
 
 
 def _request(a: Args, n: int) -> Described:
-    b_min, b_max = _kwh(a["b_min"]), _kwh(a["b_max"])
-    v_min, v_max = _price(a["v_min"]), _price(a["v_max"])
-    escrow = _tokens(a["escrow"])
+    b_min, b_max = units.to_kwh(a["b_min"]), units.to_kwh(a["b_max"])
+    v_min, v_max = units.to_tokens(a["v_min"]), units.to_tokens(a["v_max"])
+    escrow = units.to_tokens(a["escrow"])
     note = f"{b_min:g}-{b_max:g} kWh, values {v_min:g}-{v_max:g} tokens/kWh (sealed)"
     return "request", a["buyer"], b_max, escrow, f"{note}; escrow {escrow:g} tokens"
 
 
 def _reply(a: Args, n: int) -> Described:
-    spare, deposit = _kwh(a["spare"]), _tokens(a["deposit"])
-    c_min, c_max = _price(a["c_min"]), _price(a["c_max"])
+    spare, deposit = units.to_kwh(a["spare"]), units.to_tokens(a["deposit"])
+    c_min, c_max = units.to_tokens(a["c_min"]), units.to_tokens(a["c_max"])
     note = f"{spare:g} kWh spare, costs {c_min:g}-{c_max:g} tokens/kWh (sealed)"
     return "reply", a["seller"], spare, deposit, f"{note}; deposit {deposit:g} tokens"
 
@@ -82,23 +70,23 @@ def _revealed(a: Args, n: int) -> Described:
 
 
 def _settled(a: Args, n: int) -> Described:
-    kwh, paid = _kwh(a["energy"]), _tokens(a["payment"])
+    kwh, paid = units.to_kwh(a["energy"]), units.to_tokens(a["payment"])
     note = f"{a['trades']} trade(s), {kwh:g} kWh for {paid:g} tokens"
     return "settle", None, kwh, paid, note
 
 
 def _refunded(a: Args, n: int) -> Described:
-    amount = _tokens(a["amount"])
+    amount = units.to_tokens(a["amount"])
     return "collect", a["buyer"], None, amount, f"refund of {amount:g} tokens"
 
 
 def _withdrawn(a: Args, n: int) -> Described:
-    amount = _tokens(a["amount"])
+    amount = units.to_tokens(a["amount"])
     return "withdraw", a["account"], None, amount, f"{amount:g} tokens withdrawn"
 
 
 def _forfeited(a: Args, n: int) -> Described:
-    amount = _tokens(a["amount"])
+    amount = units.to_tokens(a["amount"])
     return "forfeit", a["bidder"], None, amount, f"deposit of {amount:g} tokens burned"
 
 
@@ -115,14 +103,14 @@ def _rsu_added(a: Args, n: int) -> Described:
 
 
 def _transfer(a: Args, n: int) -> Described:
-    amount = _tokens(a["value"])
+    amount = units.to_tokens(a["value"])
     if int(a["sender"], 16) == 0:
         return "mint", a["receiver"], None, amount, f"{amount:g} tokens minted"
     return "transfer", a["sender"], None, amount, f"{amount:g} tokens to {a['receiver']}"
 
 
 def _approval(a: Args, n: int) -> Described:
-    amount = _tokens(a["value"])
+    amount = units.to_tokens(a["value"])
     return "approve", a["owner"], None, amount, f"allows the market {amount:g} tokens"
 
 
@@ -376,7 +364,7 @@ def _revealed_bids(view: RoundView) -> list[dict[str, Any]]:
             "side": "request",
             "index": q.index,
             "address": q.buyer,
-            "value": None if q.value is None else _price(q.value),
+            "value": None if q.value is None else units.to_tokens(q.value),
         }
         for q in view.requests
     ]
@@ -385,7 +373,7 @@ def _revealed_bids(view: RoundView) -> list[dict[str, Any]]:
             "side": "reply",
             "index": p.index,
             "address": p.seller,
-            "value": None if p.value is None else _price(p.value),
+            "value": None if p.value is None else units.to_tokens(p.value),
         }
         for p in view.replies
     ]

@@ -127,12 +127,11 @@ class Trading:
         )
         if ctx.ledger.balance(account.address) < need:
             raise InsufficientFundsError(
-                f"balance below the escrow v_max * b_max = {need / units.TOKEN_SCALE:g} tokens;"
-                " top up"
+                f"balance below the escrow v_max * b_max = {units.to_tokens(need):g} tokens; top up"
             )
         if round_id is None:
             round_id = self.open_round()
-        escrow = need / units.TOKEN_SCALE
+        escrow = units.to_tokens(need)
         entry = TxEntry(
             account.address,
             "request",
@@ -211,12 +210,12 @@ class Trading:
                     )
             else:
                 raise ConflictError("field 'seller_index': this offer is not priced (not revealed)")
-            what = f"accept offer {seller_index}: {energy / units.ENERGY_SCALE:g} kWh"
+            what = f"accept offer {seller_index}: {units.to_kwh(energy):g} kWh"
             if q is not None and q.value is not None and p.value is not None:
-                cost = accept_payment(q, p, energy) / units.TOKEN_SCALE
+                cost = units.to_tokens(accept_payment(q, p, energy))
                 what += f" for {cost:.4f} tokens (paid from the escrow)"
             entry = TxEntry(account.address, "accept", what, None, round_id)
-            take = energy / units.ENERGY_SCALE
+            take = units.to_kwh(energy)
             record(
                 ctx.store,
                 entry,
@@ -243,17 +242,16 @@ class Trading:
                 entry = TxEntry(
                     account.address,
                     "withdraw",
-                    f"withdraw {credit / units.TOKEN_SCALE:.4f} tokens of credit"
-                    " (payments, deposits)",
-                    credit / units.TOKEN_SCALE,
+                    f"withdraw {units.to_tokens(credit):.4f} tokens of credit (payments, deposits)",
+                    units.to_tokens(credit),
                 )
                 record(ctx.store, entry, lambda: ctx.ledger.withdraw(account))
                 withdrawn = credit
             ctx.changed()
         gained = ctx.ledger.balance(account.address) - before
         info = self.vehicles.public_info(address)
-        info["refunded"] = max(0, gained - withdrawn) / units.TOKEN_SCALE
-        info["withdrawn"] = withdrawn / units.TOKEN_SCALE
+        info["refunded"] = units.to_tokens(max(0, gained - withdrawn))
+        info["withdrawn"] = units.to_tokens(withdrawn)
         return info
 
     def _claim_refund(self, account: LocalAccount, round_id: int, q: dict[str, Any]) -> None:

@@ -123,17 +123,16 @@ class Vehicles:
         """What the chain already makes public about a vehicle: no name, plate or location."""
         ctx = self.ctx
         row = self.wallets.vehicle(address)
-        token = units.TOKEN_SCALE
         with ctx.lock:
             bought, sold = ctx.ledger.energy(row.address)
             return {
                 "address": row.address,
                 "plate_hash": "0x" + plate_hash(row.plate).hex(),
                 "valid": ctx.ledger.is_valid_vehicle(row.address),
-                "balance": ctx.ledger.balance(row.address) / token,
-                "credit": ctx.ledger.credit(row.address) / token,
-                "energy_bought": bought / units.ENERGY_SCALE,
-                "energy_sold": sold / units.ENERGY_SCALE,
+                "balance": units.to_tokens(ctx.ledger.balance(row.address)),
+                "credit": units.to_tokens(ctx.ledger.credit(row.address)),
+                "energy_bought": units.to_kwh(bought),
+                "energy_sold": units.to_kwh(sold),
             }
 
     def history(self, address: str) -> list[dict[str, Any]]:

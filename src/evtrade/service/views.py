@@ -78,8 +78,8 @@ def price_offers(view: RoundView) -> list[dict[str, Any]]:
         q, p = q_of[offer.buyer_index], p_of[offer.seller_index]
         take = acceptance_units(q, p)
         row = offer.to_json()
-        row["take_kwh"] = None if take is None else take / units.ENERGY_SCALE
-        row["total"] = None if take is None else accept_payment(q, p, take) / units.TOKEN_SCALE
+        row["take_kwh"] = None if take is None else units.to_kwh(take)
+        row["total"] = None if take is None else units.to_tokens(accept_payment(q, p, take))
         out.append(row)
     return out
 
@@ -139,11 +139,11 @@ class Outcome:
 
 
 def _tokens(amount: int) -> str:
-    return f"{amount / units.TOKEN_SCALE:.4f} tokens"
+    return f"{units.to_tokens(amount):.4f} tokens"
 
 
 def _kwh(energy: int) -> str:
-    return f"{energy / units.ENERGY_SCALE:.3f} kWh"
+    return f"{units.to_kwh(energy):.3f} kWh"
 
 
 def _waiting(phase: str, first: str) -> tuple[str, str] | None:
@@ -254,10 +254,10 @@ def request_money(view: RoundView, q: RequestView, phase: str) -> dict[str, Any]
     refund: float | None = None
     if phase in FINAL_PHASES:
         forfeit = q.deposit if q.value is None else 0
-        refund = (q.escrow - paid - forfeit) / units.TOKEN_SCALE
+        refund = units.to_tokens(q.escrow - paid - forfeit)
     return {
-        "kwh": energy / units.ENERGY_SCALE,
-        "paid": paid / units.TOKEN_SCALE,
+        "kwh": units.to_kwh(energy),
+        "paid": units.to_tokens(paid),
         "refund": refund,
     }
 
@@ -265,7 +265,7 @@ def request_money(view: RoundView, q: RequestView, phase: str) -> dict[str, Any]
 def reply_money(view: RoundView, p: ReplyView) -> dict[str, Any]:
     """A reply's money: energy sold and tokens earned (credited, to withdraw)."""
     energy, earned = traded(view, p.seller, buyer=False)
-    return {"kwh": energy / units.ENERGY_SCALE, "earned": earned / units.TOKEN_SCALE}
+    return {"kwh": units.to_kwh(energy), "earned": units.to_tokens(earned)}
 
 
 def round_json(
@@ -279,8 +279,6 @@ def round_json(
 ) -> dict[str, Any]:
     """The index entry of a round: its deadlines, bids with their status, reason and money,
     offers and trades. ``chosen``: the round was settled by its buyer accepting an offer."""
-    P, E = units.PRICE_SCALE, units.ENERGY_SCALE
-    token = units.TOKEN_SCALE
     outcome = Outcome(
         phase=phase,
         offered_requests=frozenset(int(o["buyer_index"]) for o in offers),
@@ -294,13 +292,13 @@ def round_json(
             {
                 "index": q.index,
                 "address": q.buyer,
-                "b_min": q.b_min / E,
-                "b_max": q.b_max / E,
-                "v_min": q.v_min / P,
-                "v_max": q.v_max / P,
+                "b_min": units.to_kwh(q.b_min),
+                "b_max": units.to_kwh(q.b_max),
+                "v_min": units.to_tokens(q.v_min),
+                "v_max": units.to_tokens(q.v_max),
                 "lat": q.lat / units.DEGREE_SCALE,
                 "lon": q.lon / units.DEGREE_SCALE,
-                "escrow": q.escrow / token,
+                "escrow": units.to_tokens(q.escrow),
                 "revealed": q.value is not None,
                 "status": st,
                 "reason": why,
@@ -314,10 +312,10 @@ def round_json(
             {
                 "index": p.index,
                 "address": p.seller,
-                "c_min": p.c_min / P,
-                "c_max": p.c_max / P,
-                "s_t": p.s_t / E,
-                "s_r": p.s_r / E,
+                "c_min": units.to_tokens(p.c_min),
+                "c_max": units.to_tokens(p.c_max),
+                "s_t": units.to_kwh(p.s_t),
+                "s_r": units.to_kwh(p.s_r),
                 "rho": p.rho / units.RHO_SCALE,
                 "lat": p.lat / units.DEGREE_SCALE,
                 "lon": p.lon / units.DEGREE_SCALE,
@@ -331,9 +329,9 @@ def round_json(
         {
             "buyer": t.buyer,
             "seller": t.seller,
-            "kwh": t.energy / E,
-            "price": t.price / P,
-            "payment": t.payment / token,
+            "kwh": units.to_kwh(t.energy),
+            "price": units.to_tokens(t.price),
+            "payment": units.to_tokens(t.payment),
             "block": t.block,
             "tx": t.tx_hash,
         }
@@ -347,8 +345,8 @@ def round_json(
         "chain_deadline": view.deadline,
         "reveal_deadline": view.reveal_deadline,
         "settle_deadline": view.settle_deadline,
-        "v_floor": view.v_floor / P,
-        "c_ceiling": view.c_ceiling / P,
+        "v_floor": units.to_tokens(view.v_floor),
+        "c_ceiling": units.to_tokens(view.c_ceiling),
         "requests": requests,
         "replies": replies,
         "offers": offers,
