@@ -122,15 +122,22 @@ def main() -> None:
 
             with ThreadPoolExecutor(8) as pool:
                 list(pool.map(bid, range(len(vehicles))))
-            settle_seconds: list[float] = []
-            for i, rid in enumerate(rounds):
-                view = ledger.round_view(rid)
-                while chain.timestamp() <= view.reveal_deadline:
-                    time.sleep(0.05)
-                start = time.monotonic()
-                while httpx.get(f"{bases[i]}/api/rounds/{rid}").json()["phase"] != "settled":
-                    time.sleep(0.05)
-                settle_seconds.append(time.monotonic() - start)
+            # Every round watched at once: when the chain passes its reveal window, when its
+            # RSU's index shows it settled.
+            ends = [ledger.round_view(rid).reveal_deadline for rid in rounds]
+            passed: dict[int, float] = {}
+            done: dict[int, float] = {}
+            while len(done) < len(rounds):
+                now = chain.timestamp()
+                for i, rid in enumerate(rounds):
+                    if i not in passed and now > ends[i]:
+                        passed[i] = time.monotonic()
+                    if i in passed and i not in done:
+                        phase = httpx.get(f"{bases[i]}/api/rounds/{rid}").json()["phase"]
+                        if phase == "settled":
+                            done[i] = time.monotonic()
+                time.sleep(0.05)
+            settle_seconds = [done[i] - passed[i] for i in range(len(rounds))]
         finally:
             for proc in procs:
                 proc.send_signal(signal.SIGTERM)
