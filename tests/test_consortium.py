@@ -223,6 +223,11 @@ def test_two_rsus_one_vehicle_pair_roams_and_each_round_settles(consortium: Cons
     requests: list[SealedBid] = []
     for i, service in enumerate(c.rsus):
         with service.client() as client:
+            # The plate it joins with is the one the authority certified to its address.
+            wrong = sign(buyer, registration_message(buyer.address, "EV9"))
+            body = {"name": "b", "plate": "EV9", "address": buyer.address, "signature": wrong}
+            r = client.post("/api/vehicles", json=body)
+            assert r.status_code == 403 and "'plate'" in r.text, r.text
             join(client, buyer, "buyer", "EV1")
             join(client, seller, "seller", "EV2")
             # Certified once, by the authority: an RSU of a consortium certifies nobody itself.

@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 from evtrade.errors import ForbiddenError
 from evtrade.ledger.artifacts import load_artifact
 from evtrade.ledger.chain import Chain
-from evtrade.ledger.client import Ledger
+from evtrade.ledger.client import Ledger, plate_hash
 from evtrade.service.context import RsuContext
 from evtrade.service.wallets import Wallets
 from evtrade.settlement.rounds import Operators
@@ -151,6 +151,11 @@ class Consortium:
                 for (candidate, add), voters in votes.items()
             ],
         }
+
+    def certified_plate(self, address: str, plate: str) -> bool:
+        """Whether the registry certified ``plate`` (normalised) to ``address``."""
+        record = self.ledger.registry.functions.vehicles(address).call()
+        return bytes(record[0]) == plate_hash(plate)
 
     def check_open_request(self, body: OpenRoundIn) -> str:
         """The vehicle asking for a round: joined this RSU, certified, signed it, within its

@@ -65,6 +65,8 @@ class Rsu:
         self.relay = Relay(ctx, chain, (ledger.market.address, ledger.token.address))
         self.explorer = Explorer(ctx, chain, ledger.deployment)
         self.consortium = Consortium(ctx, chain, ledger, self.wallets)
+        if ctx.settings.deployment is not None:  # a vehicle joins with the plate it was certified
+            self.vehicles.certified_plate = self.consortium.certified_plate
         self.dsm = Dsm(ctx, self.wallets, chain, ledger.registry.address, ledger.token.address)
         # The operations in-process callers (tests, tools) use most, straight from the use cases.
         self.open_round = self.trading.open_round

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from eth_utils.address import to_checksum_address
@@ -23,6 +24,9 @@ class Vehicles:
         self.ctx = ctx
         self.wallets = wallets
         self._registering: set[str] = set()  # plates and addresses being registered
+        # Consortium mode: whether the registry certified this plate to this address (wired by
+        # build_rsu from :class:`~evtrade.service.consortium.Consortium`).
+        self.certified_plate: Callable[[str, str], bool] | None = None
 
     def register(
         self,
@@ -103,6 +107,10 @@ class Vehicles:
             raise ForbiddenError(
                 f"field 'address': {address} is not certified (`evtrade authority "
                 "register-vehicle`), or its certificate was revoked or expired"
+            )
+        if self.certified_plate is not None and not self.certified_plate(address, plate):
+            raise ForbiddenError(
+                f"field 'plate': {plate} is not the plate the authority certified for {address}"
             )
         with ctx.lock:
             if ctx.store.address_taken(address):
