@@ -107,6 +107,7 @@ def test_two_vehicles_by_hand() -> None:
     opt = social_optimum(game)
     assert_allclose(opt.load, [4.5, 3.5], atol=1e-6)
     assert opt.cost == pytest.approx(27.75, abs=1e-6)
+    assert opt.lower_bound <= 27.75 <= opt.cost and opt.cost - opt.lower_bound <= 1e-6
     assert eq.cost / opt.cost == pytest.approx((250 / 9) / 27.75, rel=1e-6)
 
 
@@ -218,10 +219,11 @@ def test_equilibrium_no_vehicle_gains_by_deviating(seed: int, method: Any, mu: f
     for i in range(game.n_vehicles):
         assert own_bill(game, x, i) <= independent_best_response(game, x, i) + 1e-6 * scale
     # The potential's minimiser from HiGHS is the same equilibrium (it is unique).
-    ref = solve_qp_highs(game, mu, mu)
+    ref = solve_qp_highs(game, mu, mu, scale=1.0 / mu)
     assert potential(game, x) <= potential(game, ref) + 1e-6 * scale
     opt = social_optimum(game)
     assert opt.cost <= eq.cost + 1e-6 * scale  # price of anarchy >= 1
+    assert opt.lower_bound <= opt.cost  # the dual bound: no schedule costs less
 
 
 def test_newton_and_jacobi_agree_on_a_larger_game() -> None:
@@ -242,6 +244,45 @@ def test_newton_with_coarse_levels_certifies_a_large_game() -> None:
     for i in (0, 499, 1_499):
         own = own_bill(game, eq.schedule, i)
         assert own <= independent_best_response(game, eq.schedule, i) + 1e-6 * scale
+
+
+# Fig. 7.6 of the thesis: EUR/MWh, SEK/kWh, scheduled load l_t, forecast Q_t, lambda_t.
+FIG_7_6 = np.array(
+    [
+        [46.69, 0.4725028, 10, 10, 0.4725028],
+        [48.04, 0.4861648, 10, 10, 0.4861648],
+        [45.95, 0.465014, 10, 10, 0.465014],
+        [44.45, 0.449834, 15, 15, 0.449834],
+        [44.1, 0.446292, 15, 15, 0.446292],
+        [38.1025, 0.3855973, 17, 17, 0.3855973],
+        [34.04, 0.3444848, 17, 17, 0.3444848],
+        [35.4225, 0.3584757, 20, 20, 0.3584757],
+        [38.695, 0.3915934, 23, 23, 0.3915934],
+        [38.6525, 0.3911633, 24, 24, 0.3911633],
+        [33.145, 0.3354274, 20, 20, 0.3354274],
+        [31.9725, 0.3235617, 17, 17, 0.3235617],
+        [29.7775, 0.3013483, 18, 18, 0.3013483],
+        [27.3, 0.276276, 20, 20, 0.276276],
+        [28.77, 0.2911524, 20, 18, 0.3111524],
+        [27.35, 0.276782, 20, 22, 0.256782],
+        [26.02, 0.2633224, 20, 19, 0.2733224],
+        [25.4, 0.257048, 20, 20, 0.257048],
+        [25.34, 0.2564408, 20, 17, 0.2864408],
+        [27.96, 0.2829552, 20, 23, 0.2529552],
+        [32.76, 0.3315312, 10, 10, 0.3315312],
+        [38.64, 0.3910368, 12, 12, 0.3910368],
+        [41.51, 0.4200812, 15, 15, 0.4200812],
+        [41.99, 0.4249388, 12, 12, 0.4249388],
+    ]
+)
+
+
+def test_fig_7_6_prices_follow_the_formula() -> None:
+    # phi in SEK/kWh = EUR/MWh x 0.01012, and lambda = phi + 0.01 (l - Q), to the printed digits
+    eur, phi, load, forecast, price = FIG_7_6.T
+    assert_allclose(eur * 0.01012, phi, atol=5e-8)
+    game = ChargingGame(phi, forecast, 0.01, np.ones((1, 24)), np.zeros(1))
+    assert_allclose(dynamic_price(game, load), price, atol=5e-8)
 
 
 def test_dynamic_price_formula() -> None:
@@ -365,6 +406,17 @@ def test_schedule_to_dict_has_the_issue_shape() -> None:
     assert set(out["equilibrium"]) >= {"iterations", "converged", "max_gain"}
     assert "cost" in out["no_dsm"]
     assert out["vehicles"][0]["source"] == "pv" and out["vehicles"][1]["source"] == "none"
+
+
+def test_optimum_skipped_above_its_cell_limit() -> None:
+    data = base_day()
+    data["pv"] = []
+    data["vehicles"][1]["v2g"] = False  # EV1 charges from the grid
+    r = schedule_day(day_from_dict(data), DsmParams(optimum_max_cells=2))
+    assert r.social_optimum is None and r.price_of_anarchy is None
+    assert schedule_to_dict(r)["social_optimum"] is None
+    r = schedule_day(day_from_dict(data))
+    assert r.social_optimum is not None
 
 
 def test_bad_params() -> None:

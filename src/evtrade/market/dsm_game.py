@@ -524,21 +524,34 @@ def _jacobi(game: ChargingGame, tol: float, max_iter: int) -> Equilibrium:
 
 @dataclass(frozen=True, eq=False)
 class SocialOptimum:
-    """The schedule minimising the total bill sum_t lambda_t q_t, from HiGHS."""
+    """A schedule minimising the total bill sum_t lambda_t q_t, and a bound on how far it can be.
+
+    ``cost`` is the total bill of ``schedule`` (feasible, so an upper bound on the optimum);
+    ``lower_bound`` the Lagrangian dual value at the marginal social cost a + 2 mu q, below
+    which no schedule goes: the optimum lies in [lower_bound, cost].
+    """
 
     schedule: FloatArray
     load: FloatArray
     price: FloatArray
     cost: float
     status: str
+    lower_bound: float = -math.inf
 
 
-def solve_qp_highs(game: ChargingGame, x_curvature: float, q_curvature: float) -> FloatArray:
+#: Seconds HiGHS may spend on one QP before :func:`solve_qp_highs` gives up.
+HIGHS_TIME_LIMIT_S = 120.0
+
+
+def solve_qp_highs(
+    game: ChargingGame, x_curvature: float, q_curvature: float, scale: float = 1.0
+) -> FloatArray:
     """Minimise sum_t a_t q_t + q_curvature/2 q_t^2 + x_curvature/2 sum_i (x_i^t)^2 over the
     schedules (window, power, demand), q_t = sum_i x_i^t, with HiGHS (a generic QP solver).
 
     ``(0, 2 mu)`` is the social optimum; ``(mu, mu)`` the potential, whose minimiser is the Nash
-    equilibrium (an independent check of :func:`nash_equilibrium`).
+    equilibrium (an independent check of :func:`nash_equilibrium`). ``scale`` multiplies the
+    objective (1 / mu keeps HiGHS's QP well scaled: unscaled, it cycled at mu = 1e-3).
     """
     import highspy
 
@@ -548,7 +561,7 @@ def solve_qp_highs(game: ChargingGame, x_curvature: float, q_curvature: float) -
     ncol = nx + t
     # Columns: the window cells x_i^t, then the loads q_t. Rows: each vehicle's demand, then
     # q_t - sum_i x_i^t = 0.
-    col_cost = np.concatenate([np.zeros(nx), game.offset])
+    col_cost = np.concatenate([np.zeros(nx), scale * game.offset])
     lower = np.zeros(ncol)
     upper_b = np.concatenate([game.upper[rows, cols], np.full(t, highspy.kHighsInf)])
     start = np.concatenate([np.arange(0, 2 * nx, 2), 2 * nx + np.arange(t + 1)]).astype(np.int32)
@@ -563,13 +576,18 @@ def solve_qp_highs(game: ChargingGame, x_curvature: float, q_curvature: float) -
     row_bounds = np.concatenate([game.demand, np.zeros(t)])
     # highspy.Highs() prints a banner on stdout when its Python callbacks start; the core
     # object does not, and stdout may carry JSON.
-    diag = np.concatenate([np.full(nx, x_curvature), np.full(t, q_curvature)])
+    diag = scale * np.concatenate([np.full(nx, x_curvature), np.full(t, q_curvature)])
     keep = np.nonzero(diag > 0.0)[0].astype(np.int32)
     hess_start = np.searchsorted(keep, np.arange(ncol + 1)).astype(np.int32)
     # highspy.Highs() prints a banner on stdout when its Python callbacks start; the core
     # object does not, and stdout may carry JSON.
     h = highspy._core._Highs()
     h.setOptionValue("output_flag", False)
+    # One thread: HiGHS's worker pool was seen to stall a solve on a loaded machine; the time
+    # limit turns any other stall into a SolverError instead of a hang.
+    h.setOptionValue("threads", 1)
+    h.setOptionValue("time_limit", HIGHS_TIME_LIMIT_S)
+    h.setOptionValue("qp_iteration_limit", 50 * ncol + 1000)
     status = h.passModel(
         ncol,
         n + t,
@@ -605,15 +623,41 @@ def solve_qp_highs(game: ChargingGame, x_curvature: float, q_curvature: float) -
 
 
 def social_optimum(game: ChargingGame) -> SocialOptimum:
-    """The schedule that minimises the sum of bills sum_t (a_t + mu q_t) q_t (HiGHS QP)."""
-    x = solve_qp_highs(game, 0.0, 2.0 * game.mu)
+    """A schedule minimising the sum of bills sum_t (a_t + mu q_t) q_t (HiGHS QP), and a bound.
+
+    Notes
+    -----
+    The cost depends on the loads only (its minimisers are not unique in x). HiGHS solves the QP
+    with the loads as extra variables (a diagonal Hessian); its time grows steeply with size
+    (about 2 minutes at 300 vehicles x 96 slots). ``lower_bound`` is the Lagrangian dual at the
+    final marginal prices p = a + 2 mu q: sum_t -(p_t - a_t)^2 / (4 mu) + sum_i min over vehicle
+    i's schedules of p . x_i (its cheapest slots, exact), so ``cost - lower_bound`` certifies how
+    far from optimal the solver's answer can be. With mu = 0 every vehicle's cheapest slots are
+    optimal.
+    """
+    mu, a = game.mu, game.offset
+    if game.n_vehicles == 0 or mu == 0.0:
+        x = waterfill(game.base_price, game.upper, game.demand, 0.0)
+    else:
+        # A tiny curvature on x makes the Hessian definite: with a singular one HiGHS's
+        # active-set QP was seen to cycle on a 6-vehicle game. It moves the cost by at most
+        # 1e-9 mu sum x^2, and the dual bound below still certifies the gap.
+        x = solve_qp_highs(game, 1e-9 * mu, 2.0 * mu, scale=1.0 / mu)
     load = x.sum(axis=0)
+    cost = total_cost(game, x)
+    bound = cost
+    if mu > 0.0:
+        marginal = a + 2.0 * mu * load
+        cheapest = waterfill(marginal, game.upper, game.demand, 0.0)
+        lagrangian = -((marginal - a) @ (marginal - a)) / (4.0 * mu)
+        bound = min(cost, float(lagrangian + cheapest.sum(axis=0) @ marginal))
     return SocialOptimum(
         schedule=_readonly(x),
         load=_readonly(load),
         price=_readonly(dynamic_price(game, load)),
-        cost=total_cost(game, x),
+        cost=cost,
         status="optimal",
+        lower_bound=bound,
     )
 
 
