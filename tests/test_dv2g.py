@@ -101,7 +101,7 @@ def test_no_ev_gains_by_a_unilateral_price_change(name: str) -> None:
         sold = np.minimum(sel.q * f.total, supply)
         return float(price[0, m] * sold[0, m])
 
-    for m in np.flatnonzero(active[0]):
+    for m in np.flatnonzero(active[0]).tolist():
         base = revenue(eq.price, m)
         for deviation in np.linspace(low[0, m], high[0, m], 25):
             price = eq.price.copy()
