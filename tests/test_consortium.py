@@ -248,6 +248,7 @@ def test_two_rsus_one_vehicle_pair_roams_and_each_round_settles(consortium: Cons
         with service.client() as client:
             assert [v["round_id"] for v in client.get("/api/rounds").json()] == [rids[i]]
             info = client.get("/api/consortium").json()
+            assert 'id="consortium"' in client.get("/rsu").text  # the dashboard draws it
         assert info["mode"] == "consortium" and info["votes"] == []
         assert {m["address"] for m in info["members"]} == {a.address for a in c.rsu_accounts}
         assert [m["this_rsu"] for m in info["members"]] == [j == i for j in range(len(c.rsus))]

@@ -12,6 +12,7 @@ the relay: asking it to open a round (a request signed by a certified vehicle th
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from typing import Any
 
@@ -88,39 +89,51 @@ class Consortium:
         self.chain = chain
         self.ledger = ledger
         self.wallets = wallets
+        # The registry's events read so far (:meth:`_read_events`).
+        self._lock = threading.Lock()
+        self._next_block = ledger.deployment.block
+        self._joined: dict[str, int] = {}
+        self._votes: dict[tuple[str, bool], list[str]] = defaultdict(list)
 
     @property
     def _operators(self) -> Operators[Any]:
         return self.ctx.operators
 
-    def view(self) -> dict[str, Any]:
-        """The authority, the members and the open votes (:class:`ConsortiumOut`)."""
+    def _read_events(self) -> None:
+        """Fold the registry's events since the last read into the members and open votes (the
+        log query covers the new blocks only: the embedded chain walks every block it is asked
+        about)."""
         registry = self.ledger.registry
         events = {
             name: getattr(registry.events, name)() for name in ("RsuAdded", "RsuRemoved", "RsuVote")
         }
         by_topic = {bytes(HexBytes(e.topic)): e for e in events.values()}
+        latest = self.chain.block_number()
+        if latest < self._next_block:
+            return
         logs = self.chain.logs(
-            {
-                "address": registry.address,
-                "fromBlock": self.ledger.deployment.block,
-                "toBlock": "latest",
-            }
+            {"address": registry.address, "fromBlock": self._next_block, "toBlock": latest}
         )
-        joined: dict[str, int] = {}
-        votes: dict[tuple[str, bool], list[str]] = defaultdict(list)
         for log in sorted(logs, key=lambda g: (int(g["blockNumber"]), int(g["logIndex"]))):
             event = by_topic.get(bytes(log["topics"][0]))
             if event is None:
                 continue
-            decoded = event.process_log(log)
-            args = decoded["args"]
+            args = event.process_log(log)["args"]
             if event.event_name == "RsuVote":
-                votes[(str(args["candidate"]), bool(args["add"]))].append(str(args["voter"]))
+                self._votes[(str(args["candidate"]), bool(args["add"]))].append(str(args["voter"]))
                 continue
-            votes.clear()  # a membership change bumps the epoch: earlier votes lapse
+            self._votes.clear()  # a membership change bumps the epoch: earlier votes lapse
             if event.event_name == "RsuAdded":
-                joined[str(args["rsu"])] = int(log["blockNumber"])
+                self._joined[str(args["rsu"])] = int(log["blockNumber"])
+        self._next_block = latest + 1
+
+    def view(self) -> dict[str, Any]:
+        """The authority, the members and the open votes (:class:`ConsortiumOut`)."""
+        registry = self.ledger.registry
+        with self._lock:
+            self._read_events()
+            joined = dict(self._joined)
+            votes = {k: list(v) for k, v in self._votes.items()}
         me = self._operators.rsu.address.lower()
         members = []
         for address, block in joined.items():

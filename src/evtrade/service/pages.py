@@ -297,6 +297,10 @@ and the audit of its settlement.</p><div id="rounds"></div></section>
 <p class="note">The latest blocks of the chain and what each transaction did.</p>
 <div class="scroll" tabindex="0" role="region" aria-label="recent blocks">
 <table id="blocks"></table></div></section>
+<section><h2>Consortium</h2>
+<p class="note">The RSUs on this chain, the authority, and the open membership votes (an RSU
+votes with <code>evtrade rsu vote</code>; docs/consortium.md).</p>
+<div id="consortium"></div></section>
 """,
     "round": """
 <section id="round-summary"></section>

@@ -185,12 +185,25 @@ function renderBlocks(blocks) {
     <th>status</th><th>transaction</th></tr>${rows.join("")}`;
 }
 
+function renderConsortium(c) {
+  const members = c.members.map((m) => `<li>${account(m.address)}${m.this_rsu ? " <b>this RSU</b>" : ""}
+    <small>member since epoch ${m.term}</small></li>`).join("");
+  const votes = c.votes.length
+    ? `<ul>${c.votes.map((v) => `<li>${v.add ? "add" : "remove"} ${account(v.candidate)}: ${v.votes} of
+      ${v.needed} votes needed</li>`).join("")}</ul>`
+    : `<p class="note">No open votes.</p>`;
+  $("consortium").innerHTML = `<p>${esc(c.mode)} mode, authority ${account(c.authority)}, epoch ${c.epoch}</p>
+    <ul>${members}</ul>${votes}`;
+}
+
 async function renderDashboard() {
-  const [rounds, prices, chain] = await Promise.all([api("GET", "/api/rounds"), api("GET", "/api/prices"), api("GET", "/api/chain")]);
+  const [rounds, prices, chain, consortium] = await Promise.all([
+    api("GET", "/api/rounds"), api("GET", "/api/prices"), api("GET", "/api/chain"), api("GET", "/api/consortium")]);
   renderRounds(rounds);
   renderPrices(prices);
   renderMap(mapPoints(rounds, chain));
   renderBlocks(chain.blocks);
+  renderConsortium(consortium);
 }
 
 renderers.rsu = renderDashboard;
