@@ -38,10 +38,7 @@ ALLOWED: dict[str, set[str]] = {
 
 #: Arrows the rule does not allow that exist today, each with why it is still there. The test
 #: fails when one disappears too, so that this list only shrinks.
-KNOWN: dict[str, str] = {
-    "evtrade.service.dsm -> evtrade.sim.dsm_figures": "the service's default DSM day is the "
-    "thesis's day, built by sim.dsm_figures.thesis_day (pvlib); it belongs with the day model",
-}
+KNOWN: dict[str, str] = {}
 
 
 def _module(path: Path) -> str:

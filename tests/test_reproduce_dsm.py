@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from evtrade.model import dsm_thesis as thesis_data
 from evtrade.sim import dsm_figures as fig
 
 SEED = 2024
@@ -30,20 +31,20 @@ def test_fig7_6_table_is_recomputed_exactly() -> None:
     moved = [r["hour"] for r in rows if r["lambda"] != r["sek_kwh"]]
     assert moved == [15, 16, 17, 19, 20]
     # and it is the formula, not a copy: a wrong mu misses the printed column
-    f = fig.thesis()["fig7_6"]
-    wrong = fig.base_price_sek() + 0.02 * (
+    f = thesis_data.thesis()["fig7_6"]
+    wrong = thesis_data.base_price_sek() + 0.02 * (
         np.array(f["load_kwh"], dtype=float) - np.array(f["forecast_kwh"], dtype=float)
     )
     assert not np.allclose(wrong, f["lambda_sek_kwh"], atol=1e-9)
 
 
 def test_pv_profiles_are_clear_sky_scaled_to_table_7_2() -> None:
-    for p in fig.thesis()["pv"]:
-        prod = np.array(fig.pv_profile(p["id"]))
+    for p in thesis_data.thesis()["pv"]:
+        prod = np.array(thesis_data.pv_profile(p["id"]))
         assert prod.sum() == pytest.approx(p["daily_kwh"], rel=1e-12)
         assert (prod >= 0).all() and prod[:4].sum() == 0 and prod[22:].sum() == 0
         assert 11 <= int(np.argmax(prod)) <= 14  # solar noon is about 13:15 CEST in Gothenburg
-    pv1 = np.array(fig.pv_profile("PV1"))
+    pv1 = np.array(thesis_data.pv_profile("PV1"))
     assert pv1[:9].sum() == 0 and pv1[18:].sum() == 0 and (pv1[9:18] > 0).all()
 
 
@@ -112,7 +113,7 @@ def test_dynamic_price_flattens_the_peak_instead_of_moving_it() -> None:
     # every curve carries the same energy; the equilibrium's price follows eq. 6.3-6.4
     totals = {k: sum(r[k] for r in rows) for k in ("load_no_dsm", "load_equilibrium")}
     assert totals["load_no_dsm"] == pytest.approx(totals["load_equilibrium"])
-    mu = fig.thesis()["fig7_6"]["mu"]
+    mu = thesis_data.thesis()["fig7_6"]["mu"]
     for r in rows:
         assert r["price_equilibrium"] == pytest.approx(
             r["base_price"] + mu * (r["load_equilibrium"] - r["forecast"]), abs=1e-12

@@ -2,7 +2,7 @@
 aggregator's day, commit it on chain with escrow, see the bill the contract settles.
 
 The RSU is the aggregator. Its day scenario is ``settings.dsm_day`` (a day file, docs/dsm.md) or,
-without one, the thesis's day (:func:`evtrade.sim.dsm_figures.thesis_day`: Fig. 7.6's prices and
+without one, the thesis's day (:func:`evtrade.model.dsm_thesis.thesis_day`: Fig. 7.6's prices and
 forecast, Table 7.2's PV prosumers); only its grid and PV are used, the vehicles of the day being
 the drivers who commit. The day is posted on :class:`~evtrade.ledger.dsm_billing.DsmBilling` a day
 ahead (hourly days start at the next UTC midnight) when the first driver commits.
@@ -66,7 +66,7 @@ def aggregator_day(settings_day: Path | None) -> DayScenario:
     if settings_day is not None:
         day = load_day(settings_day)
     else:
-        from evtrade.sim.dsm_figures import thesis_day  # pvlib: imported on first use only
+        from evtrade.model.dsm_thesis import thesis_day  # pvlib: imported on first use only
 
         day = day_from_dict(thesis_day(0))
     return replace(day, vehicles=())
