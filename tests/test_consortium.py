@@ -260,6 +260,34 @@ def test_two_rsus_one_vehicle_pair_roams_and_each_round_settles(consortium: Cons
     assert c.ledger.balance(seller.address) >= before + payments
     assert c.ledger.burned() == 0
     conserved(c, [buyer, seller])
+    # Membership by vote: RSU 0 votes RSU 1 out (1 of 2 is no majority), then RSU 1 itself.
+    first, second = c.rsu_accounts
+    for voter, shown in ((0, [first.address]), (1, None)):
+        result = CliRunner().invoke(
+            app,
+            [
+                "rsu", "vote", "--chain-url", c.url, "--deployment", str(c.deployment),
+                "--rsu-key", str(c.root / f"rsu{voter}.json"), "--candidate", second.address,
+                "--remove",
+            ],
+            env={"EVTRADE_RSU_KEY_PASSWORD": RSU_PW},
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        with c.rsus[0].client() as client:
+            info = client.get("/api/consortium").json()
+        if shown is not None:
+            assert info["votes"] == [
+                {
+                    "candidate": second.address,
+                    "add": False,
+                    "voters": shown,
+                    "votes": 1,
+                    "needed": 2,
+                }
+            ]
+        else:
+            assert info["votes"] == []
+            assert [m["address"] for m in info["members"]] == [first.address]
     # A key that is not an RSU's (the authority's) is refused before the service listens.
     out = subprocess.run(
         [
