@@ -456,7 +456,10 @@ def _newton_prices(
         f = free[some].astype(float)
         hess = np.eye(t) + weight * (np.diag(f.sum(axis=0)) - (f / count[some, None]).T @ f)
         step = -np.linalg.solve(hess, grad)
-        price, (x, grad, h) = _line_search(respond, price, (x, grad, h), step)
+        moved, (x, grad, h) = _line_search(respond, price, (x, grad, h), step)
+        if moved is price:  # no descent left at this precision: the certificate decides
+            break
+        price = moved
     return price, x, iterations
 
 
