@@ -16,6 +16,9 @@ from evtrade.model.prosumers import Esu
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
 
+#: Relative size below which a surplus or deficit is rounding, not energy to trade.
+DUST = 1e-9
+
 
 @dataclass(frozen=True, eq=False)
 class EsuArrays:
@@ -131,4 +134,9 @@ def balance(
     zeta = np.where(demand > 0, zeta, np.where(supply > 0, np.inf, 1.0))
     sell = np.where(zeta > 1, supply - demand, 0.0) * hours  # eq. 13: C (zeta - 1)
     buy = np.where(zeta < 1, demand - supply, 0.0) * hours  # eq. 14: C (1 - zeta)
-    return Balance(zeta, np.maximum(sell, 0.0), np.maximum(buy, 0.0))
+    # A difference at rounding level (a surplus stored to the last bit) is no trade: 4e-16 kWh
+    # made an EV a seller whose demand could never match it.
+    dust = DUST * (supply + demand) * hours
+    sell = np.where(sell > dust, sell, 0.0)
+    buy = np.where(buy > dust, buy, 0.0)
+    return Balance(zeta, sell, buy)
