@@ -63,11 +63,6 @@ def _all_modules() -> list[str]:
     return names
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 17: SignatureError and ThrottledError still live in service/security.py "
-    "(the service section of errors.py is helper D's); remove this mark when they move",
-)
 def test_no_error_class_is_defined_outside_errors_py() -> None:
     strays = []
     for name in _all_modules():

@@ -21,13 +21,12 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 
+from evtrade.errors import SignatureError, ThrottledError
 from evtrade.service.security import (
     SECP256K1_N,
     BidRate,
     Policy,
-    SignatureError,
     Throttle,
-    ThrottledError,
     recover_canonical,
 )
 from evtrade.service.wallets import (

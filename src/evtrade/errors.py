@@ -13,11 +13,13 @@ against the built-ins keeps working. Messages name the field or participant at f
     ├── JsonInputError         (ValueError)   model: untrusted JSON refused
     ├── MechanismError         (ValueError)   market: a mechanism called wrongly
     ├── SolverError            (RuntimeError) market: a solver missed its accuracy
+    ├── SweepError             (ValueError)   sim: a sweep file or run refused
     ├── LedgerError            (RuntimeError) ledger: contracts, chain or client failed
     │   └── ContractRejectedError (ValueError) ledger: a contract refused a call
     ├── SettingsError          (ValueError)   service: a setting missing or malformed
     └── ServiceError                          service: a refused request (HTTP_STATUS)
         ├── MalformedRequestError  (ValueError)   400
+        │   └── SignatureError                    400 (a bad signature)
         ├── UnauthorizedError                     401
         ├── InsufficientFundsError                402
         ├── ForbiddenError                        403
@@ -25,6 +27,7 @@ against the built-ins keeps working. Messages name the field or participant at f
         ├── ConflictError                         409
         ├── InvalidRequestError    (ValueError)   422
         ├── TooManyError                          429 (retry_after)
+        │   └── ThrottledError                    429 (a throttle, before any work)
         └── NotMinedError                         504
 """
 
@@ -47,8 +50,10 @@ __all__ = [
     "NotMinedError",
     "ServiceError",
     "SettingsError",
+    "SignatureError",
     "SolverError",
     "SweepError",
+    "ThrottledError",
     "TooManyError",
     "UnauthorizedError",
     "http_status",
@@ -186,6 +191,20 @@ class TooManyError(ServiceError):
     def __init__(self, retry_after: int, message: str) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class SignatureError(MalformedRequestError):
+    """A signature that is malformed, non-canonical or recovers to no key (raised by
+    :func:`evtrade.service.security.recover_canonical`; the wallet answers it as a refusal)."""
+
+
+class ThrottledError(TooManyError):
+    """A password check or a bid refused by a throttle before any work is done (the service's
+    password guard, key-derivation gate and bid rate); ``what`` says which limit."""
+
+    def __init__(self, retry_after: int, what: str) -> None:
+        super().__init__(retry_after, what)
+        self.what = what
 
 
 class NotMinedError(ServiceError):

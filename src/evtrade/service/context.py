@@ -16,8 +16,8 @@ from typing import Protocol
 
 from eth_account.signers.local import LocalAccount
 
-from evtrade.errors import TooManyError
-from evtrade.service.security import BidRate, ThrottledError, received_at
+from evtrade.errors import ThrottledError, TooManyError
+from evtrade.service.security import BidRate, received_at
 from evtrade.service.settings import Settings
 from evtrade.service.store import Store
 from evtrade.settlement.port import LedgerPort

@@ -31,6 +31,7 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 
 from evtrade import errors
+from evtrade.errors import SignatureError, ThrottledError
 from evtrade.model import safejson
 
 # A relayed transaction is at most 200,000 hex characters (RelayIn.raw); 256 KiB covers it.
@@ -149,10 +150,6 @@ def finite_json(value: Any) -> Any:
     return value
 
 
-class SignatureError(ValueError):
-    """A signature that is malformed, non-canonical or recovers to no key."""
-
-
 def recover_canonical(text: str, signature: str) -> str:
     """The checksummed address that signed ``text`` (EIP-191), from a canonical signature only.
 
@@ -216,15 +213,6 @@ CLIENT_POLICY = Policy(free=20, base=1.0, cap=3600.0, forget=3600.0)
 # so a distributed guesser slows other guessers down, never the vehicle's own driver.
 VEHICLE_POLICY = Policy(free=20, base=1.0, cap=900.0, forget=3600.0)
 TRUSTED_FOR = 24 * 3600.0
-
-
-class ThrottledError(Exception):
-    """A password check refused before any hashing; ``retry_after`` in whole seconds."""
-
-    def __init__(self, retry_after: int, what: str) -> None:
-        super().__init__(what)
-        self.retry_after = retry_after
-        self.what = what
 
 
 class Throttle:

@@ -22,14 +22,14 @@ from evtrade.errors import (
     ConflictError,
     ForbiddenError,
     NotFoundError,
+    SignatureError,
+    ThrottledError,
     TooManyError,
     UnauthorizedError,
 )
 from evtrade.service.security import (
     KdfGate,
-    SignatureError,
     Throttle,
-    ThrottledError,
     client_ip,
     recover_canonical,
 )
