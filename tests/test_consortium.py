@@ -191,6 +191,11 @@ def conserved(c: Consortium, vehicles: list[LocalAccount]) -> None:
     assert held + (in_market - credited) + c.ledger.burned() == round(c.minted * 10**18)
 
 
+def roundrows(rows: list[dict[str, Any]], rid: int) -> set[tuple[str, str]]:
+    """(kind, RSU) of a vehicle's history rows of round ``rid``."""
+    return {(r["kind"], r["rsu"]) for r in rows if r["round_id"] == rid}
+
+
 def paid(c: Consortium, rids: list[int]) -> int:
     return sum(t.payment for rid in rids for t in c.ledger.round_view(rid).trades)
 
@@ -243,6 +248,17 @@ def test_two_rsus_one_vehicle_pair_roams_and_each_round_settles(consortium: Cons
     for i, rid in enumerate(rids):
         view = settled(c, i, rid)
         assert view["rsu"] == c.rsu_accounts[i].address
+    # The history follows the vehicle: read at either RSU, it lists its bids and trades at both.
+    for service in c.rsus:
+        with service.client() as client:
+            buyer_rows = client.get(f"/api/vehicles/{buyer.address}/history").json()
+            seller_rows = client.get(f"/api/vehicles/{seller.address}/history").json()
+        for i, rid in enumerate(rids):
+            at = c.rsu_accounts[i].address
+            assert roundrows(buyer_rows, rid) == {("request", at), ("trade", at)}, buyer_rows
+            assert roundrows(seller_rows, rid) == {("reply", at), ("trade", at)}, seller_rows
+        assert all(r["status"] == "confirmed" and r["block"] and r["tx"] for r in buyer_rows)
+        assert len({r["tx"] for r in buyer_rows}) == len(buyer_rows)
     # Each RSU indexes its own rounds only, and shows the consortium.
     for i, service in enumerate(c.rsus):
         with service.client() as client:

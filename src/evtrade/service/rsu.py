@@ -34,6 +34,7 @@ from evtrade.service.consortium import Consortium
 from evtrade.service.context import RsuContext
 from evtrade.service.dsm import Dsm
 from evtrade.service.explorer import Explorer
+from evtrade.service.history import ChainHistory
 from evtrade.service.relay import Relay
 from evtrade.service.security import BidRate
 from evtrade.service.settings import Settings
@@ -67,6 +68,7 @@ class Rsu:
         self.consortium = Consortium(ctx, chain, ledger, self.wallets)
         if ctx.settings.deployment is not None:  # a vehicle joins with the plate it was certified
             self.vehicles.certified_plate = self.consortium.certified_plate
+            self.vehicles.chain_history = ChainHistory(ledger, self.explorer.block_times).entries
         self.dsm = Dsm(ctx, self.wallets, chain, ledger.registry.address, ledger.token.address)
         # The operations in-process callers (tests, tools) use most, straight from the use cases.
         self.open_round = self.trading.open_round

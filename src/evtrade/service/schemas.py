@@ -263,7 +263,9 @@ class CollectedOut(VehiclePublic):
 class HistoryOut(Out):
     """A transaction the service sent for the vehicle, as a wallet lists it."""
 
-    kind: str = Field(description="register, top-up, request, reply, accept, refund or withdraw")
+    kind: str = Field(
+        description="register, top-up, request, reply, accept, trade, refund or withdraw"
+    )
     what: str = Field(description="what it did, in words")
     tokens: float | None = Field(
         description="tokens it moved into (+) or out of (-) the wallet (null: none)"
@@ -273,7 +275,15 @@ class HistoryOut(Out):
     block: int | None = Field(description="the block it was mined in (null: not mined)")
     status: str = Field(description="pending, confirmed or failed")
     detail: str | None = Field(description="why it failed (null otherwise)")
-    time: float = Field(description="when the service sent it, unix seconds")
+    time: float = Field(
+        description="when the service sent it, or its block's time for an event read back from "
+        "the chain (0: a block older than the service reads back), unix seconds"
+    )
+    rsu: str | None = Field(
+        default=None,
+        description="consortium mode: the RSU of the round it belongs to, read from the chain "
+        "(null: no round, or not read back)",
+    )
 
 
 class BidPosted(Out):

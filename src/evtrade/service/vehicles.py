@@ -10,7 +10,7 @@ from eth_utils.address import to_checksum_address
 from evtrade.errors import ConflictError, ForbiddenError, InvalidRequestError, UnauthorizedError
 from evtrade.ledger.client import plate_hash
 from evtrade.service.context import RsuContext
-from evtrade.service.history import record
+from evtrade.service.history import merge, record
 from evtrade.service.store import TxEntry, VehicleRow
 from evtrade.service.wallets import Wallets, details_message, mint_message, top_up_message
 from evtrade.settlement import units
@@ -27,6 +27,9 @@ class Vehicles:
         # Consortium mode: whether the registry certified this plate to this address (wired by
         # build_rsu from :class:`~evtrade.service.consortium.Consortium`).
         self.certified_plate: Callable[[str, str], bool] | None = None
+        # Consortium mode: the vehicle's market events on the chain, at every RSU (wired by
+        # build_rsu from :class:`~evtrade.service.history.ChainHistory`).
+        self.chain_history: Callable[[str], list[dict[str, Any]]] | None = None
 
     def register(
         self,
@@ -145,9 +148,13 @@ class Vehicles:
 
     def history(self, address: str) -> list[dict[str, Any]]:
         """The vehicle's transactions the service sent, newest first, with their status on chain
-        (pending, confirmed, failed): what the chain shows, so public as the chain is."""
+        (pending, confirmed, failed): what the chain shows, so public as the chain is. In a
+        consortium its market events at the other RSUs are merged in, so the history follows it."""
         row = self.wallets.vehicle(address)
-        return self.ctx.store.history(row.address)
+        recorded = self.ctx.store.history(row.address)
+        if self.chain_history is None:
+            return recorded
+        return merge(recorded, self.chain_history(row.address))
 
     def private_info(self, address: str) -> dict[str, Any]:
         """The vehicle's own view (after it authenticated): the public one, plus its name, plate,
