@@ -246,6 +246,20 @@ def test_newton_with_coarse_levels_certifies_a_large_game() -> None:
         assert own <= independent_best_response(game, eq.schedule, i) + 1e-6 * scale
 
 
+def test_newton_stops_on_the_certificate_not_the_cap() -> None:
+    # The benchmark's 3,000 x 96 day: Newton reached residual 7e-8 in 12 steps, then its Armijo
+    # test on h (below h's rounding there) accepted 1e-12 steps until the 100-step cap (214 s),
+    # although the schedule was already certified. It must now finish in a few steps.
+    from benchmarks.dsm import day_game
+
+    game = day_game(3_000, 96, seed=3_096)
+    eq = nash_equilibrium(game, tol=1e-9)
+    assert eq.converged and eq.method == "newton"
+    assert eq.iterations < 30 and len(eq.residuals) == eq.iterations
+    assert eq.max_gain <= 1e-9
+    assert eq.max_gain == pytest.approx(float(deviation_gains(game, eq.schedule).max()), abs=1e-12)
+
+
 # Fig. 7.6 of the thesis: EUR/MWh, SEK/kWh, scheduled load l_t, forecast Q_t, lambda_t.
 FIG_7_6 = np.array(
     [
