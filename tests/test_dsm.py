@@ -419,7 +419,22 @@ def test_schedule_to_dict_has_the_issue_shape() -> None:
     assert set(out["vehicles"][0]) >= {"id", "source", "supplier", "energy_kwh", "cost"}
     assert set(out["equilibrium"]) >= {"iterations", "converged", "max_gain"}
     assert "cost" in out["no_dsm"]
-    assert out["vehicles"][0]["source"] == "pv" and out["vehicles"][1]["source"] == "none"
+    # EV2 needs nothing: "grid" with nothing drawn (the issue's set of sources), no supplier
+    ev1, ev2 = out["vehicles"]
+    assert ev1["source"] == "pv" and (ev2["source"], ev2["supplier"], ev2["cost"]) == (
+        "grid",
+        None,
+        0,
+    )
+    assert sum(ev2["energy_kwh"]) == 0
+
+
+def test_schedule_to_dict_empty_game_optimum_costs_nothing() -> None:
+    data = base_day()
+    data["vehicles"] = data["vehicles"][:1]  # EV1 alone, served by a PV: no grid vehicle
+    r = schedule_day(day_from_dict(data))
+    assert not r.grid_vehicles and r.social_optimum is None
+    assert schedule_to_dict(r)["social_optimum"] == {"cost": 0.0, "price_of_anarchy": None}
 
 
 def test_optimum_skipped_above_its_cell_limit() -> None:

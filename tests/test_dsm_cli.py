@@ -116,7 +116,7 @@ def check_schedule(day: dict[str, Any], out: dict[str, Any]) -> None:
     v2g_sold = {k: 0.0 for k in vehicles}
     for v in out["vehicles"]:
         d, e = vehicles[v["id"]], x[v["id"]]
-        assert v["source"] in ("pv", "v2g", "grid", "none")
+        assert v["source"] in ("pv", "v2g", "grid")
         inside = np.zeros(t, dtype=bool)
         inside[d["arrival"] : d["departure"]] = True
         assert (e >= 0).all() and (e[~inside] == 0).all(), v["id"]
@@ -133,10 +133,9 @@ def check_schedule(day: dict[str, Any], out: dict[str, Any]) -> None:
             s = vehicles[v["supplier"]]
             assert s["v2g"] and s["soh"] >= 80 and v["supplier"] != v["id"]
             assert s["arrival"] <= d["arrival"] and s["departure"] >= d["departure"]
-        elif v["source"] == "grid":
+        else:  # grid, or a vehicle that needs nothing: grid with nothing drawn, cost 0
             assert v["cost"] == pytest.approx(float(price @ e), abs=1e-9)
-        else:
-            assert e.sum() == 0 and v["cost"] == 0
+            assert need > 0 or (e.sum() == 0 and v["cost"] == 0 and v["supplier"] is None)
     # PV: never more than produced in a slot; state of charge floors of the V2G sellers
     for k, drawn in pv_drawn.items():
         assert (drawn <= np.array(pvs[k]["production_kwh"]) + 1e-9).all()
@@ -146,9 +145,11 @@ def check_schedule(day: dict[str, Any], out: dict[str, Any]) -> None:
         s = vehicles[k]
         floor = max(0.5, s["target_soc"]) * s["capacity_kwh"]
         assert s["energy_kwh"] - sold / 0.95 >= floor - 1e-9
-    # supply order: a grid vehicle was covered by no PV's unsold production in its window
+    # supply order: a charging grid vehicle was covered by no PV's unsold production
     for v in grid:
         d = vehicles[v["id"]]
+        if x[v["id"]].sum() == 0:
+            continue  # needs nothing: not a charging vehicle
         for k, p in pvs.items():
             left = np.array(p["production_kwh"]) - pv_drawn[k]
             room = np.minimum(d["power_kw"] * hours, left)[d["arrival"] : d["departure"]].sum()
@@ -185,7 +186,8 @@ def test_json_shape_on_the_example() -> None:
     assert "cost" in out["social_optimum"] and "cost" in out["no_dsm"]
     # the thesis's example: EV1 from the nearest PV that covers it (PV3, spec §4), EV2 idle
     ev1, ev2 = out["vehicles"]
-    assert (ev1["source"], ev1["supplier"], ev2["source"]) == ("pv", "PV3", "none")
+    assert (ev1["source"], ev1["supplier"], ev2["source"]) == ("pv", "PV3", "grid")
+    assert sum(ev2["energy_kwh"]) == 0 and ev2["cost"] == 0
     check_schedule(json.loads(EXAMPLE.read_text()), out)
 
 

@@ -39,9 +39,6 @@ def schedule(
     """
     result = get("dsm").run(load_day(scenario), DsmParams(optimum=optimum))
     record = schedule_to_dict(result)
-    if record["social_optimum"] is None and not result.grid_vehicles:
-        # No vehicle charges from the grid: the empty game's optimum costs nothing.
-        record["social_optimum"] = {"cost": 0.0, "price_of_anarchy": None}
     # Refuses NaN / Infinity: a result that is not finite is reported, never printed.
     text = render.json_text(record, finite=True)
     if output is OutputFormat.json:

@@ -301,8 +301,17 @@ def schedule_day(day: DayScenario, params: DsmParams | None = None) -> DsmResult
 def schedule_to_dict(result: DsmResult) -> dict[str, Any]:
     """The result as plain data in the shape of ``evtrade schedule --format json`` (issue 14
     item 5): slots, vehicles (source, supplier, energy per slot, cost), equilibrium, social
-    optimum, no-DSM cost, and the PV sellers' payments."""
+    optimum, no-DSM cost, and the PV sellers' payments.
+
+    A vehicle that needs nothing (plan source "none") is written as "grid" with zero energy,
+    supplier null and cost 0, so every source lies in the issue's set "pv" | "v2g" | "grid";
+    with no grid vehicle at all the (empty) game's social optimum costs 0."""
     eq = result.equilibrium
+    optimum: dict[str, Any] | None = None
+    if result.social_optimum is not None:
+        optimum = {"cost": result.social_optimum.cost, "price_of_anarchy": result.price_of_anarchy}
+    elif not result.grid_vehicles:
+        optimum = {"cost": 0.0, "price_of_anarchy": None}
     return {
         "slots": [
             {
@@ -318,7 +327,7 @@ def schedule_to_dict(result: DsmResult) -> dict[str, Any]:
         "vehicles": [
             {
                 "id": plan.id,
-                "source": plan.source,
+                "source": "grid" if plan.source == "none" else plan.source,
                 "supplier": plan.supplier,
                 "energy_kwh": plan.energy_kwh.tolist(),
                 "cost": plan.cost,
@@ -346,11 +355,7 @@ def schedule_to_dict(result: DsmResult) -> dict[str, Any]:
             "residuals": list(eq.residuals),
             "cost": eq.cost,
         },
-        "social_optimum": (
-            None
-            if result.social_optimum is None
-            else {"cost": result.social_optimum.cost, "price_of_anarchy": result.price_of_anarchy}
-        ),
+        "social_optimum": optimum,
         "no_dsm": {"cost": result.no_dsm_cost},
         "cheapest_hours": {"cost": result.cheapest_hours_cost},
     }
