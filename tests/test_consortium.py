@@ -5,7 +5,8 @@ join each RSU, ask it for a round and bid on chain at it.
 
 Each round settles (the RSU's clock reveals the sealed bids and settles at the P1 optimum) or,
 when its RSU is lost, refunds; tokens are conserved across the consortium. The fast variant runs
-two RSUs and one round each; the slow one three RSUs, one of them SIGKILLed mid-round.
+two RSUs and one round each; the slow one 20 vehicles roaming over three RSUs, one of them
+SIGKILLed mid-round.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from evtrade.model import Buyer, Seller
 from evtrade.service.consortium import open_round_message
 from evtrade.service.settings import Settings
 from evtrade.service.wallets import registration_message
+from evtrade.settlement.audit import audit_round
 from evtrade.settlement.views import SealedBid
 from tests.service_process import Service, wait_for
 
@@ -88,8 +90,9 @@ class Consortium:
 
 @pytest.fixture
 def consortium(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Consortium]:
-    """anvil, the authority's deployment, ``request.param`` RSUs registered and serving."""
-    n = int(request.param)
+    """anvil, the authority's deployment, ``request.param`` RSUs registered and serving (or
+    ``(RSUs, windows)`` to change some of :data:`WINDOWS`)."""
+    n, windows = request.param if isinstance(request.param, tuple) else (request.param, {})
     with ExitStack() as stack:
         url = stack.enter_context(running_anvil("--block-time", "0.1"))
         new_keystore(tmp_path / "authority.json", AUTHORITY_PW)
@@ -115,7 +118,7 @@ def consortium(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Conso
                 faucet_tokens=0,
                 rsu_lat=lat,
                 rsu_lon=lon,
-                **WINDOWS,
+                **{**WINDOWS, **windows},
             )
             service.start()
             stack.callback(service.stop)
@@ -146,22 +149,33 @@ def open_round(client: httpx.Client, rsu: str, vehicle: LocalAccount) -> int:
     return int(r.json()["round_id"])
 
 
-def bids(
-    c: Consortium, rsu: int, rid: int, buyer: LocalAccount, seller: LocalAccount, s_r: float = 10.0
-) -> tuple[SealedBid, SealedBid]:
-    """The buyer's request and the seller's reply, sealed to the RSU, sent from their wallets.
+def request_at(c: Consortium, rsu: int, rid: int, buyer: LocalAccount) -> SealedBid:
+    """The buyer's request, sealed to the RSU, sent from its wallet."""
+    lat, lon = PLACES[rsu]
+    key = c.ledger.rsu_pubkey(c.rsu_accounts[rsu].address)
+    b = Buyer(buyer.address, 0.95, 0.6, 1.0, 2.0, 10.0, 1.0, lat, lon)
+    return c.ledger.post_request(buyer, rid, b, rsu_pubkey=key)
+
+
+def reply_at(
+    c: Consortium, rsu: int, rid: int, seller: LocalAccount, s_r: float = 10.0
+) -> SealedBid:
+    """The seller's reply, sealed to the RSU, sent from its wallet.
 
     The seller's spare energy s_t - s_r is reserved for the round on the one market contract, so
     a seller bidding at two RSUs at once declares it once: the second reply may sell only what
     the first did not reserve."""
     lat, lon = PLACES[rsu]
     key = c.ledger.rsu_pubkey(c.rsu_accounts[rsu].address)
-    b = Buyer(buyer.address, 0.95, 0.6, 1.0, 2.0, 10.0, 1.0, lat, lon)
     s = Seller(seller.address, 0.55, 0.5, 0.8, 20.0, s_r, 0.05, lat, lon + 0.01)
-    return (
-        c.ledger.post_request(buyer, rid, b, rsu_pubkey=key),
-        c.ledger.post_reply(seller, rid, s, rsu_pubkey=key),
-    )
+    return c.ledger.post_reply(seller, rid, s, rsu_pubkey=key)
+
+
+def bids(
+    c: Consortium, rsu: int, rid: int, buyer: LocalAccount, seller: LocalAccount, s_r: float = 10.0
+) -> tuple[SealedBid, SealedBid]:
+    """The buyer's request and the seller's reply (:func:`request_at`, :func:`reply_at`)."""
+    return request_at(c, rsu, rid, buyer), reply_at(c, rsu, rid, seller, s_r)
 
 
 def settled(c: Consortium, rsu: int, rid: int) -> dict[str, Any]:
@@ -320,50 +334,89 @@ def test_two_rsus_one_vehicle_pair_roams_and_each_round_settles(consortium: Cons
     assert out.stderr.startswith("error: setting 'rsu_key'") and "is not an RSU" in out.stderr
 
 
+#: The slow test's vehicles: this many buyers and as many sellers.
+ROAMING_PAIRS = 10
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("consortium", [3], indirect=True)
-def test_three_rsus_one_lost_mid_round_refunds_and_the_others_trade_on(
+@pytest.mark.parametrize("consortium", [(3, {"t_limit": 30})], indirect=True)
+def test_twenty_vehicles_roam_three_rsus_one_lost_mid_round_refunds_the_others_trade_on(
     consortium: Consortium,
 ) -> None:
+    """20 vehicles certified once roam over three RSUs: each bids at two of them. RSU 2 is
+    SIGKILLed mid-round, never to come back; its buyers take their escrow back after the window,
+    the others trade on. Every settled round passes the audit; tokens and energy are conserved."""
     c = consortium
-    buyers = [c.vehicle(f"B {i}", BUYER_TOKENS) for i in range(3)]
-    sellers = [c.vehicle(f"S {i}", SELLER_TOKENS) for i in range(3)]
+    buyers = [c.vehicle(f"B {k}", BUYER_TOKENS) for k in range(ROAMING_PAIRS)]
+    sellers = [c.vehicle(f"S {k}", SELLER_TOKENS) for k in range(ROAMING_PAIRS)]
     vehicles = buyers + sellers
-    rids: list[int] = []
-    sent: list[tuple[SealedBid, SealedBid]] = []
-    for i, service in enumerate(c.rsus):  # buyer i and seller i+1 (mod 3) meet at RSU i
-        buyer, seller = buyers[i], sellers[(i + 1) % 3]
+    plates = {
+        v.address: f"{'BS'[k // ROAMING_PAIRS]}{k % ROAMING_PAIRS}" for k, v in enumerate(vehicles)
+    }
+    for service in c.rsus:  # each joins every RSU once, with the plate it was certified
         with service.client() as client:
-            join(client, buyer, f"b{i}", f"B{i}")
-            join(client, seller, f"s{i}", f"S{(i + 1) % 3}")
-            rid = open_round(client, c.rsu_accounts[i].address, buyer)
-        rids.append(rid)
-        sent.append(bids(c, i, rid, buyer, seller))
-    # RSU 2 is lost mid-round, bids in, nothing revealed, never to come back.
-    c.rsus[2].kill()
-    lost = c.ledger.round_view(rids[2])
-    for i in (0, 1):
-        settled(c, i, rids[i])
-    # Its bidders reveal their own values (their wallets kept them), and once the settlement
-    # window passed without a settlement the buyer takes its whole escrow back.
-    c.ledger.chain.wait_until(lost.deadline + 1)
-    request, reply = sent[2]
-    c.ledger.reveal(buyers[2], request)
-    c.ledger.reveal(sellers[0], reply)
-    c.ledger.chain.wait_until(lost.settle_deadline + 1)
-    escrow = lost.requests[0].escrow
-    before = c.ledger.balance(buyers[2].address)
-    c.ledger.claim_refund(buyers[2], rids[2], request.index)
-    assert c.ledger.balance(buyers[2].address) == before + escrow
-    assert not c.ledger.round_view(rids[2]).settled
-    # The others trade on: a second round at RSU 0 between vehicles that traded elsewhere.
-    with c.rsus[0].client() as client:
-        join(client, buyers[1], "b1", "B1")
-        join(client, sellers[2], "s2", "S2")
-        rid = open_round(client, c.rsu_accounts[0].address, buyers[1])
-        again = bids(c, 0, rid, buyers[1], sellers[2])
-    settled(c, 0, rid)
-    collect(c, vehicles, [sent[0][0], sent[1][0], again[0]])
+            for v in vehicles:
+                join(client, v, plates[v.address], plates[v.address])
+    # First stop: vehicle k at RSU k mod 3; second: 0 <-> 1, and those from RSU 2 to 0 or 1.
+    first = {v.address: k % 3 for k, v in enumerate(vehicles)}
+    second = {v.address: (1, 0, k % 2)[first[v.address]] for k, v in enumerate(vehicles)}
+    requests: list[SealedBid] = []
+    replies: list[SealedBid] = []
+    settled_rids: list[int] = []
+    lost_rid = -1
+    for stop in (first, second):
+        rids: dict[int, int] = {}
+        for i in sorted(set(stop.values())):
+            here = [v for v in vehicles if stop[v.address] == i]
+            with c.rsus[i].client() as client:
+                rid = open_round(client, c.rsu_accounts[i].address, here[0])
+            rids[i] = rid
+            for v in here:
+                if v in buyers:
+                    requests.append(request_at(c, i, rid, v))
+                else:
+                    replies.append(reply_at(c, i, rid, v))
+        if stop is first:
+            # RSU 2 is lost mid-round, bids in, nothing revealed, never to come back.
+            c.rsus[2].kill()
+            lost_rid = rids.pop(2)
+        for i, rid in rids.items():
+            settled(c, i, rid)
+            settled_rids.append(rid)
+        if stop is first:
+            # The lost round's bidders reveal their own values (their wallets kept them), and
+            # once its settlement window passed unsettled its buyers take their escrow back.
+            lost = c.ledger.round_view(lost_rid)
+            c.ledger.chain.wait_until(lost.deadline + 1)
+            for bid in requests + replies:
+                if bid.round_id == lost_rid:
+                    owner = next(v for v in vehicles if v.address == bid.bidder)
+                    c.ledger.reveal(owner, bid)
+            c.ledger.chain.wait_until(lost.settle_deadline + 1)
+            for q in lost.requests:
+                owner = next(v for v in buyers if v.address == q.buyer)
+                bid = next(b for b in requests if b.round_id == lost_rid and b.bidder == q.buyer)
+                before = c.ledger.balance(owner.address)
+                c.ledger.claim_refund(owner, lost_rid, bid.index)
+                assert c.ledger.balance(owner.address) == before + q.escrow
+                requests.remove(bid)
+            assert lost.requests and not c.ledger.round_view(lost_rid).settled
+    # Every vehicle bid at two RSUs; every RSU ran a round.
+    assert all(first[v.address] != second[v.address] for v in vehicles)
+    assert {c.ledger.round_view(r).rsu for r in [*settled_rids, lost_rid]} == {
+        a.address for a in c.rsu_accounts
+    }
+    for rid in settled_rids:
+        view = c.ledger.round_view(rid)
+        assert view.settled and view.trades
+        report = audit_round(view)
+        assert report.ok, report.to_dict()
+    collect(c, vehicles, requests)
     assert c.ledger.burned() == 0
-    assert paid(c, [*rids[:2], rid]) > 0
+    assert paid(c, settled_rids) > 0
     conserved(c, vehicles)
+    # Energy: every kWh bought was sold, and each is a settled trade's.
+    bought = sum(c.ledger.energy(v.address)[0] for v in vehicles)
+    sold = sum(c.ledger.energy(v.address)[1] for v in vehicles)
+    traded = sum(t.energy for r in settled_rids for t in c.ledger.round_view(r).trades)
+    assert bought == sold == traded > 0
