@@ -260,6 +260,23 @@ def test_newton_stops_on_the_certificate_not_the_cap() -> None:
     assert eq.max_gain == pytest.approx(float(deviation_gains(game, eq.schedule).max()), abs=1e-12)
 
 
+def test_stalled_newton_hands_over_to_jacobi(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A Newton iteration that stops early (stalled) short of the certificate is never reported
+    # as converged on its own: damped Jacobi continues from its schedule, and the report says so.
+    import evtrade.market.dsm_game as dsm_game
+
+    game = random_game(np.random.default_rng(5), 40, 12, 0.05)
+
+    def stalled(g: ChargingGame, rows: Any, weight: float, cap: int, res: list[float]) -> Any:
+        res.append(1.0)
+        return g.offset, dsm_game.cheapest_hours(g), 1
+
+    monkeypatch.setattr(dsm_game, "_newton_prices", stalled)
+    eq = nash_equilibrium(game, tol=1e-9)
+    assert eq.method == "newton+jacobi" and eq.converged and eq.max_gain <= 1e-9
+    assert 1 < eq.iterations <= 100 and len(eq.residuals) == eq.iterations
+
+
 # Fig. 7.6 of the thesis: EUR/MWh, SEK/kWh, scheduled load l_t, forecast Q_t, lambda_t.
 FIG_7_6 = np.array(
     [

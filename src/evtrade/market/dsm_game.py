@@ -292,6 +292,7 @@ class Equilibrium:
     ``residuals`` is the history of the stopping measure (``newton``: the largest price mismatch
     |lambda - phi - mu (q(lambda) - Q)|; ``jacobi``: the largest deviation gain), ``max_gain`` the
     largest saving any vehicle could still get by deviating alone, computed exactly at the end.
+    ``method`` is "newton+jacobi" when a stalled Newton iteration handed over to Jacobi.
     """
 
     schedule: FloatArray
