@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
@@ -59,14 +60,15 @@ class Service:
     clock: RoundClock
 
 
-@pytest.fixture
-def service(tmp_path: Path) -> Iterator[Service]:
+@contextmanager
+def in_process_service(tmp_path: Path, *, faucet_tokens: float) -> Iterator[Service]:
+    """The service's use cases wired as build_rsu wires them, on the fake ledger (no chain)."""
     ledger = FakeLedger()
     authority: LocalAccount = Account.create()
     rsu: LocalAccount = Account.create()
     ledger.register_rsu(FakeAccount(authority.address), FakeAccount(rsu.address))
     settings = Settings(
-        data_dir=tmp_path, t_limit=600, bid_grace=0, t_reveal=600, faucet_tokens=100
+        data_dir=tmp_path, t_limit=600, bid_grace=0, t_reveal=600, faucet_tokens=faucet_tokens
     )
     ctx = RsuContext(
         settings=settings,
@@ -84,6 +86,12 @@ def service(tmp_path: Path) -> Iterator[Service]:
         yield Service(ledger, vehicles, Trading(ctx, wallets, vehicles, clock), clock)
     finally:
         ctx.store.close()
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[Service]:
+    with in_process_service(tmp_path, faucet_tokens=100) as svc:
+        yield svc
 
 
 def buyer(address: str, *, v_min: float = 0.6) -> Buyer:

@@ -15,28 +15,20 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from eth_account import Account
-from eth_account.signers.local import LocalAccount
 from fastapi.testclient import TestClient
 
 from evtrade.model.defaults import DEFAULT_L1, DEFAULT_L2
 from evtrade.service import views
 from evtrade.service.api import create_app, get_rsu
 from evtrade.service.clock import RoundClock
-from evtrade.service.context import RsuContext
-from evtrade.service.security import BidRate
-from evtrade.service.settings import Settings
 from evtrade.service.store import Store, TxEntry
 from evtrade.service.trading import Trading
 from evtrade.service.vehicles import Vehicles
 from evtrade.service.views import Outcome, price_offers, reply_status, request_status, round_json
-from evtrade.service.wallets import Wallets
 from evtrade.settlement import units
-from evtrade.settlement.port import LedgerPort
-from evtrade.settlement.rounds import Operators
 from evtrade.settlement.views import ReplyView, RequestView, RoundView, TradeView
-from tests.fake_ledger import FakeAccount, FakeLedger
-from tests.test_service_usecases import FakeChainClock
+from tests.fake_ledger import FakeLedger
+from tests.test_service_usecases import in_process_service
 
 PASSWORD = "correct horse"
 P, E, TOKEN = units.PRICE_SCALE, units.ENERGY_SCALE, units.TOKEN_SCALE
@@ -262,36 +254,10 @@ class _Rsu:
 
 @pytest.fixture
 def flow(tmp_path: Path) -> Iterator[Flow]:
-    ledger = FakeLedger()
-    authority: LocalAccount = Account.create()
-    rsu: LocalAccount = Account.create()
-    ledger.register_rsu(FakeAccount(authority.address), FakeAccount(rsu.address))
-    settings = Settings(
-        data_dir=tmp_path,
-        t_limit=600,
-        bid_grace=0,
-        t_reveal=600,
-        faucet_tokens=1000,
-    )
-    ctx = RsuContext(
-        settings=settings,
-        chain=FakeChainClock(ledger),
-        ledger=cast(LedgerPort[LocalAccount], ledger),
-        operators=Operators(authority=authority, rsu=rsu),
-        store=Store(tmp_path / "service.sqlite"),
-        bid_rate=BidRate(settings.bids_per_minute),
-    )
-    wallets = Wallets(ctx.store)
-    clock = RoundClock(ctx)
-    vehicles = Vehicles(ctx, wallets)
-    app = create_app(settings)
-    app.dependency_overrides[get_rsu] = lambda: _Rsu(
-        vehicles, Trading(ctx, wallets, vehicles, clock), clock
-    )
-    try:
-        yield Flow(TestClient(app), ledger, clock)  # no lifespan: no chain, no clock thread
-    finally:
-        ctx.store.close()
+    with in_process_service(tmp_path, faucet_tokens=1000) as svc:
+        app = create_app(svc.vehicles.ctx.settings)
+        app.dependency_overrides[get_rsu] = lambda: _Rsu(svc.vehicles, svc.trading, svc.clock)
+        yield Flow(TestClient(app), svc.ledger, svc.clock)  # no lifespan: no chain, no clock thread
 
 
 REQUEST = {
