@@ -107,7 +107,7 @@ def _check_outputs(out: Path) -> dict[str, Any]:
             assert r["tips_mean"] == pytest.approx(r["theory_tips_urts"], rel=0.1)
     assert all(r["tips"] >= 1 for r in rows["tangle_tips"])
     # the summary
-    summary = json.loads((out / "summary.json").read_text())
+    summary: dict[str, Any] = json.loads((out / "summary.json").read_text())
     assert set(summary) == {"dv2g", "tangle"}
     claims = {"fig10_stackelberg_vs_first_bid", "fig8_selection", "fig9_supply_demand_rises",
               "fig7_prices_settle", "convergence", "day_on_tangle"}  # fmt: skip
