@@ -8,24 +8,44 @@ docs/dv2g.md#readings):
 
 * grid n facing price varpi buys its welfare maximiser of (17)-(18) within its need G_n (16):
   p_n* = clip((xi_n - varpi) / kappa_n, 0, G_n) (eq. 21);
-* the demand reaching EV m is D_m = Q_m sum_n p_nm* (eq. 20, the sum over grids);
+* the demand reaching EV m is D_m = Q_m P_m with P_m = sum_n p_nm* (eq. 20, the sum over grids);
 * the grids' net utility from EV m is their welfare (18) at the share they get,
-  r_m = min(1, R_m) with R_m = B_s,m / D_m (eq. 19, 22, 23): u_m = sum_n [(xi_n - varpi_m) r_m p_nm
-  - kappa_n / 2 (r_m p_nm)^2], which is (24) and (25) when no grid is at its need; Z (26) is the
-  same for every EV and cancels in u_m - u_bar;
+  r_m = min(1, R_m) with R_m = B_s,m / D_m (eq. 19, 22, 23): u_m = r_m A_m - r_m^2 B_m with
+  A_m = sum_n (xi_n - varpi_m) p_nm*, B_m = sum_n kappa_n / 2 p_nm*^2, which is (24) and (25)
+  when no grid is at its need; Z (26) is the same for every EV and cancels in u_m - u_bar;
 * (32) with sigma1 = step1 / (the largest full welfare in the slot), capped so that no Q_m falls by
   more than half in one step; Q is renormalised onto the simplex after each step (rounding) and
   never below ``q_floor`` (strictly inside: a pure strategy is a fixed point);
 * (33) as the evolutionary equilibrium's condition: max_m max(Q_m |u_m - u_bar|, u_m - u_bar)
   below ``tol1`` times the utility scale (an EV the grids dropped may sit below the average, none
-  may sit above it);
-* (38) with sigma2 = g (price span) / B_s,m and the relative excess saturated at +-1: each EV
-  moves by the same share of the span per unit of its relative excess, so EVs at one price stay
-  at one price (the equilibrium is a common clearing price); the gain decays as
-  g_y = step2 / (1 + y / decay) (a tie between EVs makes each one's demand jump with its price;
-  a fixed gain chatters across it); the price stays in [omega_m, max xi] (the floor is the EV's
-  degradation cost, eq. 10);
-* (40) relative: |D_m - B_s,m| <= tol2 B_s,m, or the price sits at its floor with D_m <= B_s,m.
+  may sit above it).
+
+**Algorithm 1's fixed point in closed form** (:func:`selection_fixed_point`). u_m depends on Q
+only through Q_m: it is the full welfare W_m = A_m - B_m while D_m <= B_s,m and falls with Q_m
+beyond (A_m >= 2 B_m, so r A_m - r^2 B_m rises with r on [0, 1]). The fixed point of (32) is
+therefore a level c = u_bar: an EV with W_m > c is rationed with r_m(c) solving r A_m - r^2 B_m
+= c, Q_m = B_s,m / (P_m r_m(c)); an EV with W_m < c is dropped (Q_m = 0); sum_m Q_m = 1 fixes c,
+found by bisection (the sum falls as c rises). EVs with W_m = c exactly (a tie: equal prices)
+are indifferent to the grids; any split of the rest of the simplex among them with D_m <= B_s,m
+is a fixed point, and this one fills them at the same rate D_m / B_s,m. Inside Algorithm 2 the
+replicator (32) is started from this point and stopped by (33), so its reported iterations are
+those the replicator still needed (usually 0: the warm start passes (33) already).
+
+**Algorithm 2 as a safeguarded root-finder** (:func:`stackelberg`). The fixed point of (38)
+with (40) is every EV at D_m = B_s,m or at its floor with D_m <= B_s,m. Two EVs that both clear
+(r = 1, u_m = W_m = c) have W equal, hence the same price (W falls strictly with the price
+where anyone buys): at the fixed point every EV above its floor charges one common price p*,
+and an EV whose floor lies above p* sits at its floor, unsold. The fixed point lies on the line
+varpi_m = max(p, omega_m), and Algorithm 2 searches it: in every round the EVs announce their
+prices, the grids answer with Algorithm 1's selection, each EV receives D_m (eq. 20) and the
+price moves in the direction of eq. 38 (up with excess demand, down with excess supply), by a
+step that halves the bracket [p_lo, p_hi] known to hold p* (bisection: eq. 38 with a step that
+cannot overshoot, so it cannot chatter across the tie as a fixed gain sigma2 did). The direction
+is the sign of the excess of the EVs at the common price (they share it: a tie fills them at one
+rate; when the common price is rationed, all of them are). The level starts at the lowest floor.
+The stopping rule (40), relative: |D_m - B_s,m| <= ``tol2`` B_s,m for every EV, or its price at
+its floor with D_m <= B_s,m, and Algorithm 1 converged. A bracket shrunk to rounding without (40)
+stops the slot as not converged.
 """
 
 from __future__ import annotations
@@ -39,38 +59,31 @@ from evtrade.errors import MechanismError
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
+IntArray = NDArray[np.int64]
 
 #: Utilities, energies and prices below this are treated as zero (scales, divisions).
 TINY = 1e-300
+#: Bisection steps for Algorithm 1's level c: from [0, max W] to below one rounding unit.
+LEVEL_STEPS = 64
 
 
 @dataclass(frozen=True)
 class GameOptions:
     """Options of the games (docs/dv2g.md#readings): Algorithm 1's ``step1`` (a fraction of the
-    utility scale), ``tol1``, ``max_iter1``; Algorithm 2's ``step2`` (a fraction of the price
-    span per unit of relative excess demand), ``tol2``, ``max_iter2``; ``q_floor`` the least
-    selection probability (strictly inside the simplex); ``restart`` the share of the uniform
-    start mixed into each warm start of Algorithm 1 inside Algorithm 2; ``decay`` the outer
-    iterations over which Algorithm 2's gain halves."""
+    utility scale), ``tol1``, ``max_iter1``; Algorithm 2's ``tol2`` (eq. 40, relative to each
+    EV's supply) and ``max_iter2``; ``q_floor`` the least selection probability (strictly inside
+    the simplex)."""
 
     step1: float = 1.0
     tol1: float = 1e-7
     max_iter1: int = 5_000
-    step2: float = 0.2
     tol2: float = 1e-3
-    max_iter2: int = 500
+    max_iter2: int = 200
     q_floor: float = 1e-12
-    restart: float = 1.0
-    decay: float = 20.0
 
     def __post_init__(self) -> None:
-        for name in ("step1", "step2"):
-            if not 0.0 < getattr(self, name) <= 1.0:
-                raise MechanismError(f"{name}: must lie in (0, 1], got {getattr(self, name)}")
-        if not 0.0 < self.decay <= 1e9:
-            raise MechanismError(f"decay: must lie in (0, 1e9], got {self.decay}")
-        if not 0.0 < self.restart <= 1.0:
-            raise MechanismError(f"restart: must lie in (0, 1], got {self.restart}")
+        if not 0.0 < self.step1 <= 1.0:
+            raise MechanismError(f"step1: must lie in (0, 1], got {self.step1}")
         for name in ("tol1", "tol2", "q_floor"):
             if not 0.0 < getattr(self, name) < 1.0:
                 raise MechanismError(f"{name}: must lie in (0, 1), got {getattr(self, name)}")
@@ -90,22 +103,29 @@ class Followers:
     b: FloatArray
     total: FloatArray
 
+    @property
+    def full(self) -> FloatArray:
+        """W_m = A_m - B_m: the grids' welfare (18) when EV m serves all of P_m."""
+        return self.a - self.b
+
 
 def best_responses(
     price: FloatArray, xi: FloatArray, kappa: FloatArray, need: FloatArray
 ) -> FloatArray:
     """p_nm* = clip((xi_n - varpi_m) / kappa_n, 0, G_n) (eq. 21 within the need of eq. 16),
     shape (T, N, M)."""
-    raw = (xi[:, :, None] - price[:, None, :]) / kappa[None, :, None]
-    return np.clip(raw, 0.0, need[:, :, None])
+    p = xi[:, :, None] - price[:, None, :]
+    p *= (1.0 / kappa)[None, :, None]
+    return np.clip(p, 0.0, need[:, :, None], out=p)
 
 
 def followers(price: FloatArray, xi: FloatArray, kappa: FloatArray, need: FloatArray) -> Followers:
-    """The moments of :class:`Followers` at ``price`` (one pass over the (T, N, M) demand)."""
+    """The moments of :class:`Followers` at ``price``: one (T, N, M) array, reused in place."""
     p = best_responses(price, xi, kappa, need)
     total = p.sum(axis=1)
-    a = np.einsum("tn,tnm->tm", xi, p) - price * total
-    b = 0.5 * np.einsum("n,tnm->tm", kappa, p * p)
+    a = np.matmul(xi[:, None, :], p)[:, 0, :] - price * total
+    p *= p
+    b = 0.5 * np.matmul(kappa[None, None, :], p)[:, 0, :]
     return Followers(a, b, total)
 
 
@@ -130,7 +150,7 @@ class Selection:
     q: FloatArray
     u: FloatArray
     u_bar: FloatArray
-    iterations: NDArray[np.int64]
+    iterations: IntArray
     residuals: FloatArray
     converged: BoolArray
 
@@ -139,6 +159,42 @@ def uniform_start(active: BoolArray) -> FloatArray:
     """Q(1): uniform over each slot's sellers (strictly inside the simplex), 0 elsewhere."""
     count = active.sum(axis=1, keepdims=True)
     return np.where(active, 1.0 / np.maximum(count, 1), 0.0)
+
+
+def _rationed_share(c: FloatArray, f: Followers) -> FloatArray:
+    """r in (0, 1] with r A - r^2 B = c (the smaller root, written without cancellation)."""
+    disc = np.sqrt(np.maximum(f.a * f.a - 4.0 * f.b * c, 0.0))
+    return np.maximum(2.0 * c / np.maximum(f.a + disc, TINY), TINY)
+
+
+def selection_fixed_point(
+    f: Followers, supply: FloatArray, active: BoolArray, q_floor: float
+) -> FloatArray:
+    """Algorithm 1's fixed point in closed form (module docstring): the level c with
+    sum_m Q_m(c) = 1 by bisection, rationed EVs above it, dropped ones below, a tie at it filled
+    at one rate; uniform where no EV has a buyer (every utility 0). Shape (T, M)."""
+    full = f.full
+    buying: BoolArray = np.logical_and(active, f.total > 0)
+    cap = np.where(buying, supply / np.where(buying, f.total, 1.0), 0.0)  # Q at which D = B_s
+    lo = np.zeros(full.shape[0])
+    hi = np.where(buying, full, 0.0).max(axis=1, initial=0.0)
+    for _ in range(LEVEL_STEPS):
+        c = 0.5 * (lo + hi)
+        above = buying & (full > c[:, None])
+        mass = np.where(above, cap / _rationed_share(np.broadcast_to(c[:, None], full.shape), f), 0)
+        up = mass.sum(axis=1) >= 1.0
+        lo = np.where(up, c, lo)
+        hi = np.where(up, hi, c)
+    above = buying & (full > hi[:, None])
+    level = np.broadcast_to(hi[:, None], full.shape)
+    q = np.where(above, cap / _rationed_share(level, f), 0.0)
+    tie = buying & ~above & (full > lo[:, None])
+    room = np.where(tie, cap, 0.0).sum(axis=1)
+    rate = np.clip((1.0 - q.sum(axis=1)) / np.maximum(room, TINY), 0.0, 1.0)
+    q = np.where(tie, cap * rate[:, None], q)
+    anyone = np.asarray(buying.any(axis=1, keepdims=True))
+    q = np.where(anyone, q, uniform_start(active))
+    return _onto_simplex(q, active, q_floor)
 
 
 def select(
@@ -157,7 +213,7 @@ def select(
     t_count = q0.shape[0]
     todo = np.ones(t_count, dtype=bool) if todo is None else todo.copy()
     todo &= active.any(axis=1)
-    scale = np.maximum(np.abs(np.where(active, f.a - f.b, 0.0)).max(axis=1), TINY)[:, None]
+    scale = np.maximum(np.abs(np.where(active, f.full, 0.0)).max(axis=1), TINY)[:, None]
     sigma = options.step1 / scale
     q = _onto_simplex(np.where(active, q0, 0.0), active, options.q_floor)
     iterations = np.zeros(t_count, dtype=np.int64)
@@ -191,29 +247,101 @@ def _onto_simplex(q: FloatArray, active: BoolArray, floor: float) -> FloatArray:
     return np.where(total > 0, q / np.where(total > 0, total, 1.0), 0.0)
 
 
+def respond(
+    price: FloatArray,
+    supply: FloatArray,
+    need: FloatArray,
+    xi: FloatArray,
+    kappa: FloatArray,
+    options: GameOptions,
+) -> tuple[Followers, Selection]:
+    """The grids' move at the EVs' prices: best responses (eq. 21) and Algorithm 1 started at its
+    closed-form fixed point, run until (33)."""
+    active = supply > 0
+    f = followers(price, xi, kappa, need)
+    start = selection_fixed_point(f, supply, active, options.q_floor)
+    return f, select(start, f, supply, active, options)
+
+
 @dataclass(frozen=True, eq=False)
 class Equilibrium:
     """Algorithm 2's outcome per slot: prices varpi (T, M), the selection at them, demand D_m,
-    what each EV sells (min(D_m, B_s,m)), the grids' welfare (u_bar), the outer loop's
-    ``iterations`` (T,), ``residuals`` ((iterations, T): max relative excess of an EV above its
-    floor), ``converged`` (T,), and Algorithm 1's total iterations per slot (``egt_iterations``)."""
+    what each EV sells (min(D_m, B_s,m)), the grids' welfare (u_bar), the common price level p
+    (``level``, (T,)), the outer loop's ``iterations`` (T,), ``residuals`` ((iterations, T): max
+    relative excess of an EV off its floor, eq. 40), ``converged`` (T,), and Algorithm 1's total
+    iterations per slot (``egt_iterations``) and whether its last run converged."""
 
     price: FloatArray
     selection: Selection
     demand: FloatArray
     sold: FloatArray
     grid_welfare: FloatArray
-    iterations: NDArray[np.int64]
+    iterations: IntArray
     residuals: FloatArray
     converged: BoolArray
-    egt_iterations: NDArray[np.int64]
+    egt_iterations: IntArray
     egt_converged: BoolArray
+    level: FloatArray
 
 
 def price_bounds(floor: FloatArray, xi: FloatArray) -> tuple[FloatArray, FloatArray]:
     """[omega_m, max(omega_m, max_n xi_n)] per slot and EV (above max xi no grid buys)."""
     top = xi.max(axis=1, initial=0.0)[:, None]
     return floor, np.maximum(floor, top)
+
+
+def _columns(rows: list[list[float]]) -> FloatArray:
+    """Per-slot histories of unequal length as one (longest, T) array, each padded with its last
+    entry (a slot without a game: 0)."""
+    longest = max((len(r) for r in rows), default=1)
+    out = np.zeros((longest, len(rows)))
+    for t, r in enumerate(rows):
+        if r:
+            out[: len(r), t] = r
+            out[len(r) :, t] = r[-1]
+    return out
+
+
+@dataclass
+class _Loop:
+    """Algorithm 2's state per slot while it runs (the slots still running are a subset)."""
+
+    price: FloatArray
+    q: FloatArray
+    u: FloatArray
+    u_bar: FloatArray
+    demand: FloatArray
+    egt_iterations: IntArray
+    egt_last: IntArray
+    egt_converged: BoolArray
+    egt_history: list[list[float]]
+    history: list[list[float]]
+
+    @classmethod
+    def start(cls, price: FloatArray, active: BoolArray) -> _Loop:
+        t_count, m_count = price.shape
+        return cls(
+            price=price.copy(),
+            q=uniform_start(active),
+            u=np.zeros((t_count, m_count)),
+            u_bar=np.zeros(t_count),
+            demand=np.zeros((t_count, m_count)),
+            egt_iterations=np.zeros(t_count, dtype=np.int64),
+            egt_last=np.zeros(t_count, dtype=np.int64),
+            egt_converged=np.ones(t_count, dtype=bool),
+            egt_history=[[] for _ in range(t_count)],
+            history=[[] for _ in range(t_count)],
+        )
+
+    def record(self, rows: IntArray, f: Followers, sel: Selection, residual: FloatArray) -> None:
+        self.q[rows], self.u[rows], self.u_bar[rows] = sel.q, sel.u, sel.u_bar
+        self.demand[rows] = sel.q * f.total
+        self.egt_iterations[rows] += sel.iterations
+        self.egt_last[rows] = sel.iterations
+        self.egt_converged[rows] = sel.converged
+        for i, t in enumerate(rows.tolist()):
+            self.egt_history[t] = sel.residuals[: int(sel.iterations[i]) + 1, i].tolist()
+            self.history[t].append(float(residual[i]))
 
 
 def stackelberg(
@@ -225,62 +353,66 @@ def stackelberg(
     floor: FloatArray,
     options: GameOptions,
 ) -> Equilibrium:
-    """Algorithm 2 in every slot at once: the grids' selection (Algorithm 1) at the EVs' prices,
-    the demand D_m (eq. 20) sent to the EVs, each EV's price update (eq. 38) until (40).
+    """Algorithm 2 in every slot at once (module docstring): the EVs announce varpi_m =
+    max(p, omega_m), the grids answer with Algorithm 1, each EV receives D_m (eq. 20), p moves by
+    bisection in the direction of eq. 38 until (40). Only the slots still running are played.
 
-    ``price0``, ``supply`` (B_s dt), ``floor`` (omega): (T, M); ``need`` (G), ``xi``: (T, N);
-    ``kappa``: (N,).
+    ``price0`` (T, M) is kept for EVs with nothing to sell; ``supply`` (B_s dt), ``floor``
+    (omega): (T, M); ``need`` (G), ``xi``: (T, N); ``kappa``: (N,).
     """
     active = supply > 0
     low, high = price_bounds(floor, xi)
-    price = np.clip(price0, low, high)
-    span = np.maximum(high - low, TINY).max(axis=1, keepdims=True)
-    q = uniform_start(active)
-    t_count = price.shape[0]
-    todo = active.any(axis=1) & (need.sum(axis=1) > 0)
-    converged = ~todo
-    iterations = np.zeros(t_count, dtype=np.int64)
-    egt_iterations = np.zeros(t_count, dtype=np.int64)
-    history: list[FloatArray] = []
-    while True:
-        f = followers(price, xi, kappa, need)
-        # Warm start, mixed with a little of the uniform start: an EV the grids dropped at the
-        # old prices regrows from restart / M, not from q_floor, once its price is attractive.
-        start = (1.0 - options.restart) * q + options.restart * uniform_start(active)
-        sel = select(start, f, supply, active, options, todo=~converged)
-        q = sel.q
-        egt_iterations += sel.iterations
-        demand = q * f.total
-        excess = demand - supply
-        relative = np.where(active, excess / np.maximum(supply, TINY), 0.0)
-        at_floor = (price <= low) & (excess <= 0)
-        moving = active & ~at_floor
-        residual = np.where(moving, np.abs(relative), 0.0).max(axis=1, initial=0.0)
-        history.append(np.where(todo, residual, 0.0))
-        converged |= todo & (residual <= options.tol2) & sel.converged
-        run = todo & ~converged
-        if not run.any() or iterations.max(initial=0) >= options.max_iter2:
-            break
-        gain = options.step2 / (1.0 + iterations[:, None] / options.decay)
-        # eq. 38 with sigma2 = gain x span / B_s,m: every EV moves by the same share of the price
-        # span per unit of relative excess (saturated at +-1, so a heavily rationed EV does not
-        # jump past the others), the gain decaying as step2 / (1 + y / decay)
-        push = np.clip(relative, -1.0, 1.0)
-        moved = np.clip(price + gain * span * push, low, high)
-        price = np.where(run[:, None] & active, moved, price)
-        iterations += run
-    sold = np.minimum(demand, supply)
+    sellers: BoolArray = np.asarray(active.any(axis=1))
+    lo = np.where(sellers, np.where(active, floor, np.inf).min(axis=1, initial=np.inf), 0.0)
+    hi = np.maximum(lo, xi.max(axis=1, initial=0.0))
+    level = lo.copy()
+    state = _Loop.start(np.clip(price0, low, high), active)
+    iterations = np.zeros(supply.shape[0], dtype=np.int64)
+    converged: BoolArray = np.logical_not(sellers)
+    run = sellers.copy()
+    while run.any():
+        rows = np.flatnonzero(run)
+        price = np.clip(np.maximum(level[rows, None], floor[rows]), low[rows], high[rows])
+        state.price[rows] = np.where(active[rows], price, state.price[rows])
+        f, sel = respond(price, supply[rows], need[rows], xi[rows], kappa, options)
+        excess = sel.q * f.total - supply[rows]
+        act = active[rows]
+        at_floor = (price <= floor[rows]) & (excess <= 0)
+        relative = np.abs(excess) / np.where(act, supply[rows], 1.0)
+        residual = np.where(act & ~at_floor, relative, 0.0).max(axis=1, initial=0.0)
+        state.record(rows, f, sel, residual)
+        done = (residual <= options.tol2) & sel.converged
+        converged[rows] = done
+        # eq. 38's direction for the EVs at the common price (they share its sign), as bisection
+        at_level = act & (floor[rows] <= level[rows, None])
+        up = np.where(at_level, excess, 0.0).sum(axis=1) > 0
+        lo[rows] = np.where(up, level[rows], lo[rows])
+        hi[rows] = np.where(up, hi[rows], level[rows])
+        room = hi[rows] - lo[rows] > 4.0 * np.finfo(float).eps * np.maximum(hi[rows], TINY)
+        go = ~done & room & (iterations[rows] < options.max_iter2)
+        level[rows] = np.where(go, 0.5 * (lo[rows] + hi[rows]), level[rows])
+        iterations[rows] += go
+        run[rows] = go
+    selection = Selection(
+        state.q,
+        state.u,
+        state.u_bar,
+        state.egt_last,
+        _columns(state.egt_history),
+        state.egt_converged,
+    )
     return Equilibrium(
-        price=price,
-        selection=sel,
-        demand=demand,
-        sold=np.where(active, sold, 0.0),
-        grid_welfare=sel.u_bar,
+        price=state.price,
+        selection=selection,
+        demand=state.demand,
+        sold=np.where(active, np.minimum(state.demand, supply), 0.0),
+        grid_welfare=state.u_bar,
         iterations=iterations,
-        residuals=np.array(history),
+        residuals=_columns(state.history),
         converged=converged,
-        egt_iterations=egt_iterations,
-        egt_converged=sel.converged | ~todo,
+        egt_iterations=state.egt_iterations,
+        egt_converged=state.egt_converged,
+        level=level,
     )
 
 
@@ -294,10 +426,34 @@ def first_bid(
     options: GameOptions,
 ) -> tuple[FloatArray, Selection, FloatArray]:
     """The first-bid auction of Fig. 10: the EVs' first prices, held; the grids' selection at
-    them (Algorithm 1). Returns (prices, selection, demand)."""
+    them (Algorithm 1 as printed: the replicator from the uniform start, eq. 32-33). Returns
+    (prices, selection, demand)."""
     active = supply > 0
     low, high = price_bounds(floor, xi)
     price = np.clip(price0, low, high)
     f = followers(price, xi, kappa, need)
     sel = select(uniform_start(active), f, supply, active, options)
     return price, sel, sel.q * f.total
+
+
+def purchases(
+    price: FloatArray,
+    q: FloatArray,
+    supply: FloatArray,
+    need: FloatArray,
+    xi: FloatArray,
+    kappa: FloatArray,
+) -> FloatArray:
+    """What grid n buys from EV m, Q_m r_m p_nm* (eq. 22, 23 with r = min(1, R_m)), (T, N, M):
+    summed over n it is min(D_m, B_s,m), over m a grid's purchases."""
+    f = followers(price, xi, kappa, need)
+    p = best_responses(price, xi, kappa, need)
+    p *= (q * share(q, f, supply))[:, None, :]
+    return p
+
+
+def ev_welfare(price: FloatArray, floor: FloatArray, sold: FloatArray) -> FloatArray:
+    """An EV's welfare from a slot's sale: its revenue less its degradation cost,
+    (varpi_m - omega_m) min(D_m, B_s,m) (eq. 34, 35 without the EV's own utility, which the price
+    does not move; omega from eq. 10)."""
+    return (price - floor) * sold

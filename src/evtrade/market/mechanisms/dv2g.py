@@ -16,7 +16,17 @@ import numpy as np
 from numpy.typing import NDArray
 
 from evtrade.market.dv2g_energy import Balance, EsuArrays, Storage, balance, dispatch_storage
-from evtrade.market.dv2g_game import Equilibrium, GameOptions, first_bid, stackelberg
+from evtrade.market.dv2g_game import (
+    Equilibrium,
+    Followers,
+    GameOptions,
+    ev_welfare,
+    first_bid,
+    followers,
+    purchases,
+    share,
+    stackelberg,
+)
 from evtrade.market.mechanisms.base import Mechanism
 from evtrade.model.prosumers import Dv2gScenario
 
@@ -26,7 +36,8 @@ FloatArray = NDArray[np.float64]
 @dataclass(frozen=True, eq=False)
 class Dv2gResult:
     """A DV2G day: storage and balance of EVs and grids ((K, T) arrays), the EVs' degradation
-    costs omega (price floors), the equilibrium and the first-bid baseline ((T, M) / (T,))."""
+    costs omega (price floors), the equilibrium and the first-bid baseline ((T, M) / (T,)), the
+    grids' xi (T, N) and kappa (N,), and the options the games ran with."""
 
     ev_ids: tuple[str, ...]
     grid_ids: tuple[str, ...]
@@ -42,6 +53,9 @@ class Dv2gResult:
     baseline_demand: FloatArray
     baseline_q: FloatArray
     baseline_welfare: FloatArray
+    xi: FloatArray
+    kappa: FloatArray
+    options: GameOptions
 
     @property
     def supply(self) -> FloatArray:
@@ -103,6 +117,9 @@ def run_dv2g(scenario: Dv2gScenario, params: GameOptions | None = None) -> Dv2gR
         baseline_demand=base_demand,
         baseline_q=base_sel.q,
         baseline_welfare=base_sel.u_bar,
+        xi=xi,
+        kappa=kappa,
+        options=options,
     )
 
 
@@ -112,63 +129,20 @@ def _floats(values: Any) -> list[float]:
 
 def dv2g_to_dict(result: Dv2gResult) -> dict[str, Any]:
     """The result as plain data (``evtrade dv2g --format json``, docs/dv2g.md#output): per slot
-    each EV's price, selection probability, supply, demand and sale, the grids' needs, welfare
-    and both loops' convergence; the first-bid baseline; each EV's degradation cost and storage."""
+    each EV's price, floor, selection probability, supply, demand, sale and the grids' utility
+    from it, each grid's xi, kappa, need and purchases, welfare and both loops' convergence; the
+    first-bid baseline; each EV's degradation cost and storage; the games' options. Enough to
+    check the equilibrium from the JSON alone."""
     eq = result.equilibrium
     sel = eq.selection
     supply, need = result.supply, result.need
-    slots = []
-    for t in range(supply.shape[0]):
-        revenue = float(eq.price[t] @ eq.sold[t])
-        base_sold = np.minimum(result.baseline_demand[t], supply[t])
-        slots.append(
-            {
-                "slot": t,
-                "evs": [
-                    {
-                        "id": ident,
-                        "price": float(eq.price[t, m]),
-                        "probability": float(sel.q[t, m]),
-                        "supply_kwh": float(supply[t, m]),
-                        "demand_kwh": float(eq.demand[t, m]),
-                        "sold_kwh": float(eq.sold[t, m]),
-                        "utility": float(sel.u[t, m]),
-                        "floor": float(result.floor[m]),
-                        "first_price": float(result.first_price[t, m]),
-                    }
-                    for m, ident in enumerate(result.ev_ids)
-                    if supply[t, m] > 0
-                ],
-                "grids": [
-                    {"id": ident, "need_kwh": float(need[t, n])}
-                    for n, ident in enumerate(result.grid_ids)
-                    if need[t, n] > 0
-                ],
-                "supply_kwh": float(supply[t].sum()),
-                "demand_kwh": float(eq.demand[t].sum()),
-                "need_kwh": float(need[t].sum()),
-                "sold_kwh": float(eq.sold[t].sum()),
-                "average_utility": float(sel.u_bar[t]),
-                "grid_welfare": float(eq.grid_welfare[t]),
-                "ev_revenue": revenue,
-                "welfare": float(eq.grid_welfare[t]) + revenue,
-                "convergence": {
-                    "iterations": int(eq.iterations[t]),
-                    "converged": bool(eq.converged[t]),
-                    "residuals": _floats(eq.residuals[: int(eq.iterations[t]) + 1, t]),
-                    "egt_iterations": int(eq.egt_iterations[t]),
-                    "egt_converged": bool(eq.egt_converged[t]),
-                    "egt_residuals": _floats(sel.residuals[: int(sel.iterations[t]) + 1, t]),
-                },
-                "first_bid": {
-                    "prices": _floats(result.baseline_price[t][supply[t] > 0]),
-                    "probabilities": _floats(result.baseline_q[t][supply[t] > 0]),
-                    "sold_kwh": float(base_sold.sum()),
-                    "grid_welfare": float(result.baseline_welfare[t]),
-                    "ev_revenue": float(result.baseline_price[t] @ base_sold),
-                },
-            }
-        )
+    f = followers(eq.price, result.xi, result.kappa, need)
+    r = share(sel.q, f, supply)
+    bought = purchases(eq.price, sel.q, supply, need, result.xi, result.kappa).sum(axis=2)
+    floor = np.broadcast_to(result.floor, eq.price.shape)
+    welfare = ev_welfare(eq.price, floor, eq.sold)
+    slots = [_slot_dict(result, t, f, r, bought, welfare) for t in range(supply.shape[0])]
+    o = result.options
     return {
         "slots": slots,
         "evs": [
@@ -184,7 +158,91 @@ def dv2g_to_dict(result: Dv2gResult) -> dict[str, Any]:
             }
             for m, ident in enumerate(result.ev_ids)
         ],
+        "options": {
+            "step1": o.step1,
+            "tol1": o.tol1,
+            "max_iter1": o.max_iter1,
+            "tol2": o.tol2,
+            "max_iter2": o.max_iter2,
+            "q_floor": o.q_floor,
+        },
         "converged": bool(eq.converged.all()),
+    }
+
+
+def _slot_dict(
+    result: Dv2gResult,
+    t: int,
+    f: Followers,
+    r: FloatArray,
+    bought: FloatArray,
+    welfare: FloatArray,
+) -> dict[str, Any]:
+    """One slot of :func:`dv2g_to_dict`."""
+    eq = result.equilibrium
+    sel = eq.selection
+    supply, need = result.supply, result.need
+    revenue = float(eq.price[t] @ eq.sold[t])
+    base_sold = np.minimum(result.baseline_demand[t], supply[t])
+    return {
+        "slot": t,
+        "evs": [
+            {
+                "id": ident,
+                "price": float(eq.price[t, m]),
+                "probability": float(sel.q[t, m]),
+                "supply_kwh": float(supply[t, m]),
+                "demand_kwh": float(eq.demand[t, m]),
+                "sold_kwh": float(eq.sold[t, m]),
+                "utility": float(sel.u[t, m]),
+                "floor": float(result.floor[m]),
+                "first_price": float(result.first_price[t, m]),
+                "share": float(r[t, m]),
+                "full_demand_kwh": float(f.total[t, m]),
+                "full_welfare": float(f.full[t, m]),
+                "revenue": float(eq.price[t, m] * eq.sold[t, m]),
+                "welfare": float(welfare[t, m]),
+            }
+            for m, ident in enumerate(result.ev_ids)
+            if supply[t, m] > 0
+        ],
+        "grids": [
+            {
+                "id": ident,
+                "need_kwh": float(need[t, n]),
+                "xi": float(result.xi[t, n]),
+                "kappa": float(result.kappa[n]),
+                "bought_kwh": float(bought[t, n]),
+            }
+            for n, ident in enumerate(result.grid_ids)
+            if need[t, n] > 0
+        ],
+        "supply_kwh": float(supply[t].sum()),
+        "demand_kwh": float(eq.demand[t].sum()),
+        "need_kwh": float(need[t].sum()),
+        "sold_kwh": float(eq.sold[t].sum()),
+        "price_level": float(eq.level[t]),
+        "average_utility": float(sel.u_bar[t]),
+        "grid_welfare": float(eq.grid_welfare[t]),
+        "ev_revenue": revenue,
+        "welfare": float(eq.grid_welfare[t]) + revenue,
+        "convergence": {
+            "iterations": int(eq.iterations[t]),
+            "converged": bool(eq.converged[t]),
+            "residuals": _floats(eq.residuals[: int(eq.iterations[t]) + 1, t]),
+            "final_residual": float(eq.residuals[int(eq.iterations[t]), t]),
+            "egt_iterations": int(eq.egt_iterations[t]),
+            "egt_converged": bool(eq.egt_converged[t]),
+            "egt_residuals": _floats(sel.residuals[: int(sel.iterations[t]) + 1, t]),
+            "egt_final_residual": float(sel.residuals[int(sel.iterations[t]), t]),
+        },
+        "first_bid": {
+            "prices": _floats(result.baseline_price[t][supply[t] > 0]),
+            "probabilities": _floats(result.baseline_q[t][supply[t] > 0]),
+            "sold_kwh": float(base_sold.sum()),
+            "grid_welfare": float(result.baseline_welfare[t]),
+            "ev_revenue": float(result.baseline_price[t] @ base_sold),
+        },
     }
 
 
