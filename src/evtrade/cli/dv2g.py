@@ -12,7 +12,7 @@ from evtrade.cli import render
 from evtrade.cli.options import FormatOption, OutputFormat
 from evtrade.market.mechanisms import get
 from evtrade.market.mechanisms.dv2g import dv2g_to_dict
-from evtrade.model.prosumers import load_dv2g
+from evtrade.model.prosumers import load_dv2g_with_warnings
 
 ScenarioArgument = Annotated[
     Path, typer.Argument(help="DV2G scenario file (.json or .toml, docs/dv2g.md).")
@@ -24,11 +24,16 @@ def dv2g(scenario: ScenarioArgument, output: FormatOption = OutputFormat.table) 
     EVs by replicator dynamics, EVs update prices), selection probabilities, supply and demand,
     welfare, convergence, and the first-bid auction baseline.
 
-    A bad scenario file is a one-line error naming the participant and field (exit code 1).
+    A bad scenario file is a one-line error naming the participant and field (exit code 1); a
+    key the scenario ignores is a warning on stderr.
     """
-    record = dv2g_to_dict(get("dv2g").run(load_dv2g(scenario)))
+    loaded = load_dv2g_with_warnings(scenario)
+    record = dv2g_to_dict(get("dv2g").run(loaded.scenario))
     # Refuses NaN / Infinity: a result that is not finite is reported, never printed.
     text = render.json_text(record, finite=True)
+    # After the work: a command that fails says one line, the error.
+    for line in loaded.warnings:
+        render.warning(line)
     if output is OutputFormat.json:
         render.echo(text)
     else:

@@ -29,12 +29,16 @@ Hassija et al. (spec §3, docs/dv2g.md#scenario-files), eq. 2-16. Layout (JSON o
   are eq. 17's parameters.
 
 Every problem is a :class:`~evtrade.errors.MarketError` whose one-line message names the
-participant and the field; files are read with the limits of market files.
+participant and the field; files are read with the limits of market files. A key the scenario
+does not use is no error but a warning of :func:`load_dv2g_with_warnings` (ignored; with "did you
+mean" when it is close to a known key, as ``capacity`` is to ``capacity_kwh``), as in market
+files.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
@@ -57,7 +61,7 @@ from evtrade.model.day import (
     _section,
     check_series,
 )
-from evtrade.model.files import read_document
+from evtrade.model.files import MAX_KEY_WARNINGS, _named, read_document
 from evtrade.model.participants import MAX_ENERGY, MAX_PRICE, _check_id, check_bounded, show_id
 
 FloatArray = NDArray[np.float64]
@@ -121,7 +125,12 @@ class Esu:
         for name, (lo, hi, what) in limits.items():
             value = check_bounded(w, name, getattr(self, name), lo, hi, what)
             object.__setattr__(self, name, value)
-        for name in ("charge_efficiency", "discharge_efficiency", "lifetime_years"):
+        for name in (
+            "charge_efficiency",
+            "discharge_efficiency",
+            "lifetime_years",
+            "cycles_per_year",
+        ):
             if not getattr(self, name) > 0:
                 _fail(w, f"field {name!r} must be > 0")
         object.__setattr__(self, "capacity_kwh", cap)
@@ -150,6 +159,18 @@ class Esu:
 
 
 ESU_FIELDS = tuple(f.name for f in fields(Esu) if f.name != "where")
+PROFILE_KEYS = ("peak_kw", "daily_kwh", "variation")
+PROSUMER_KEYS = ("id", "production_kw", "consumption_kw", "esu")
+#: Every key each part of a scenario may have (what is not here is ignored, with a warning).
+KNOWN_KEYS: dict[str, tuple[str, ...]] = {
+    "scenario": ("slots", "seed", "location", "esu", "evs", "grids"),
+    "slots": ("count", "hours"),
+    "location": tuple(DEFAULT_LOCATION),
+    "esu": ESU_FIELDS,
+    "ev": (*PROSUMER_KEYS, "price"),
+    "grid": (*PROSUMER_KEYS, "xi", "kappa"),
+    "profile": PROFILE_KEYS,
+}
 
 
 @dataclass(frozen=True, eq=False)
@@ -225,6 +246,76 @@ def load_dv2g(path: str | Path) -> Dv2gScenario:
         and the field.
     """
     return dv2g_from_dict(read_document(path, "scenario"))
+
+
+@dataclass(frozen=True, eq=False)
+class LoadedDv2g:
+    """A scenario read from a file, with one line per key the file has and the scenario ignores
+    (each line names the section or participants and the key)."""
+
+    scenario: Dv2gScenario
+    warnings: tuple[str, ...] = ()
+
+
+def load_dv2g_with_warnings(path: str | Path) -> LoadedDv2g:
+    """:func:`load_dv2g`, with a warning per unknown key (see the module docstring)."""
+    return dv2g_from_dict_with_warnings(read_document(path, "scenario"))
+
+
+def dv2g_from_dict_with_warnings(data: Any) -> LoadedDv2g:
+    """:func:`dv2g_from_dict`, with a warning per unknown key (see the module docstring)."""
+    scenario = dv2g_from_dict(data)
+    return LoadedDv2g(scenario, tuple(unknown_key_warnings(data)))
+
+
+def unknown_key_warnings(data: Mapping[str, Any]) -> list[str]:
+    """One line per part, owner kind and unknown key of a valid scenario's data: who carries it
+    and the known key it is probably a typo of (or the part it belongs to)."""
+    # (kind of owner, part, key) -> owners in file order; part is a section or a prosumer's field
+    found: dict[tuple[str, str, str], list[str]] = {}
+
+    def collect(kind: str, part: str, who: str, item: Any) -> None:
+        if isinstance(item, Mapping):
+            for key in item:
+                if key not in KNOWN_KEYS[_part_keys(kind, part)]:
+                    found.setdefault((kind, part, str(key)), []).append(who)
+
+    collect("scenario", "scenario", "scenario", data)
+    for name in ("slots", "location", "esu"):
+        collect("scenario", name, name, data.get(name))
+    for kind in ("ev", "grid"):
+        for item in data[f"{kind}s"]:
+            who = show_id(item["id"])
+            collect(kind, kind, who, item)
+            for part in ("esu", "production_kw", "consumption_kw"):
+                collect(kind, part, who, item.get(part))
+    lines = []
+    for (kind, part, key), owners in list(found.items())[:MAX_KEY_WARNINGS]:
+        owner = part if kind == "scenario" else _named(kind, owners)
+        if kind != "scenario" and part != kind:
+            owner = f"{owner} {part}"
+        lines.append(f"{owner}: unknown key {show_id(key)} ignored ({_hint(key, kind, part)})")
+    if len(found) > MAX_KEY_WARNINGS:
+        lines.append(f"... and {len(found) - MAX_KEY_WARNINGS} more unknown keys ignored")
+    return lines
+
+
+def _part_keys(kind: str, part: str) -> str:
+    """The :data:`KNOWN_KEYS` entry of ``part`` of a ``kind`` (its ESU, a profile, itself)."""
+    if part in ("production_kw", "consumption_kw"):
+        return "profile"
+    return part if kind == "scenario" or part == "esu" else kind
+
+
+def _hint(key: str, kind: str, part: str) -> str:
+    known = KNOWN_KEYS[_part_keys(kind, part)]
+    close = difflib.get_close_matches(key, known, n=1)
+    if close:
+        return f"did you mean {close[0]!r}?"
+    elsewhere = [name for name, keys in KNOWN_KEYS.items() if key in keys]
+    if elsewhere:
+        return f"it belongs to {' or '.join(elsewhere)}"
+    return "not a key of this section"
 
 
 def _esu(where: str, base: Esu, raw: Any) -> Esu:
@@ -331,6 +422,8 @@ def _profile(
     spread = check_bounded(
         where, f"{name}.variation", raw.get("variation", DEFAULT_VARIATION), 0.0, 1.0, "spread"
     )
+    if "peak_kw" in raw and "daily_kwh" in raw:
+        _fail(where, f"field {name!r}: give 'peak_kw' (PV) or 'daily_kwh' (load), not both")
     if "peak_kw" in raw:
         peak = check_bounded(where, f"{name}.peak_kw", raw["peak_kw"], 0.0, MAX_POWER_KW, "kW")
         base = clear_sky_pv(slots, loc, peak)
@@ -392,6 +485,10 @@ def dv2g_from_dict(data: Any) -> Dv2gScenario:
     base_esu = Esu(**{k: esu_in[k] for k in ESU_FIELDS if k in esu_in}, where="esu")
     evs_in = _items(data, "evs", required=True)
     grids_in = _items(data, "grids", required=True)
+    for key, items in (("evs", evs_in), ("grids", grids_in)):
+        if not items:  # eq. 19's simplex needs at least one EV; a day without buyers is empty
+            one = "EV" if key == "evs" else "grid"
+            _fail("scenario", f"section {key!r} must list at least one {one}")
     check_dv2g_size(slots.count, len(evs_in), len(grids_in))
     evs = tuple(_prosumer("ev", k, x, slots, base_esu, loc, seed_raw) for k, x in enumerate(evs_in))
     grids = tuple(
@@ -427,9 +524,11 @@ def check_dv2g_size(slots: int, evs: int, grids: int) -> None:
 __all__ = [
     "Dv2gScenario",
     "Esu",
+    "LoadedDv2g",
     "Prosumer",
     "clear_sky_pv",
     "dv2g_from_dict",
     "household_load",
     "load_dv2g",
+    "load_dv2g_with_warnings",
 ]
