@@ -84,7 +84,7 @@ def test_missing_file_is_one_line(tmp_path: Path) -> None:
 def _set(path: tuple[str | int, ...], value: Any) -> dict[str, Any]:
     """DAY with the entry at ``path`` set to ``value``."""
     data: dict[str, Any] = json.loads(json.dumps(DAY))
-    node = data
+    node: Any = data
     for key in path[:-1]:
         node = node.setdefault(key, {}) if isinstance(key, str) else node[key]
     node[path[-1]] = value
