@@ -328,6 +328,7 @@ class BabgRound:
     cost: float
     iterations: int
     dist: FloatArray = field(repr=False)
+    reachable: BoolArray = field(repr=False)  # admitted pairs within distance (for the reasons)
 
     @property
     def success_rate(self) -> float | None:
@@ -427,6 +428,7 @@ def babg_round(market: Market, params: BabgParams | None = None) -> BabgRound:
         cost=float(seller_cost(drained, l1=a.l1, l2=a.l2)),
         iterations=sol.iterations,
         dist=dist,
+        reachable=basics.reachable,
     )
 
 
@@ -468,8 +470,55 @@ def _grid_trades(
     return tuple(out)
 
 
-_GRID_BUYER = "no seller's price band meets this buyer's: buys from the grid (V2G)"
-_GRID_SELLER = "no buyer's price band meets this seller's: sells to the grid (V2G)"
+def _unmatched(market: Market, rnd: BabgRound) -> tuple[dict[str, str], ...]:
+    """Why each admitted EV trades nothing in V2V: the first of the round's filters (distance,
+    a counterpart with something to trade, overlapping price bands, a settled auction, the
+    exclusion rule) that left it with no pair, on the round's own masks; an EV left alone before
+    the auction trades with the grid (V2G) instead."""
+    prm, near = rnd.params, reasons.within(market)
+    buyer_role, seller_role = np.asarray(rnd.buyer_role), np.asarray(rnd.seller_role)
+    to_grid_b = f": buys from the grid (V2G) at r^G = {prm.grid_sell:g} tokens/kWh"
+    to_grid_s = f": sells to the grid (V2G) at p^G = {prm.grid_buy:g} tokens/kWh"
+    active_b = np.isin(buyer_role, ("v2v", "grid"))
+    active_s = np.isin(seller_role, ("v2v", "grid"))
+    steps_b, steps_s = reasons.pair_steps(
+        (
+            reasons.out_of_reach(
+                rnd.reachable, market, buyer_then=to_grid_b, seller_then=to_grid_s
+            ),
+            reasons.Step(
+                active_b[:, None] & active_s[None, :],
+                f"no seller{near} has energy to sell{to_grid_b}",
+                f"no buyer{near} wants energy{to_grid_s}",
+            ),
+            reasons.Step(
+                rnd.candidates,
+                f"no seller{near} sells at a price it would pay (its v_max is below their c_min,"
+                f" prices within the grid's){to_grid_b}",
+                f"no buyer{near} pays a price it would sell at (their v_max is below its c_min,"
+                f" prices within the grid's){to_grid_s}",
+            ),
+            reasons.Step(
+                rnd.settled,
+                f"its auction with every seller{near} ended with the bid below the ask (W < Q)",
+                f"its auction with every buyer{near} ended with the bid below the ask (W < Q)",
+            ),
+            reasons.Step(rnd.swm2.mask, None, reasons.PARTNERS_EXCLUDED),
+        )
+    )
+    buyer_wording = reasons.Wording(
+        ((buyer_role == "idle", reasons.NO_DEMAND), *steps_b), reasons.OPTIMUM_SKIPS_BUYER
+    )
+    return reasons.unmatched(
+        market,
+        buyers=(buyer_role != "rejected") & ~(rnd.delivered.sum(axis=1) > 0),
+        sellers=(seller_role != "rejected") & ~(rnd.drained.sum(axis=0) > 0),
+        excluded=reasons.explain_exclusions(rnd.excluded, buyer_wording),
+        buyer_wording=buyer_wording,
+        seller_wording=reasons.Wording(
+            ((seller_role == "idle", reasons.NO_SPARE), *steps_s), reasons.OPTIMUM_SKIPS_SELLER
+        ),
+    )
 
 
 def clear_babg(market: Market, params: BabgParams | None = None) -> ClearingResult:
@@ -477,27 +526,7 @@ def clear_babg(market: Market, params: BabgParams | None = None) -> ClearingResu
     pays its final bid, the seller receives its final ask, the auctioneer keeps the difference).
     ``welfare`` is SWM2's objective; ``solver`` adds the auction's and the grid's outcome."""
     rnd = babg_round(market, params)
-    buyer_role, seller_role = np.asarray(rnd.buyer_role), np.asarray(rnd.seller_role)
-    unmatched = reasons.unmatched(
-        market,
-        buyers=(buyer_role != "rejected") & ~(rnd.delivered.sum(axis=1) > 0),
-        sellers=(seller_role != "rejected") & ~(rnd.drained.sum(axis=0) > 0),
-        excluded=rnd.excluded,
-        buyer_wording=reasons.Wording(
-            rules=(
-                (buyer_role == "idle", "nothing to buy (b_max is 0)"),
-                (buyer_role == "grid", _GRID_BUYER),
-            ),
-            otherwise=reasons.OPTIMUM_SKIPS_BUYER,
-        ),
-        seller_wording=reasons.Wording(
-            rules=(
-                (seller_role == "idle", reasons.NO_SPARE),
-                (seller_role == "grid", _GRID_SELLER),
-            ),
-            otherwise=reasons.OPTIMUM_SKIPS_SELLER,
-        ),
-    )
+    unmatched = _unmatched(market, rnd)
     traded = rnd.delivered > 0
     rounds = rnd.rounds[rnd.candidates]
     solver: dict[str, Any] = {

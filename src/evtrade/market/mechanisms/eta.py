@@ -21,7 +21,7 @@ from evtrade.market import pricing, reasons
 from evtrade.market.mechanisms.base import Mechanism
 from evtrade.market.objectives import eta_welfare
 from evtrade.market.result import ZERO_KWH, ClearingResult, assemble_result
-from evtrade.market.round import Quotes, RoundSetup, prepare_round
+from evtrade.market.round import Quotes, RoundSetup, market_basics, prepare_round
 from evtrade.market.theorem2 import project_feasible, theorem2_volumes
 from evtrade.market.welfare import P1Problem, solve_p1
 from evtrade.model import Market
@@ -131,7 +131,7 @@ def clear(
         welfare=float(
             eta_welfare(x, B["w"], B["b_min"], S["rho"], a.l1, a.l2, in_round=in_welfare)
         ),
-        unmatched=_unmatched(market, rnd, x),
+        unmatched=_unmatched(market, rnd, x, mechanism, price, volumes),
         solver=solver_info,
     )
 
@@ -209,27 +209,66 @@ def p1_problem(market: Market, mechanism: str = "eta", *, price: float | None = 
     return _p1_of(market, round_setup(market, mechanism, price))
 
 
-def _unmatched(market: Market, rnd: RoundSetup, x: FloatArray) -> tuple[dict[str, str], ...]:
-    adm, pairs_mask = rnd.admission, rnd.pairs_mask
-    no_seller = "no seller's ask is covered by this buyer's bid (or none is within distance)"
-    no_buyer = "no buyer's bid covers this seller's ask (or none is within distance)"
+def _unmatched(
+    market: Market,
+    rnd: RoundSetup,
+    x: FloatArray,
+    mechanism: str,
+    price: float | None,
+    volumes: str,
+) -> tuple[dict[str, str], ...]:
+    """Why each admitted participant trades nothing: the first of the round's filters (distance,
+    this variant's price condition, spare energy, the exclusion rule) that left it with no pair,
+    on the very masks the round used; else the volume rule gave it nothing."""
+    adm, B = rnd.admission, market.buyer_arrays
+    near = reasons.within(market)
+    own_b: reasons.Rules = ((np.asarray(B["b_max"] == 0), reasons.NO_DEMAND),)
+    own_s: reasons.Rules = ((rnd.spare <= 0, reasons.NO_SPARE),)
+    if mechanism == "eta":
+        no_seller = f"no seller{near} asks at most this buyer's bid (bid P* < ask R*, Theorem 1)"
+        no_buyer = f"no buyer{near} bids at least this seller's ask (bid P* < ask R*, Theorem 1)"
+    elif mechanism == "complete-info":
+        no_seller = f"no seller{near} has a cost at or below this buyer's value (v < c)"
+        no_buyer = f"no buyer{near} has a value at or above this seller's cost (v < c)"
+    else:
+        # One posted price: each side's own half of the trade condition c <= price <= v first.
+        posted = f"the posted price ({price:g} tokens/kWh)"
+        below = ~np.all(pricing.bid_covers_ask(rnd.P, rnd.T), axis=1)
+        above = ~np.all(pricing.bid_covers_ask(rnd.T, rnd.R), axis=0)
+        own_b += ((np.asarray(below), f"its bid is below {posted}"),)
+        own_s += ((np.asarray(above), f"its ask is above {posted}"),)
+        no_seller = f"no seller{near} asks at most {posted}"
+        no_buyer = f"no buyer{near} bids at least {posted}"
+    steps_b, steps_s = reasons.pair_steps(
+        (
+            reasons.out_of_reach(market_basics(market).reachable, market),
+            reasons.Step(rnd.pairs_mask, no_seller, no_buyer),
+            reasons.Step(
+                np.asarray(rnd.spare > 0)[None, :],
+                f"every seller{near} that accepts its price has no spare energy (s_t <= s_r)",
+                None,
+            ),
+            reasons.Step(rnd.solve_mask, None, reasons.PARTNERS_EXCLUDED),
+            reasons.Step(np.asarray(B["b_max"] > 0)[:, None], None, _NO_BUYER_DEMAND),
+        )
+    )
+    if volumes == "theorem2":
+        skip_b, skip_s = _THEOREM2_SKIPS_BUYER, _THEOREM2_SKIPS_SELLER
+    else:
+        skip_b, skip_s = reasons.OPTIMUM_SKIPS_BUYER, reasons.OPTIMUM_SKIPS_SELLER
+    buyer_wording = reasons.Wording(own_b + steps_b, skip_b)
     return reasons.unmatched(
         market,
         buyers=adm.buyers_ok & ~(x.sum(axis=1) > 0),
         sellers=adm.sellers_ok & ~(x.sum(axis=0) > 0),
-        excluded=rnd.excluded,
-        buyer_wording=reasons.Wording(
-            rules=(
-                (np.asarray(~pairs_mask.any(axis=1)), no_seller),
-                (np.asarray(market.buyer_arrays["b_max"] == 0), "b_max is 0"),
-            ),
-            otherwise=reasons.OPTIMUM_SKIPS_BUYER,
-        ),
-        seller_wording=reasons.Wording(
-            rules=(
-                (rnd.spare <= 0, reasons.NO_SPARE),
-                (np.asarray(~pairs_mask.any(axis=0)), no_buyer),
-            ),
-            otherwise=reasons.OPTIMUM_SKIPS_SELLER,
-        ),
+        excluded=reasons.explain_exclusions(rnd.excluded, buyer_wording),
+        buyer_wording=buyer_wording,
+        seller_wording=reasons.Wording(own_s + steps_s, skip_s),
     )
+
+
+_NO_BUYER_DEMAND = "every buyer it could trade with asks for no energy (b_max is 0)"
+_THEOREM2_SKIPS_BUYER = "Theorem 2's volumes (eq. 18, projected onto (12)-(14)) give it no energy"
+_THEOREM2_SKIPS_SELLER = (
+    "Theorem 2's volumes (eq. 18, projected onto (12)-(14)) take none of its energy"
+)

@@ -86,6 +86,7 @@ class IdaRound:
     welfare: float
     cost: float
     dist: FloatArray
+    reachable: BoolArray  # admitted pairs within distance (for the reasons)
 
 
 def _solve_a(
@@ -181,6 +182,7 @@ def ida_round(market: Market, params: IdaParams | None = None) -> IdaRound:
         welfare=float(swm2_welfare(d, delivered, w, lo, l1=a.l1, l2=a.l2)),
         cost=float(seller_cost(d, l1=a.l1, l2=a.l2)),
         dist=dist,
+        reachable=basics.reachable,
     )
 
 
@@ -188,6 +190,42 @@ def _bids(d: FloatArray, w: FloatArray, eff: FloatArray, lo: FloatArray) -> Floa
     """Eq. (13): b_ij = w_i eta c_ij / (eta sum_j c_ij - c_i^min + 1), c = rho d."""
     got = d * eff
     return np.asarray(w[:, None] * got / (got.sum(axis=1) - lo + 1.0)[:, None])
+
+
+def _unmatched(market: Market, rnd: IdaRound) -> tuple[dict[str, str], ...]:
+    """Why each admitted EV trades nothing: IDA has no price filter (every pair within distance
+    may trade, priced by its own bids), so the reasons are the round's other filters (distance,
+    something to trade, the exclusion rule) on its own masks; else the last auction's problem A
+    (eq. 10) gave it nothing."""
+    near = reasons.within(market)
+    no_demand = np.asarray(market.buyer_arrays["b_max"] == 0)
+    no_spare = np.array([s.spare <= 0 for s in market.sellers], dtype=bool)
+    steps_b, steps_s = reasons.pair_steps(
+        (
+            reasons.out_of_reach(rnd.reachable, market),
+            reasons.Step(
+                ~no_demand[:, None] & ~no_spare[None, :],
+                f"no seller{near} has spare energy",
+                f"no buyer{near} wants energy (b_max is 0)",
+            ),
+            reasons.Step(rnd.pairs, None, reasons.PARTNERS_EXCLUDED),
+        )
+    )
+    buyer_wording = reasons.Wording(
+        ((no_demand, reasons.NO_DEMAND), *steps_b),
+        "IDA's last auction (problem A, eq. 10, at the final bids) gives it no energy",
+    )
+    return reasons.unmatched(
+        market,
+        buyers=rnd.admission.buyers_ok & ~(rnd.delivered.sum(axis=1) > 0),
+        sellers=rnd.admission.sellers_ok & ~(rnd.drained.sum(axis=0) > 0),
+        excluded=reasons.explain_exclusions(rnd.excluded, buyer_wording),
+        buyer_wording=buyer_wording,
+        seller_wording=reasons.Wording(
+            ((no_spare, reasons.NO_SPARE), *steps_s),
+            "IDA's last auction (problem A, eq. 10, at the final bids) takes none of its energy",
+        ),
+    )
 
 
 def clear_ida(market: Market, params: IdaParams | None = None) -> ClearingResult:
@@ -198,20 +236,7 @@ def clear_ida(market: Market, params: IdaParams | None = None) -> ClearingResult
     traded = rnd.delivered > 0
     with np.errstate(divide="ignore", invalid="ignore"):
         unit = np.where(traded, rnd.bids / np.where(traded, rnd.delivered, 1.0), 0.0)
-    adm = rnd.admission
-    unmatched = reasons.unmatched(
-        market,
-        buyers=adm.buyers_ok & ~(rnd.delivered.sum(axis=1) > 0),
-        sellers=adm.sellers_ok & ~(rnd.drained.sum(axis=0) > 0),
-        excluded=rnd.excluded,
-        buyer_wording=reasons.Wording(rules=(), otherwise="IDA allocates no energy to this buyer"),
-        seller_wording=reasons.Wording(
-            rules=(
-                (np.array([s.spare <= 0 for s in market.sellers], dtype=bool), reasons.NO_SPARE),
-            ),
-            otherwise="IDA takes no energy from this seller",
-        ),
-    )
+    unmatched = _unmatched(market, rnd)
     solver: dict[str, Any] = {
         "method": "ida-interior-point",
         "duality_gap": None,
