@@ -156,6 +156,11 @@ def test_day_on_tangle_records_each_positive_purchase() -> None:
     assert ((rec.times >= rec.slot * 3600.0) & (rec.times < (rec.slot + 1) * 3600.0)).all()
     np.testing.assert_array_equal(rec.kwh, x[rec.slot, rec.grid, rec.ev])
     assert rec.confirmed <= rec.trades
+    # the means are over the trades, not the genesis (issued at midnight, approved by the first)
+    latency = rec.tangle.ledger.confirmed[1:] - rec.times
+    assert rec.confirmed == int((~np.isnan(latency)).sum())
+    if rec.confirmed:
+        assert rec.confirmation_latency_mean == pytest.approx(float(np.nanmean(latency)))
     assert rec.throughput_per_s == pytest.approx(rec.trades / (rec.times[-1] - rec.times[0]))
 
 

@@ -452,7 +452,13 @@ def record_day(
     run = record_times(
         times, rng, delay=delay, tip_selection=tip_selection, alpha=alpha, checkpoint=checkpoint
     )
-    confirmed = int((~np.isnan(run.ledger.confirmed[1:])).sum())
+    # Means over the trades only: the ledger's row 0 is the genesis, issued at midnight, whose
+    # first approval and confirmation wait for the day's first trade.
+    led = run.ledger
+    latency = (led.confirmed - led.arrival)[1:]
+    first = (led.first_approval - led.arrival)[1:]
+    done = ~np.isnan(latency)
+    approved = ~np.isnan(first)
     span = float(times[-1] - times[0])
     return DayOnTangle(
         slot=t_idx,
@@ -461,9 +467,9 @@ def record_day(
         kwh=kwh,
         times=times,
         trades=int(times.size),
-        confirmed=confirmed,
-        confirmation_latency_mean=run.confirmation_latency_mean,
-        first_approval_mean=run.first_approval_mean,
+        confirmed=int(done.sum()),
+        confirmation_latency_mean=float(latency[done].mean()) if done.any() else float("nan"),
+        first_approval_mean=float(first[approved].mean()) if approved.any() else float("nan"),
         throughput_per_s=times.size / span if span > 0 else float("nan"),
         tangle=run,
     )
