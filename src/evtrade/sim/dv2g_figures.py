@@ -140,52 +140,47 @@ def purchases(scenario: Dv2gScenario, result: Dv2gResult) -> FloatArray:
 # --- Fig. 5, 6: what the EVs can export and what the grids import ------------------------------
 
 
+def _day_rows(who: str, ids: Sequence[str], columns: Mapping[str, FloatArray]) -> list[Record]:
+    """One row per participant and hour; each column a (K, T) array."""
+    hours = next(iter(columns.values())).shape[1]
+    return [
+        {"hour": t, who: ident, **{name: float(a[k, t]) for name, a in columns.items()}}
+        for k, ident in enumerate(ids)
+        for t in range(hours)
+    ]
+
+
 def fig5_rows(seed: int, quick: bool) -> list[Record]:
     """Fig. 5 data: each EV's profiles, ESU and the power it can export (B_s / dt) per hour."""
     day = paper_day(seed)
     sc, r = day.scenario, day.result
-    hours = sc.slots.hours
-    rows: list[Record] = []
-    for m, ev in enumerate(r.ev_ids):
-        for t in range(sc.n_slots):
-            rows.append(
-                {
-                    "hour": t,
-                    "ev": ev,
-                    "production_kw": float(sc.ev_production[m, t]),
-                    "consumption_kw": float(sc.ev_consumption[m, t]),
-                    "charge_kw": float(r.ev_storage.charge_kw[m, t]),
-                    "discharge_kw": float(r.ev_storage.discharge_kw[m, t]),
-                    "esu_level_kwh": float(r.ev_storage.level_kwh[m, t]),
-                    "pcr": float(r.ev_balance.zeta[m, t]),
-                    "export_kw": float(r.supply[t, m] / hours),
-                    "sold_kw": float(r.equilibrium.sold[t, m] / hours),
-                }
-            )
-    return rows
+    dt = sc.slots.hours
+    columns = {
+        "production_kw": sc.ev_production,
+        "consumption_kw": sc.ev_consumption,
+        "charge_kw": r.ev_storage.charge_kw,
+        "discharge_kw": r.ev_storage.discharge_kw,
+        "esu_level_kwh": r.ev_storage.level_kwh,
+        "pcr": r.ev_balance.zeta,
+        "export_kw": r.supply.T / dt,
+        "sold_kw": r.equilibrium.sold.T / dt,
+    }
+    return _day_rows("ev", r.ev_ids, columns)
 
 
 def fig6_rows(seed: int, quick: bool) -> list[Record]:
     """Fig. 6 data: each grid's profiles, its need G_n and the power it imports from the EVs."""
     day = paper_day(seed)
     sc, r = day.scenario, day.result
-    hours = sc.slots.hours
-    bought = purchases(sc, r).sum(axis=2)
-    rows: list[Record] = []
-    for n, grid in enumerate(r.grid_ids):
-        for t in range(sc.n_slots):
-            rows.append(
-                {
-                    "hour": t,
-                    "grid": grid,
-                    "production_kw": float(sc.grid_production[n, t]),
-                    "consumption_kw": float(sc.grid_consumption[n, t]),
-                    "pcr": float(r.grid_balance.zeta[n, t]),
-                    "need_kw": float(r.need[t, n] / hours),
-                    "import_kw": float(bought[t, n] / hours),
-                }
-            )
-    return rows
+    dt = sc.slots.hours
+    columns = {
+        "production_kw": sc.grid_production,
+        "consumption_kw": sc.grid_consumption,
+        "pcr": r.grid_balance.zeta,
+        "need_kw": r.need.T / dt,
+        "import_kw": purchases(sc, r).sum(axis=2).T / dt,
+    }
+    return _day_rows("grid", r.grid_ids, columns)
 
 
 # --- Fig. 7, 9, 11: one slot over Algorithm 2's iterations --------------------------------------
