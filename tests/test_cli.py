@@ -57,6 +57,19 @@ def test_table_and_mechanisms() -> None:
     assert out.returncode == 1 and "price" in out.stderr
 
 
+def test_unmatched_table_gives_the_posted_price_reason() -> None:
+    # The command: S3 (c = 0.8628) is unmatched because its ask is above 0.7.
+    out = run_env(
+        {"COLUMNS": "200"},
+        "clear", "examples/small.json", "--mechanism", "single-price", "--price", "0.7",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    unmatched = out.stdout.split("Unmatched", 1)[1]
+    rows = {r[0]: r[2] for r in _rows(unmatched)}
+    assert rows["S3"] == "its ask is above the posted price (0.7 tokens/kWh)"
+    assert "covers" not in unmatched
+
+
 def test_toml_market(tmp_path: Path) -> None:
     f = tmp_path / "m.toml"
     f.write_text(
