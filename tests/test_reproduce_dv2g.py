@@ -144,7 +144,7 @@ def test_day_on_tangle_records_each_positive_purchase() -> None:
                   for n in range(2)],
     })  # fmt: skip
     result = run_dv2g(scenario, GameOptions())
-    x = fig.purchases(scenario, result)
+    x = fig.day_purchases(result)
     # summed over the grids, the purchases are what each EV sells
     np.testing.assert_allclose(x.sum(axis=1), result.equilibrium.sold, rtol=1e-9, atol=1e-12)
     rec = fig.record_day(scenario, result, np.random.default_rng(3))

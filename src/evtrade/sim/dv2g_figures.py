@@ -24,7 +24,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from evtrade.market.dv2g_game import GameOptions, best_responses, first_bid, stackelberg
+from evtrade.market.dv2g_game import (
+    GameOptions,
+    ev_welfare,
+    first_bid,
+    purchases,
+    stackelberg,
+)
 from evtrade.market.mechanisms.dv2g import Dv2gResult, run_dv2g
 from evtrade.model.prosumers import Dv2gScenario, dv2g_from_dict
 from evtrade.sim.figures import Figure, Record, table
@@ -91,20 +97,10 @@ def paper_scenario(seed: int) -> Dv2gScenario:
 
 @dataclass(frozen=True, eq=False)
 class Day:
-    """A DV2G day: the scenario, the game's result and the options it ran with."""
+    """A DV2G day: the scenario and the games' result."""
 
     scenario: Dv2gScenario
     result: Dv2gResult
-    options: GameOptions
-
-    @property
-    def xi(self) -> FloatArray:
-        """xi (T, N)."""
-        return np.asarray(self.scenario.grid_xi.T, dtype=float)
-
-    @property
-    def kappa(self) -> FloatArray:
-        return np.asarray(self.scenario.grid_kappa, dtype=float)
 
     @property
     def floor(self) -> FloatArray:
@@ -117,24 +113,15 @@ def paper_day(seed: int) -> Day:
     """The paper's day (:func:`paper_scenario`) through the games with their default options
     (cached: every figure reads the same run; ``--quick`` runs the same day, it is cheap)."""
     scenario = paper_scenario(seed)
-    options = GameOptions()
-    return Day(scenario, run_dv2g(scenario, options), options)
+    return Day(scenario, run_dv2g(scenario, GameOptions()))
 
 
-def purchases(scenario: Dv2gScenario, result: Dv2gResult) -> FloatArray:
-    """Energy grid n buys from EV m in slot t at the equilibrium, (T, N, M): grid n's best
-    response p_nm* (eq. 21) to EV m's price, times the selection Q_m (eq. 20) and the share
-    r_m = sold_m / D_m (eq. 19) every grid gets of a rationed EV. Summed over grids it is what
-    each EV sells."""
+def day_purchases(result: Dv2gResult) -> FloatArray:
+    """Energy grid n buys from EV m in slot t at the equilibrium, (T, N, M)
+    (:func:`evtrade.market.dv2g_game.purchases`: Q_m r_m p_nm*, eq. 21-23); summed over the
+    grids it is what each EV sells."""
     eq = result.equilibrium
-    p = best_responses(
-        eq.price,
-        np.asarray(scenario.grid_xi.T, dtype=float),
-        np.asarray(scenario.grid_kappa, dtype=float),
-        result.need,
-    )
-    share = np.divide(eq.sold, eq.demand, out=np.zeros_like(eq.sold), where=eq.demand > 0)
-    return np.asarray(p * (eq.selection.q * share)[:, None, :], dtype=float)
+    return purchases(eq.price, eq.selection.q, result.supply, result.need, result.xi, result.kappa)
 
 
 # --- Fig. 5, 6: what the EVs can export and what the grids import ------------------------------
@@ -178,7 +165,7 @@ def fig6_rows(seed: int, quick: bool) -> list[Record]:
         "consumption_kw": sc.grid_consumption,
         "pcr": r.grid_balance.zeta,
         "need_kw": r.need.T / dt,
-        "import_kw": purchases(sc, r).sum(axis=2).T / dt,
+        "import_kw": day_purchases(r).sum(axis=2).T / dt,
     }
     return _day_rows("grid", r.grid_ids, columns)
 
@@ -212,7 +199,7 @@ def _points(last: int) -> list[int]:
 def _slot_inputs(day: Day, slot: int) -> tuple[FloatArray, ...]:
     """The games' inputs of one slot as (1, .) arrays: first prices, supply, need, xi, floor."""
     r, s = day.result, slice(slot, slot + 1)
-    return r.first_price[s], r.supply[s], r.need[s], day.xi[s], day.floor[s]
+    return r.first_price[s], r.supply[s], r.need[s], r.xi[s], day.floor[s]
 
 
 @cache
@@ -229,11 +216,19 @@ def stackelberg_trace(seed: int) -> list[Record]:
     rows: list[Record] = []
     for k in _points(last):
         if k == 0:  # the state before any price update: the selection at the first prices
-            price, sel, demand = first_bid(price0, supply, need, xi, day.kappa, floor, day.options)
+            price, sel, demand = first_bid(
+                price0, supply, need, xi, day.result.kappa, floor, day.result.options
+            )
             residual: float | None = None
         else:
             eq = stackelberg(
-                price0, supply, need, xi, day.kappa, floor, replace(day.options, max_iter2=k)
+                price0,
+                supply,
+                need,
+                xi,
+                day.result.kappa,
+                floor,
+                replace(day.result.options, max_iter2=k),
             )
             price, sel, demand = eq.price, eq.selection, eq.demand
             residual = float(eq.residuals[-1, 0])
@@ -256,7 +251,7 @@ def stackelberg_trace(seed: int) -> list[Record]:
                     "sold_kwh": float(sold[0, m]),
                     "utility": float(sel.u[0, m]),
                     "average_utility": float(sel.u_bar[0]),
-                    "ev_net_utility": float((price[0, m] - floor[0, m]) * sold[0, m]),
+                    "ev_net_utility": float(ev_welfare(price, floor, sold)[0, m]),
                     "residual": residual,
                 }
             )
@@ -277,14 +272,18 @@ def fig8_rows(seed: int, quick: bool) -> list[Record]:
     slot = trace_slot(day.result)
     price0, supply, need, xi, floor = _slot_inputs(day, slot)
     active = supply[0] > 0
-    steps = int(first_bid(price0, supply, need, xi, day.kappa, floor, day.options)[1].iterations[0])
+    steps = int(
+        first_bid(price0, supply, need, xi, day.result.kappa, floor, day.result.options)[
+            1
+        ].iterations[0]
+    )
     rows: list[Record] = []
     for k in _points(steps):
         if k == 0:  # Algorithm 1 starts uniform over the slot's sellers
             q, price = np.where(active, 1.0 / max(int(active.sum()), 1), 0.0), price0[0]
         else:
-            opts = replace(day.options, max_iter1=k)
-            price_k, sel, _ = first_bid(price0, supply, need, xi, day.kappa, floor, opts)
+            opts = replace(day.result.options, max_iter1=k)
+            price_k, sel, _ = first_bid(price0, supply, need, xi, day.result.kappa, floor, opts)
             q, price = sel.q[0], price_k[0]
         for m, ev in enumerate(day.result.ev_ids):
             if active[m]:
@@ -429,12 +428,12 @@ def record_day(
     alpha: float = 0.1,
     checkpoint: float = 1.0,
 ) -> DayOnTangle:
-    """Record the day's actual trades (:func:`purchases` of at least :data:`MIN_TRADE_KWH`) on
+    """Record the day's actual trades (:func:`day_purchases` of at least :data:`MIN_TRADE_KWH`) on
     the tangle, each at a uniform time within its slot (``rng``), with
     :func:`evtrade.sim.tangle.record_times` (time unit: the second; ``delay`` h = 1 s of
     propagation and proof of work; a ``checkpoint`` of 1 s makes every arrival a checkpoint in
     a day this sparse)."""
-    x = purchases(scenario, result)
+    x = day_purchases(result)
     t_idx, n_idx, m_idx = np.nonzero(x >= MIN_TRADE_KWH)
     seconds = scenario.slots.hours * 3600.0
     times = (t_idx + rng.random(t_idx.size)) * seconds
@@ -871,8 +870,8 @@ __all__ = [
     "FIGURES",
     "DayOnTangle",
     "claims",
+    "day_purchases",
     "paper_day",
     "paper_scenario",
-    "purchases",
     "record_day",
 ]
