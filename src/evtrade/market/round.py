@@ -94,6 +94,7 @@ class RoundSetup:
     R: FloatArray
     T: FloatArray
     dist: FloatArray
+    reachable: BoolArray  # admitted and within distance
     pairs_mask: BoolArray  # may trade: admitted, bid covers ask, within distance
     solve_mask: BoolArray  # ... and the seller has spare energy, the buyer is in round
     in_round: BoolArray
@@ -123,6 +124,7 @@ def prepare_round(market: Market, quotes: Quotes) -> RoundSetup:
         R=R,
         T=T,
         dist=dist,
+        reachable=basics.reachable,
         pairs_mask=pairs_mask,
         solve_mask=solve_mask,
         in_round=in_round,

@@ -21,7 +21,7 @@ from evtrade.market import pricing, reasons
 from evtrade.market.mechanisms.base import Mechanism
 from evtrade.market.objectives import eta_welfare
 from evtrade.market.result import ZERO_KWH, ClearingResult, assemble_result
-from evtrade.market.round import Quotes, RoundSetup, market_basics, prepare_round
+from evtrade.market.round import Quotes, RoundSetup, prepare_round
 from evtrade.market.theorem2 import project_feasible, theorem2_volumes
 from evtrade.market.welfare import P1Problem, solve_p1
 from evtrade.model import Market
@@ -241,7 +241,7 @@ def _unmatched(
         no_buyer = f"no buyer{near} bids at least {posted}"
     steps_b, steps_s = reasons.pair_steps(
         (
-            reasons.out_of_reach(market_basics(market).reachable, market),
+            reasons.out_of_reach(rnd.reachable, market),
             reasons.Step(rnd.pairs_mask, no_seller, no_buyer),
             reasons.Step(
                 np.asarray(rnd.spare > 0)[None, :],
