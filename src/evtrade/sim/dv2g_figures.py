@@ -610,8 +610,9 @@ def _plot_fig9(rows: Sequence[Record], panels: Any) -> None:
     ).items():
         axes.plot(xs, ys, "o-", label=ev)
     axes.axhline(1.0, color="grey", lw=0.8)
+    axes.set_yscale("log")  # an EV the grids dropped starts at R of 1e7 and more
     axes.set_xlabel(f"Stackelberg iteration (hour {rows[0]['slot']})")
-    axes.set_ylabel("supply / demand R_m (eq. 19)")
+    axes.set_ylabel("supply / demand R_m (eq. 19, log scale)")
     axes.grid(alpha=0.3)
     axes.legend()
 
@@ -670,9 +671,8 @@ def _plot_fig10_welfare(rows: Sequence[Record], axes: Any) -> None:
 
 def _plot_convergence(rows: Sequence[Record], axes: Any) -> None:
     for hour, (xs, ys) in _series(rows, "hour", "residual", "iteration").items():
-        axes[0].plot(xs, np.maximum(ys, 1e-12), lw=1, label=f"hour {hour}")
-    axes[0].set_yscale("log")
-    axes[0].set_xscale("symlog")
+        axes[0].plot(xs, np.maximum(ys, 1e-12), "o-", ms=3, lw=1, label=f"hour {hour}")
+    axes[0].set_yscale("log")  # a slot settled at once shows one point (its residual, or 1e-12)
     axes[0].set_xlabel("Stackelberg iteration")
     axes[0].set_ylabel("residual (eq. 40, relative)")
     axes[0].legend(fontsize=6, ncol=2)
@@ -693,7 +693,6 @@ def _plot_convergence(rows: Sequence[Record], axes: Any) -> None:
         color="tab:grey",
         label="Algorithm 1, all runs",
     )
-    axes[1].set_yscale("symlog")
     axes[1].set_xlabel("hour")
     axes[1].set_ylabel("iterations")
     axes[1].legend(fontsize=7)
