@@ -160,8 +160,8 @@ class Engine:
     # --- confirmation ------------------------------------------------------------------------
 
     def checkpoint(self, t: float) -> None:
-        """K tip selections; a transaction in the past cones of >= threshold of them is confirmed
-        now (first time only)."""
+        """K tip selections; a transaction in the past cones of >= threshold of them (approved by
+        them, directly or indirectly) is confirmed now (first time only)."""
         k = self.p.confidence_samples
         base = self.current - 1
         if self.p.tip_selection == "urts":
@@ -170,7 +170,9 @@ class Engine:
             lo, hi = self.start_range(t)
             picks = [self.walk(lo, hi) for _ in range(k)]
         # rel = how far behind the newest arrival; each pick's cone counts once per transaction.
-        rel = base - np.concatenate([self._cone_indices(tip) for tip in picks])
+        # A tip confirms what it approves, directly or indirectly, not itself ([1:] drops the
+        # tip): a lone tip that nobody has approved yet is not confirmed by being picked.
+        rel = base - np.concatenate([self._cone_indices(tip)[1:] for tip in picks])
         counts = np.bincount(rel[rel < self.m], minlength=self.m)
         need = math.ceil(self.p.threshold * k - 1e-9)
         idx = base - np.flatnonzero(counts >= need)
