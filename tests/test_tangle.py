@@ -1,9 +1,11 @@
 """The tangle simulation (evtrade.sim.tangle): the known results (2 lambda h tips under uniform
-selection, bounded tips at alpha = 0, more left behind as alpha grows), eq. 1 kept incrementally
-equal to a recomputation, approvals of visible tips only, and an independent naive simulation."""
+selection at lambda h from 20 to 100, bounded tips at alpha = 0, more left behind as alpha grows),
+eq. 1 kept incrementally equal to a recomputation, approvals of visible tips only, independent
+naive simulations (also below lambda h = 20), and the CLI's JSON recomputed from the ledger."""
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable
 from functools import cache
@@ -12,7 +14,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
+from evtrade.cli import app
 from evtrade.errors import MechanismError
 from evtrade.sim.tangle import (
     TangleParams,
@@ -34,7 +38,9 @@ def run(
     return simulate(p, np.random.default_rng(seed), seed=seed)
 
 
-@pytest.mark.parametrize(("rate", "delay"), [(20.0, 1.0), (8.0, 3.0)])
+@pytest.mark.parametrize(
+    ("rate", "delay"), [(20.0, 1.0), (8.0, 3.0), (100.0, 1.0), (2.0, 10.0), (40.0, 0.5)]
+)
 def test_uniform_tips_near_two_lambda_h(rate: float, delay: float) -> None:
     p = TangleParams(rate=rate, delay=delay, tip_selection="urts", transactions=20_000)
     r = simulate(p, np.random.default_rng(7))
@@ -282,3 +288,89 @@ def test_weighted_walk_agrees_with_an_independent_naive_simulation(alpha: float)
     )  # fmt: skip
     ours = [simulate(p, np.random.default_rng(100 + seed)).tips_mean for seed in range(30)]
     assert np.mean(ours) == pytest.approx(np.mean(naive), rel=0.12)
+
+
+def test_tips_depend_on_lambda_h_alone() -> None:
+    """Time rescaled (lambda x k, h / k) is the same tangle: same seed, same tip counts."""
+    runs = [
+        simulate(TangleParams(rate=rate, delay=h, transactions=5000), np.random.default_rng(3))
+        for rate, h in ((5.0, 4.0), (40.0, 0.5))
+    ]
+    assert runs[0].tips_mean == pytest.approx(runs[1].tips_mean, rel=1e-3)
+    assert runs[0].first_approval_mean == pytest.approx(8 * runs[1].first_approval_mean, rel=1e-3)
+
+
+@pytest.mark.parametrize(("rate", "delay"), [(2.0, 1.0), (5.0, 1.0)])
+def test_small_lambda_h_agrees_with_the_naive_simulation(rate: float, delay: float) -> None:
+    """Below lambda h = 20, 2 lambda h is only the order of the tip count (lambda h = 2: about
+    4.7, +18 %): the simulation is held to the independent one instead."""
+    n = 3000
+    naive = [naive_urts(rate, delay, n, seed) for seed in (1, 2)]
+    p = TangleParams(rate=rate, delay=delay, tip_selection="urts", transactions=n)
+    ours = [simulate(p, np.random.default_rng(seed)) for seed in (1, 2, 3, 4)]
+    assert np.mean([r.tips_mean for r in ours]) == pytest.approx(
+        np.mean([x[0] for x in naive]), rel=0.08
+    )
+    assert np.mean([r.first_approval_mean for r in ours]) == pytest.approx(
+        np.mean([x[1] for x in naive]), rel=0.08
+    )
+    assert 2 * rate * delay < np.mean([r.tips_mean for r in ours]) < 1.3 * 2 * rate * delay
+
+
+def _first_approver(approves: np.ndarray) -> np.ndarray:
+    """Per transaction the index of its first approver (n + 1: none), from ``approves`` alone."""
+    n = len(approves) - 1
+    first = np.full(n + 1, n + 1, dtype=np.int64)
+    np.minimum.at(first, approves[1:].ravel(), np.repeat(np.arange(1, n + 1), 2))
+    return first
+
+
+@pytest.mark.parametrize(
+    ("selection", "alpha", "delay"),
+    [("urts", 0.0, 1.0), ("mcmc", 0.0, 0.5), ("weighted", 0.3, 2.0), ("urts", 0.0, 0.0)],
+)
+def test_reported_measures_follow_from_the_ledger(
+    selection: TipSelection, alpha: float, delay: float
+) -> None:
+    """The JSON of ``evtrade tangle`` is what its definitions give on the run's own ledger: the
+    tip count after each arrival (no approver yet, visible or not), its mean after the warm-up,
+    first approval, confirmation latency, left behind; and nothing is confirmed before an
+    approver of it is visible (a tip does not confirm itself)."""
+    n, rate, seed = 4000, 10.0, 5
+    p = TangleParams(rate=rate, delay=delay, tip_selection=selection, alpha=alpha, transactions=n)
+    r = simulate(p, np.random.default_rng(seed), seed=seed)
+    args = ["tangle", "--rate", "10", "--delay", str(delay), "--tip-selection", selection,
+            "--transactions", str(n), "--seed", str(seed), "--format", "json"]  # fmt: skip
+    if selection == "weighted":
+        args += ["--alpha", str(alpha)]
+    out = CliRunner().invoke(app, args)
+    assert out.exit_code == 0, out.output
+    d = json.loads(out.stdout)
+    led = r.ledger
+    arrival, approves = led.arrival, led.approves
+    first = _first_approver(approves)
+    approved_by = np.bincount(first[first <= n], minlength=n + 2)
+    series = np.arange(2, n + 2) - np.cumsum(approved_by)[1 : n + 1]
+    take = np.unique(np.linspace(0, n - 1, min(n, 1000)).astype(np.int64))
+    assert d["tips"] == series[take].tolist()
+    assert d["tips_times"] == arrival[take + 1].tolist()
+    assert d["tips_mean"] == pytest.approx(series[n // 5 :].mean(), rel=1e-12)
+    got = first <= n
+    wait = arrival[first[got]] - arrival[got]
+    np.testing.assert_array_equal(led.first_approval[got], arrival[first[got]])
+    assert np.isnan(led.first_approval[~got]).all()
+    assert d["first_approval_mean"] == pytest.approx(wait.mean(), rel=1e-12)
+    done = ~np.isnan(led.confirmed)
+    assert done.sum() > 0.5 * n
+    assert d["confirmation_latency_mean"] == pytest.approx(
+        (led.confirmed[done] - arrival[done]).mean(), rel=1e-12
+    )
+    # An approver of it visible when confirmed; confirmed at an arrival (checkpoints are taken
+    # at arrivals).
+    assert (led.confirmed[done] >= led.first_approval[done] + delay).all()
+    assert np.isin(led.confirmed[done], arrival).all()
+    judged = arrival <= arrival[-1] - (2 * d["walk_window"] + 20 * delay)
+    left = (judged & ~got).sum() / judged.sum()
+    assert d["left_behind_fraction"] == pytest.approx(left, abs=1e-15)
+    assert d["theory_tips_urts"] == 2 * rate * delay
+    assert d["duration"] == arrival[-1]
