@@ -113,6 +113,19 @@ def test_degradation_and_daily_cost() -> None:
     assert r.cost_per_day == pytest.approx((20 + crf * 1000) / 365)
 
 
+@pytest.mark.parametrize(
+    ("rate", "life", "crf"),
+    [
+        (1e-12, 10.0, 0.1 + 0.5e-12),  # CRF = 1/l + r/2 + O(r^2): the textbook form loses 5 digits
+        (1e-17, 1e-17, 1e17 + 0.5e-17),  # (1+r)^l rounds to 1: the textbook form divides by 0
+        (10.0, 100.0, 10.0),
+    ],
+)
+def test_capital_recovery_is_accurate_at_tiny_rates(rate: float, life: float, crf: float) -> None:
+    esu = Esu(interest_rate=rate, lifetime_years=life, unit_cost=365.0, maintenance_per_year=0)
+    assert esu.cost_per_day == pytest.approx(crf, rel=1e-9)  # eq. 9 with CU / Y_d = 1
+
+
 def test_example_loads_with_generated_profiles() -> None:
     s = load_dv2g(EXAMPLE)
     assert len(s.evs) == 10 and len(s.grids) == 3 and s.n_slots == 24

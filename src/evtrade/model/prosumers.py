@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import math
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
@@ -154,7 +155,10 @@ class Esu:
     def cost_per_day(self) -> float:
         """CD = (MC + CRF x CU) / Y_d (eq. 9), CRF the capital recovery factor (CU / l at r=0)."""
         r, life = self.interest_rate, self.lifetime_years
-        crf = 1.0 / life if r == 0 else (1 + r) ** life * r / ((1 + r) ** life - 1)
+        # (1+r)^l r / ((1+r)^l - 1) = r / (1 - (1+r)^-l), the denominator by expm1/log1p: the
+        # textbook form divides by 0 when (1+r)^l rounds to 1 (r = l = 1e-17).
+        growth = life * math.log1p(r)
+        crf = 1.0 / life if growth == 0 else r / -math.expm1(-growth)
         return (self.maintenance_per_year + crf * self.unit_cost) / self.days_per_year
 
 
