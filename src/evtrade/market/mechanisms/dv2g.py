@@ -20,6 +20,7 @@ from evtrade.market.dv2g_game import (
     Equilibrium,
     Followers,
     GameOptions,
+    Selection,
     ev_welfare,
     first_bid,
     followers,
@@ -36,8 +37,8 @@ FloatArray = NDArray[np.float64]
 @dataclass(frozen=True, eq=False)
 class Dv2gResult:
     """A DV2G day: storage and balance of EVs and grids ((K, T) arrays), the EVs' degradation
-    costs omega (price floors), the equilibrium and the first-bid baseline ((T, M) / (T,)), the
-    grids' xi (T, N) and kappa (N,), and the options the games ran with."""
+    costs omega (price floors), the equilibrium and the first-bid baseline ((T, M) / (T,), with
+    its Algorithm 1 run), the grids' xi (T, N) and kappa (N,), and the options of the games."""
 
     ev_ids: tuple[str, ...]
     grid_ids: tuple[str, ...]
@@ -53,6 +54,7 @@ class Dv2gResult:
     baseline_demand: FloatArray
     baseline_q: FloatArray
     baseline_welfare: FloatArray
+    baseline_selection: Selection
     xi: FloatArray
     kappa: FloatArray
     options: GameOptions
@@ -117,6 +119,7 @@ def run_dv2g(scenario: Dv2gScenario, params: GameOptions | None = None) -> Dv2gR
         baseline_demand=base_demand,
         baseline_q=base_sel.q,
         baseline_welfare=base_sel.u_bar,
+        baseline_selection=base_sel,
         xi=xi,
         kappa=kappa,
         options=options,
@@ -184,6 +187,7 @@ def _slot_dict(
     supply, need = result.supply, result.need
     revenue = float(eq.price[t] @ eq.sold[t])
     base_sold = np.minimum(result.baseline_demand[t], supply[t])
+    base = result.baseline_selection
     return {
         "slot": t,
         "evs": [
@@ -242,6 +246,9 @@ def _slot_dict(
             "sold_kwh": float(base_sold.sum()),
             "grid_welfare": float(result.baseline_welfare[t]),
             "ev_revenue": float(result.baseline_price[t] @ base_sold),
+            "egt_iterations": int(base.iterations[t]),
+            "egt_converged": bool(base.converged[t]),
+            "egt_final_residual": float(base.residuals[int(base.iterations[t]), t]),
         },
     }
 
