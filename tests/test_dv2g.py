@@ -381,6 +381,10 @@ def test_the_json_alone_verifies_the_equilibrium() -> None:
             assert e["welfare"] == pytest.approx((e["price"] - e["floor"]) * e["sold_kwh"])
             clears = abs(e["demand_kwh"] - e["supply_kwh"]) <= tol2 * e["supply_kwh"]
             assert clears or (e["price"] <= e["floor"] and e["demand_kwh"] <= e["supply_kwh"])
+        selected = [e["utility"] for e in s["evs"] if e["probability"] >= 1e-6]
+        scale = max(abs(e["full_welfare"]) for e in s["evs"])
+        assert max(abs(u - s["average_utility"]) for u in selected) <= 1e-6 * scale
+        assert max(e["utility"] for e in s["evs"]) <= s["average_utility"] + 1e-6 * scale
         bought = sum(g["bought_kwh"] for g in s["grids"])
         assert bought == pytest.approx(s["sold_kwh"], rel=1e-12)
         c = s["convergence"]
