@@ -148,18 +148,13 @@ def test_supply_meets_demand_or_the_price_sits_at_its_floor(name: str) -> None:
 
 
 def _deviation_gains(
-    eq: Equilibrium,
-    t: int,
-    supply: FloatArray,
-    need: FloatArray,
-    xi: FloatArray,
-    kappa: FloatArray,
-    floor: FloatArray,
-    options: GameOptions,
+    eq: Equilibrium, t: int, market: tuple[FloatArray, ...], options: GameOptions
 ) -> dict[int, float]:
-    """Per seller of slot t: the most its welfare ((varpi - omega) x sold) rises when it alone
-    moves its price to any of 25 points across [omega, max xi] or 1 %, 5 % and 20 % either way,
-    the grids answering with Algorithm 1 at the new prices."""
+    """``market`` = (supply, need, xi, kappa, floor). Per seller of slot t: the most its welfare
+    ((varpi - omega) x sold) rises when it alone moves its price to any of 25 points across
+    [omega, max xi] or 1 %, 5 % and 20 % either way, the grids answering with Algorithm 1 at the
+    new prices."""
+    supply, need, xi, kappa, floor = market
     low, high = price_bounds(floor, xi)
     gains: dict[int, float] = {}
     for m in np.flatnonzero(supply[t] > 0).tolist():
@@ -189,7 +184,7 @@ def _gain_tolerance(price: float, supply: float, tol2: float) -> float:
 def test_no_ev_gains_by_a_unilateral_price_change(name: str) -> None:
     supply, need = MARKETS[name]
     eq = _equilibrium(name)
-    for m, gain in _deviation_gains(eq, 0, supply, need, XI, KAPPA, FLOOR, OPTIONS).items():
+    for m, gain in _deviation_gains(eq, 0, (supply, need, XI, KAPPA, FLOOR), OPTIONS).items():
         assert gain <= _gain_tolerance(XI.max(), supply[0, m], OPTIONS.tol2), (name, m, gain)
 
 
@@ -249,7 +244,7 @@ def test_random_days_no_ev_gains_by_a_unilateral_price_change(seed: int) -> None
     total = followers(eq.price, xi, kappa, need).total
     checked = 0
     for t in range(supply.shape[0]):
-        gains = _deviation_gains(eq, t, supply, need, xi, kappa, floor, OPTIONS)
+        gains = _deviation_gains(eq, t, (supply, need, xi, kappa, floor), OPTIONS)
         for m, gain in gains.items():
             if eq.price[t, m] <= floor[t, m] and _pivotal_at_floor(eq, t, m, supply, total[t, m]):
                 continue
@@ -273,7 +268,7 @@ def test_a_pivotal_ev_at_its_floor_gains_by_raising_its_price() -> None:
     assert_allclose(eq.price, floor)
     total = followers(eq.price, xi, kappa, need).total
     assert _pivotal_at_floor(eq, 0, 0, supply, total[0, 0])
-    gains = _deviation_gains(eq, 0, supply, need, xi, kappa, floor, OPTIONS)
+    gains = _deviation_gains(eq, 0, (supply, need, xi, kappa, floor), OPTIONS)
     assert gains[0] > 0.01  # 0.049: well above the tolerance of the loop
 
 
@@ -288,10 +283,9 @@ def test_the_example_day_converges_and_no_ev_gains_by_a_deviation() -> None:
     _assert_clears(eq, result.supply, floor, OPTIONS.tol2)
     f = followers(eq.price, result.xi, result.kappa, result.need)
     _assert_evolutionary_equilibrium(eq.selection.q, f, result.supply, 1e-6)
+    market = (result.supply, result.need, result.xi, result.kappa, floor)
     for t in np.flatnonzero(result.supply.sum(axis=1) > 0).tolist():
-        gains = _deviation_gains(
-            eq, t, result.supply, result.need, result.xi, result.kappa, floor, OPTIONS
-        )
+        gains = _deviation_gains(eq, t, market, OPTIONS)
         for m, gain in gains.items():
             tolerance = _gain_tolerance(result.xi.max(), result.supply[t, m], OPTIONS.tol2)
             assert gain <= tolerance, (t, m, gain)
