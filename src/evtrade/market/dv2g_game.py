@@ -77,7 +77,7 @@ class GameOptions:
     step1: float = 1.0
     tol1: float = 1e-7
     max_iter1: int = 5_000
-    tol2: float = 1e-3
+    tol2: float = 1e-6
     max_iter2: int = 200
     q_floor: float = 1e-12
 
