@@ -201,6 +201,19 @@ def test_too_large_a_game_is_refused_before_it_is_built(tmp_path: Path) -> None:
     )
 
 
+def test_too_large_a_result_is_refused_before_it_is_built(tmp_path: Path) -> None:
+    """(EVs + grids) x slots bounds the JSON (one entry each): 10,500 EVs over 24 slots would
+    print ~75 MB and hold ~800 MB while building it."""
+    ev = {"id": "e", "production_kw": {"peak_kw": 3}, "consumption_kw": {"daily_kwh": 3}}
+    data = {**DAY, "slots": {"count": 24}, "evs": [{**ev, "id": f"e{k}"} for k in range(10_500)]}
+    result = runner.invoke(app, ["dv2g", str(_write(tmp_path, data))])
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        "error: scenario: (10500 EVs + 2 grids) x 24 slots = 252048 prosumer-slots is more than "
+        "the limit of 250000 (one result entry each)"
+    )
+
+
 def test_unknown_keys_warn_and_the_day_runs(tmp_path: Path) -> None:
     data = _set(("esu", "capacity"), 3)
     data["capacity_kwh"] = 0
