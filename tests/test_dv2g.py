@@ -147,6 +147,14 @@ def test_supply_meets_demand_or_the_price_sits_at_its_floor(name: str) -> None:
     _assert_clears(eq, supply, FLOOR, OPTIONS.tol2)
 
 
+def test_a_loop_stopped_early_says_so() -> None:
+    """At the iteration cap the slot is reported unconverged, with its residual history."""
+    supply, need = MARKETS["scarce"]
+    eq = stackelberg(PRICE0, supply, need, XI, KAPPA, FLOOR, GameOptions(max_iter2=2))
+    assert not eq.converged[0] and eq.iterations[0] == 2
+    assert len(eq.residuals) == 3 and eq.residuals[-1, 0] > GameOptions().tol2
+
+
 def _deviation_gains(
     eq: Equilibrium, t: int, market: tuple[FloatArray, ...], options: GameOptions
 ) -> dict[int, float]:
