@@ -297,3 +297,15 @@ def test_a_bad_figures_file_is_one_line_naming_the_key(tmp_path, text, where):
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and where in lines[0], result.output
+
+
+def test_every_reproduced_paper_is_a_figures_sweep(tmp_path):
+    import importlib
+
+    from evtrade.sim.sweep_figures import PAPERS, FigureSweep, load_sweep_file
+
+    assert set(PAPERS) == {"eta", "babg", "dsm", "dv2g", "tangle"}
+    for paper, module in PAPERS.items():
+        spec = load_sweep_file(_write(tmp_path, f'[figures]\npaper = "{paper}"\nseed = 1\n'))
+        assert isinstance(spec, FigureSweep)
+        assert spec.figures == tuple(importlib.import_module(module).FIGURES)

@@ -1,6 +1,8 @@
 """A paper figure as data: an experiment that returns flat records (saved as CSV) and the plots
 that read only those records (saved as PNG). :func:`run_figure` runs one; the figures of each
-paper are a table of them (:mod:`evtrade.sim.eta_figures`, :mod:`evtrade.sim.babg_figures`)."""
+paper are a table of them (:mod:`evtrade.sim.eta_figures`, :mod:`evtrade.sim.babg_figures`,
+:mod:`evtrade.sim.dsm_figures`, :mod:`evtrade.sim.dv2g_figures`,
+:mod:`evtrade.sim.tangle_figures`)."""
 
 from __future__ import annotations
 

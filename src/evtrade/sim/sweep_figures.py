@@ -30,6 +30,8 @@ PAPERS = {
     "eta": "evtrade.sim.eta_figures",
     "babg": "evtrade.sim.babg_figures",
     "dsm": "evtrade.sim.dsm_figures",
+    "dv2g": "evtrade.sim.dv2g_figures",
+    "tangle": "evtrade.sim.tangle_figures",
 }
 MANIFEST = "figures.json"
 
