@@ -278,9 +278,14 @@ def sum_or(values: Iterable[int]) -> int:
     return out
 
 
-@pytest.mark.parametrize("alpha", [0.0, 1.0])
-def test_weighted_walk_agrees_with_an_independent_naive_simulation(alpha: float) -> None:
-    rate, delay, w, n = 5.0, 1.0, 4.0, 600
+@pytest.mark.parametrize(
+    ("rate", "delay", "alpha", "w"),
+    [(5.0, 1.0, 0.0, 4.0), (5.0, 1.0, 1.0, 4.0), (3.0, 2.0, 0.2, 5.0)],
+)
+def test_weighted_walk_agrees_with_an_independent_naive_simulation(
+    rate: float, delay: float, alpha: float, w: float
+) -> None:
+    n = 600
     naive = [naive_walk(rate, delay, alpha, n, seed, w) for seed in range(10)]
     p = TangleParams(
         rate=rate, delay=delay, tip_selection="weighted", alpha=alpha, transactions=n,
