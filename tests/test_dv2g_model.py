@@ -15,7 +15,15 @@ from numpy.testing import assert_allclose
 
 from evtrade.errors import MarketError
 from evtrade.market.dv2g_energy import EsuArrays, balance, dispatch_storage
-from evtrade.model.prosumers import Esu, dv2g_from_dict, load_dv2g
+from evtrade.model.day import Slots
+from evtrade.model.prosumers import (
+    DEFAULT_LOCATION,
+    Esu,
+    clear_sky_pv,
+    dv2g_from_dict,
+    household_load,
+    load_dv2g,
+)
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "dv2g.json"
 
@@ -124,6 +132,23 @@ def test_degradation_and_daily_cost() -> None:
 def test_capital_recovery_is_accurate_at_tiny_rates(rate: float, life: float, crf: float) -> None:
     esu = Esu(interest_rate=rate, lifetime_years=life, unit_cost=365.0, maintenance_per_year=0)
     assert esu.cost_per_day == pytest.approx(crf, rel=1e-9)  # eq. 9 with CU / Y_d = 1
+
+
+def test_generated_profiles_follow_the_clock_for_any_slot_length() -> None:
+    """Slots that are not whole minutes sample their own span: 7.5-minute slots (rounded to 8,
+    the day ran past midnight and the load profile crashed) halve the quarter-hour ones, and
+    30-second slots repeat the first quarter hour's load (rounded to 1 minute, they ran at
+    twice the clock)."""
+    loc = DEFAULT_LOCATION
+    quarter = household_load(Slots(96, 0.25), loc, 24.0)
+    assert_allclose(
+        household_load(Slots(192, 0.125), loc, 24.0).reshape(96, 2).mean(axis=1), quarter
+    )
+    assert_allclose(household_load(Slots(48, 1 / 120), loc, 24.0)[:30], quarter[0])
+    hourly = clear_sky_pv(Slots(24, 1.0), loc, 1.0)
+    assert_allclose(
+        clear_sky_pv(Slots(192, 0.125), loc, 1.0).reshape(24, 8).mean(axis=1), hourly, atol=1e-3
+    )
 
 
 def test_example_loads_with_generated_profiles() -> None:

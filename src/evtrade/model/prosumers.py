@@ -363,9 +363,15 @@ def _times(slots: Slots, loc: Mapping[str, Any]) -> Any:
         start = start.tz_localize(str(loc["tz"]))
     except Exception:  # pandas/pytz raise several types for an unknown zone
         _fail("location", f"field 'tz' ({str(loc['tz'])[:40]!r}) is not a known time zone")
-    # Each slot sampled every minute and averaged (a slot's mean power).
-    minutes = max(1, round(slots.hours * 60))
-    times = start + pd.to_timedelta(np.arange(slots.count * minutes), unit="min")
+    # Each slot sampled about every minute, at k evenly spaced points from its own start (whole
+    # minutes when the slot is), and averaged: a slot's mean power. Rounding the step to a whole
+    # minute instead stretched the day (7.5-minute slots ran 8 minutes and past midnight).
+    span = slots.hours * 60.0
+    k = max(1, round(span))
+    if abs(span - k) < 1e-9:  # whole minutes (0.1 h is 6.000000000000001 in floats)
+        span = float(k)
+    minutes = np.arange(slots.count)[:, None] * span + np.arange(k)[None, :] * (span / k)
+    times = start + pd.to_timedelta(minutes.ravel(), unit="min")
     return times, minutes
 
 
@@ -395,7 +401,7 @@ def _unit_pv(count: int, hours: float, lat: str, lon: str, date: str, tz: str) -
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         ghi = np.asarray(location.get_clearsky(times)["ghi"], dtype=float)
-    return _readonly(np.asarray(ghi.reshape(count, minutes).mean(axis=1) / 1000.0))
+    return _readonly(np.asarray(ghi.reshape(minutes.shape).mean(axis=1) / 1000.0))
 
 
 @cache
@@ -405,13 +411,12 @@ def _unit_load(count: int, hours: float, lat: str, lon: str, date: str, tz: str)
 
     slots = Slots(count, hours)
     loc = {"lat": lat, "lon": lon, "date": date, "tz": tz}
-    times, minutes = _times(slots, loc)
+    _, minutes = _times(slots, loc)  # the profile is held per quarter hour, local time
     naive = pd.date_range(str(loc["date"]), periods=96, freq="15min")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         quarter = np.asarray(bdew.H25(naive), dtype=float)
-    per_minute = np.repeat(quarter, 15)[: len(times)]
-    mean = per_minute.reshape(count, minutes).mean(axis=1)
+    mean = quarter[np.minimum(minutes // 15, 95).astype(np.int64)].mean(axis=1)
     total = quarter.mean() * 24.0  # the whole day's energy at the profile's own scale
     return _readonly(np.asarray(mean / total))
 
