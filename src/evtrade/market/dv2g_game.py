@@ -46,6 +46,13 @@ rate; when the common price is rationed, all of them are). The level starts at t
 The stopping rule (40), relative: |D_m - B_s,m| <= ``tol2`` B_s,m for every EV, or its price at
 its floor with D_m <= B_s,m, and Algorithm 1 converged. A bracket shrunk to rounding without (40)
 stops the slot as not converged.
+
+**Is it a Nash equilibrium of the price game?** (:func:`deviations`, issue 15). The clearing
+prices are not always one: an EV at its floor that the cheaper EVs cannot replace (pivotal,
+Bertrand-Edgeworth) gains by raising its price, and then the EVs undercut each other in an
+Edgeworth cycle with no pure equilibrium (docs/dv2g.md#nash). The loop keeps the clearing prices
+of eq. 40; :func:`deviations` searches every EV's unilateral deviations on a grid and reports the
+best one, its gain and the slot's verdict, so the result never claims what it is not.
 """
 
 from __future__ import annotations
@@ -72,7 +79,8 @@ class GameOptions:
     """Options of the games (docs/dv2g.md#readings): Algorithm 1's ``step1`` (a fraction of the
     utility scale), ``tol1``, ``max_iter1``; Algorithm 2's ``tol2`` (eq. 40, relative to each
     EV's supply) and ``max_iter2``; ``q_floor`` the least selection probability (strictly inside
-    the simplex)."""
+    the simplex); ``nash_check``: after the loop, search each EV's unilateral price deviations
+    (:func:`deviations`, docs/dv2g.md#nash)."""
 
     step1: float = 1.0
     tol1: float = 1e-7
@@ -80,8 +88,11 @@ class GameOptions:
     tol2: float = 1e-6
     max_iter2: int = 200
     q_floor: float = 1e-12
+    nash_check: bool = True
 
     def __post_init__(self) -> None:
+        if not isinstance(self.nash_check, bool):
+            raise MechanismError(f"nash_check: must be true or false, got {self.nash_check!r}")
         if not 0.0 < self.step1 <= 1.0:
             raise MechanismError(f"step1: must lie in (0, 1], got {self.step1}")
         for name in ("tol1", "tol2", "q_floor"):
@@ -457,3 +468,148 @@ def ev_welfare(price: FloatArray, floor: FloatArray, sold: FloatArray) -> FloatA
     (varpi_m - omega_m) min(D_m, B_s,m) (eq. 34, 35 without the EV's own utility, which the price
     does not move; omega from eq. 10)."""
     return (price - floor) * sold
+
+
+#: Evenly spaced deviation prices per EV across [omega_m, max(omega_m, max_n xi_n)].
+DEVIATION_POINTS = 32
+#: Relative moves of an EV's own price (0: the equilibrium price itself, a check of the replay).
+OWN_STEPS = (0.0, -1e-6, 1e-6, -1e-3, 1e-3, -1e-2, 1e-2, -5e-2, 5e-2, -0.2, 0.2)
+#: Relative moves onto and around each distinct price of the slot (undercut, match, overcut).
+RIVAL_STEPS = (0.0, -1e-9, -1e-6, -1e-3, 1e-3)
+#: The lowest distinct prices of a slot used as rivals' prices (above them EVs sit unsold).
+RIVAL_PRICES = 8
+#: The most (deviation rows x EVs x (grids + level steps)) the check plays; beyond it the day is
+#: not checked (said in the result), so a big day stays bounded.
+DEVIATION_WORK = 300_000_000
+#: Cells (rows x EVs x grids) per chunk of deviation rows (bounds the memory).
+DEVIATION_CHUNK = 4_000_000
+#: The tolerance's part relative to the slot's revenue scale (max xi x its supply).
+NASH_RTOL = 1e-9
+
+
+@dataclass(frozen=True, eq=False)
+class Deviations:
+    """Each EV's best unilateral price deviation found on the grid of :func:`deviation_prices`,
+    the others' prices held and the grids answering by Algorithm 1 (as in the game): ``price``
+    (T, M) the best deviation price, ``gain`` (T, M) the EV's welfare there less at the
+    equilibrium ((varpi - omega) x sold, :func:`ev_welfare`), ``tolerance`` (T, M), ``nash`` (T,)
+    no seller gains more than its tolerance, ``pivotal`` (T, M) a gaining EV that the EVs priced
+    no higher cannot replace (Bertrand-Edgeworth), ``points`` (T, M) deviation prices tried,
+    ``egt_converged`` (T,) Algorithm 1 converged at every deviation. ``skipped`` names why the
+    check did not run (a day too big, :data:`DEVIATION_WORK`): then the arrays are empty."""
+
+    price: FloatArray
+    gain: FloatArray
+    tolerance: FloatArray
+    nash: BoolArray
+    pivotal: BoolArray
+    points: IntArray
+    egt_converged: BoolArray
+    skipped: str = ""
+
+    @classmethod
+    def skip(cls, reason: str) -> Deviations:
+        """The check not run, and why (empty arrays)."""
+        empty, none = np.zeros((0, 0)), np.zeros((0, 0), dtype=bool)
+        slots = np.zeros(0, dtype=bool)
+        return cls(
+            empty, empty, empty, slots, none, np.zeros((0, 0), dtype=np.int64), slots, reason
+        )
+
+
+def _rival_prices(price: FloatArray, active: BoolArray) -> FloatArray:
+    """The lowest :data:`RIVAL_PRICES` distinct prices of a slot's sellers, (T, U), nan padded."""
+    p = np.sort(np.where(active, price, np.inf), axis=1)
+    repeat = np.zeros_like(p, dtype=bool)
+    repeat[:, 1:] = p[:, 1:] == p[:, :-1]
+    p = np.sort(np.where(repeat, np.inf, p), axis=1)[:, :RIVAL_PRICES]
+    return np.where(np.isfinite(p), p, np.nan)
+
+
+def deviation_prices(
+    price: FloatArray, active: BoolArray, floor: FloatArray, xi: FloatArray
+) -> FloatArray:
+    """The deviation grid per slot and EV, (T, M, K) within [omega_m, max(omega_m, max xi)]:
+    :data:`DEVIATION_POINTS` evenly spaced across it (both ends included), the EV's own price
+    moved by :data:`OWN_STEPS`, and every distinct price of the slot (the rivals', up to
+    :data:`RIVAL_PRICES`) moved by :data:`RIVAL_STEPS`. Unused entries repeat the EV's price."""
+    low, high = price_bounds(floor, xi)
+    even = low[..., None] + (high - low)[..., None] * np.linspace(0.0, 1.0, DEVIATION_POINTS)
+    own = price[..., None] * (1.0 + np.array(OWN_STEPS))
+    rivals = (_rival_prices(price, active)[:, :, None] * (1.0 + np.array(RIVAL_STEPS))).reshape(
+        price.shape[0], 1, -1
+    )
+    rivals = np.where(np.isnan(rivals), price[..., None], rivals)
+    grid = np.concatenate([even, own, np.broadcast_to(rivals, (*price.shape, rivals.shape[2]))], 2)
+    out: FloatArray = np.clip(grid, low[..., None], high[..., None])
+    return out
+
+
+def deviations(
+    eq: Equilibrium,
+    supply: FloatArray,
+    need: FloatArray,
+    xi: FloatArray,
+    kappa: FloatArray,
+    floor: FloatArray,
+    options: GameOptions,
+) -> Deviations:
+    """Is the equilibrium a Nash equilibrium of the EVs' price game (issue 15)? Every seller
+    alone moves its price to each point of :func:`deviation_prices`, the grids answer with
+    Algorithm 1 (:func:`respond`), and its welfare (:func:`ev_welfare`) there is compared with
+    its welfare at ``eq``; vectorised over all (slot, EV, price) rows, in chunks.
+
+    The tolerance of EV m: 2 tol2 x max xi x B_s,m (eq. 40 clears only to tol2, which a move of
+    the price can gain) plus :data:`NASH_RTOL` x max xi x the slot's supply."""
+    active = supply > 0
+    t_count, m_count = supply.shape
+    grid = deviation_prices(eq.price, active, floor, xi)
+    k_count = grid.shape[2]
+    slot, ev = np.nonzero(active)
+    rows = slot.size * k_count
+    work = rows * m_count * (xi.shape[1] + LEVEL_STEPS)
+    if work > DEVIATION_WORK:
+        return Deviations.skip(
+            f"{rows} deviation rows x {m_count} EVs x ({xi.shape[1]} grids + {LEVEL_STEPS}) = "
+            f"{work:.3g} cells, above the check's limit {DEVIATION_WORK:.3g}"
+        )
+    tt = np.repeat(slot, k_count)
+    mm = np.repeat(ev, k_count)
+    moved = grid[slot, ev].ravel()
+    here = ev_welfare(eq.price, floor, eq.sold)
+    gain = np.empty(rows)
+    converged = np.ones(t_count, dtype=bool)
+    chunk = max(1, DEVIATION_CHUNK // max(1, m_count * max(1, xi.shape[1])))
+    for start in range(0, rows, chunk):
+        part = slice(start, min(rows, start + chunk))
+        t, m, x = tt[part], mm[part], moved[part]
+        idx = np.arange(t.size)
+        price = eq.price[t]
+        price[idx, m] = x
+        f, sel = respond(price, supply[t], need[t], xi[t], kappa, options)
+        sold = np.minimum(sel.q[idx, m] * f.total[idx, m], supply[t, m])
+        gain[part] = ev_welfare(x, floor[t, m], sold) - here[t, m]
+        converged[t[~sel.converged]] = False
+    per = gain.reshape(slot.size, k_count)
+    best = per.argmax(axis=1)
+    best_gain = np.zeros((t_count, m_count))
+    best_price = eq.price.copy()
+    best_gain[slot, ev] = per[np.arange(slot.size), best]
+    best_price[slot, ev] = grid[slot, ev, best]
+    top = xi.max(axis=1, initial=0.0)[:, None]
+    tolerance = top * (2.0 * options.tol2 * supply + NASH_RTOL * supply.sum(axis=1, keepdims=True))
+    gains = active & (best_gain > tolerance)
+    f = followers(eq.price, xi, kappa, need)
+    cheaper = active[:, None, :] & (eq.price[:, None, :] <= eq.price[:, :, None])
+    cheaper &= ~np.eye(m_count, dtype=bool)[None]
+    cover = np.where(cheaper, supply[:, None, :], 0.0).sum(axis=2)
+    points = np.where(active, k_count, 0).astype(np.int64)
+    return Deviations(
+        price=best_price,
+        gain=best_gain,
+        tolerance=tolerance,
+        nash=~gains.any(axis=1),
+        pivotal=gains & (cover < f.total),
+        points=points,
+        egt_converged=converged,
+    )

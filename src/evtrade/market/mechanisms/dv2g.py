@@ -17,10 +17,17 @@ from numpy.typing import NDArray
 
 from evtrade.market.dv2g_energy import Balance, EsuArrays, Storage, balance, dispatch_storage
 from evtrade.market.dv2g_game import (
+    DEVIATION_POINTS,
+    NASH_RTOL,
+    OWN_STEPS,
+    RIVAL_PRICES,
+    RIVAL_STEPS,
+    Deviations,
     Equilibrium,
     Followers,
     GameOptions,
     Selection,
+    deviations,
     ev_welfare,
     first_bid,
     followers,
@@ -38,7 +45,8 @@ FloatArray = NDArray[np.float64]
 class Dv2gResult:
     """A DV2G day: storage and balance of EVs and grids ((K, T) arrays), the EVs' degradation
     costs omega (price floors), the equilibrium and the first-bid baseline ((T, M) / (T,), with
-    its Algorithm 1 run), the grids' xi (T, N) and kappa (N,), and the options of the games."""
+    its Algorithm 1 run), the grids' xi (T, N) and kappa (N,), the options of the games, and
+    each EV's best unilateral price deviation at the equilibrium (None: ``nash_check`` off)."""
 
     ev_ids: tuple[str, ...]
     grid_ids: tuple[str, ...]
@@ -58,6 +66,7 @@ class Dv2gResult:
     xi: FloatArray
     kappa: FloatArray
     options: GameOptions
+    deviations: Deviations | None = None
 
     @property
     def supply(self) -> FloatArray:
@@ -103,6 +112,7 @@ def run_dv2g(scenario: Dv2gScenario, params: GameOptions | None = None) -> Dv2gR
     xi = scenario.grid_xi.T.copy().reshape(t_count, len(scenario.grids))
     kappa = np.asarray(scenario.grid_kappa, dtype=float)
     eq = stackelberg(price0, supply, need, xi, kappa, floor, options)
+    nash = deviations(eq, supply, need, xi, kappa, floor, options) if options.nash_check else None
     base_price, base_sel, base_demand = first_bid(price0, supply, need, xi, kappa, floor, options)
     return Dv2gResult(
         ev_ids=tuple(ev.id for ev in scenario.evs),
@@ -123,6 +133,7 @@ def run_dv2g(scenario: Dv2gScenario, params: GameOptions | None = None) -> Dv2gR
         xi=xi,
         kappa=kappa,
         options=options,
+        deviations=nash,
     )
 
 
@@ -168,8 +179,59 @@ def dv2g_to_dict(result: Dv2gResult) -> dict[str, Any]:
             "tol2": o.tol2,
             "max_iter2": o.max_iter2,
             "q_floor": o.q_floor,
+            "nash_check": o.nash_check,
         },
         "converged": bool(eq.converged.all()),
+        **_nash_dict(result.deviations, slots),
+    }
+
+
+def _nash_dict(dev: Deviations | None, slots: list[dict[str, Any]]) -> dict[str, Any]:
+    """The day's verdict on the price game: ``nash`` (every slot's, None if not checked) and
+    ``nash_check`` (whether it ran, why not, the deviation grid)."""
+    if dev is None or dev.skipped:
+        reason = "nash_check is off" if dev is None else dev.skipped
+        return {"nash": None, "nash_check": {"checked": False, "reason": reason}}
+    return {
+        "nash": all(s["nash"] for s in slots),
+        "nash_check": {
+            "checked": True,
+            "reason": "",
+            "even_points": DEVIATION_POINTS,
+            "own_steps": list(OWN_STEPS),
+            "rival_prices": RIVAL_PRICES,
+            "rival_steps": list(RIVAL_STEPS),
+            "rtol": NASH_RTOL,
+        },
+    }
+
+
+def _deviation_dict(result: Dv2gResult, t: int) -> dict[str, Any]:
+    """One slot's Nash check: ``nash``, the EVs that gain by a deviation (``deviating``), those of
+    them pivotal, Algorithm 1's convergence at every deviation; None where it did not run."""
+    dev = result.deviations
+    if dev is None or dev.skipped:
+        return dict.fromkeys(("nash", "deviating", "pivotal", "nash_egt_converged"))
+    gains = (dev.gain[t] > dev.tolerance[t]) & (result.supply[t] > 0)
+    return {
+        "nash": bool(dev.nash[t]),
+        "deviating": [i for i, g in zip(result.ev_ids, gains, strict=True) if g],
+        "pivotal": [i for i, p in zip(result.ev_ids, dev.pivotal[t], strict=True) if p],
+        "nash_egt_converged": bool(dev.egt_converged[t]),
+    }
+
+
+def _ev_deviation(dev: Deviations | None, t: int, m: int) -> dict[str, Any]:
+    """EV m's best deviation in slot t; None where the check did not run."""
+    if dev is None or dev.skipped:
+        keys = ("best_deviation_price", "deviation_gain", "deviation_tolerance", "pivotal")
+        return dict.fromkeys(keys)
+    return {
+        "best_deviation_price": float(dev.price[t, m]),
+        "deviation_gain": float(dev.gain[t, m]),
+        "deviation_tolerance": float(dev.tolerance[t, m]),
+        "deviation_points": int(dev.points[t, m]),
+        "pivotal": bool(dev.pivotal[t, m]),
     }
 
 
@@ -206,6 +268,7 @@ def _slot_dict(
                 "full_welfare": float(f.full[t, m]),
                 "revenue": float(eq.price[t, m] * eq.sold[t, m]),
                 "welfare": float(welfare[t, m]),
+                **_ev_deviation(result.deviations, t, m),
             }
             for m, ident in enumerate(result.ev_ids)
             if supply[t, m] > 0
@@ -230,6 +293,7 @@ def _slot_dict(
         "grid_welfare": float(eq.grid_welfare[t]),
         "ev_revenue": revenue,
         "welfare": float(eq.grid_welfare[t]) + revenue,
+        **_deviation_dict(result, t),
         "convergence": {
             "iterations": int(eq.iterations[t]),
             "converged": bool(eq.converged[t]),
