@@ -23,18 +23,22 @@ from typer.testing import CliRunner
 from evtrade.cli import app
 
 FloatArray = NDArray[np.float64]
-SEEDS = range(12)
+SEEDS = range(14)
 #: Relative accuracy of what the JSON restates (sums, products, the grids' responses).
 EXACT = 1e-9
 
 
 def _scenario(seed: int) -> dict[str, Any]:
     """Seeded scenario: even seeds scarce (needs far above supply), odd abundant; seeds 0 mod 3
-    with storage (EVs' own unit costs: distinct floors); 4 mod 5 generated profiles over 24 h."""
+    with storage (EVs' own unit costs: distinct floors); 4 mod 5 generated profiles over 24 h;
+    from seed 12 on larger (30 to 60 EVs, 5 to 12 grids)."""
     rng = np.random.default_rng(seed)
     scarce, storage, generated = seed % 2 == 0, seed % 3 == 0, seed % 5 == 4
     t = 24 if generated else int(rng.integers(2, 7))
-    m, n = int(rng.integers(2, 10)), int(rng.integers(1, 5))
+    if seed >= 12:
+        m, n = int(rng.integers(30, 61)), int(rng.integers(5, 13))
+    else:
+        m, n = int(rng.integers(2, 10)), int(rng.integers(1, 5))
     evs, grids = [], []
     for k in range(m):
         ev: dict[str, Any] = {"id": f"EV{k}"}
