@@ -186,32 +186,31 @@ def test_directory_is_one_line(tmp_path: Path) -> None:
     assert len(lines) == 1 and "cannot read scenario file" in lines[0]
 
 
-def test_too_large_a_game_is_refused_before_it_is_built(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("evs", "grids", "message"),
+    [
+        # EV x grid x slot cells bound the games' arrays.
+        (3000, 700, "3000 EVs x 700 grids x 24 slots = 50400000 cells is more than the limit of "
+         "50000000"),
+        # (EVs + grids) x slots bounds the JSON, one entry each: 10,500 EVs over 24 slots would
+        # print ~75 MB and hold ~800 MB while building it.
+        (10_500, 2, "(10500 EVs + 2 grids) x 24 slots = 252048 prosumer-slots is more than the "
+         "limit of 250000 (one result entry each)"),
+    ],
+)  # fmt: skip
+def test_too_large_a_day_is_refused_before_it_is_built(
+    tmp_path: Path, evs: int, grids: int, message: str
+) -> None:
     ev = {"id": "e", "production_kw": {"peak_kw": 3}, "consumption_kw": {"daily_kwh": 3}}
-    evs = [{**ev, "id": f"e{k}"} for k in range(3000)]
-    grids = [
-        {**DAY["grids"][0], "id": f"g{k}", "production_kw": {"peak_kw": 0}} for k in range(700)
-    ]
-    data = {"esu": {"capacity_kwh": 0}, "evs": evs, "grids": grids}
+    grid = {**DAY["grids"][0], "production_kw": {"peak_kw": 0}}
+    data = {
+        "esu": {"capacity_kwh": 0},
+        "evs": [{**ev, "id": f"e{k}"} for k in range(evs)],
+        "grids": [{**grid, "id": f"g{k}"} for k in range(grids)],
+    }
     result = runner.invoke(app, ["dv2g", str(_write(tmp_path, data))])
     assert result.exit_code == 1
-    assert result.output.strip() == (
-        "error: scenario: 3000 EVs x 700 grids x 24 slots = 50400000 cells is more than the "
-        "limit of 50000000"
-    )
-
-
-def test_too_large_a_result_is_refused_before_it_is_built(tmp_path: Path) -> None:
-    """(EVs + grids) x slots bounds the JSON (one entry each): 10,500 EVs over 24 slots would
-    print ~75 MB and hold ~800 MB while building it."""
-    ev = {"id": "e", "production_kw": {"peak_kw": 3}, "consumption_kw": {"daily_kwh": 3}}
-    data = {**DAY, "slots": {"count": 24}, "evs": [{**ev, "id": f"e{k}"} for k in range(10_500)]}
-    result = runner.invoke(app, ["dv2g", str(_write(tmp_path, data))])
-    assert result.exit_code == 1
-    assert result.output.strip() == (
-        "error: scenario: (10500 EVs + 2 grids) x 24 slots = 252048 prosumer-slots is more than "
-        "the limit of 250000 (one result entry each)"
-    )
+    assert result.output.strip() == f"error: scenario: {message}"
 
 
 def test_unknown_keys_warn_and_the_day_runs(tmp_path: Path) -> None:
