@@ -581,7 +581,18 @@ def dv2g_day(d: Mapping[str, Any]) -> None:
     console = Console()
     totals = _table(
         "Slots (kWh; welfare = grids' welfare + EVs' revenue)",
-        ("slot", "supply", "need", "demand", "sold", "welfare", "first-bid welfare", "iter", "EGT"),
+        (
+            "slot",
+            "supply",
+            "need",
+            "demand",
+            "sold",
+            "welfare",
+            "first-bid welfare",
+            "iter",
+            "EGT",
+            "Nash",
+        ),
     )
     for s in d["slots"]:
         if not s["evs"]:
@@ -597,6 +608,7 @@ def dv2g_day(d: Mapping[str, Any]) -> None:
             fmt(fb["grid_welfare"] + fb["ev_revenue"]),
             f"{c['iterations']}{'' if c['converged'] else ' (NOT converged)'}",
             str(c["egt_iterations"]),
+            _nash_cell(s),
         )
     console.print(totals)
     evs = _table(
@@ -618,11 +630,42 @@ def dv2g_day(d: Mapping[str, Any]) -> None:
                 fmt(e["sold_kwh"], 3),
             )
     console.print(evs)
+    _dv2g_deviations(d)
     for e in d["evs"]:
         typer.echo(
             f"EV {e['id']}: sold {e['sold_kwh']:.3f} kWh for {e['revenue']:.4f}, degradation cost "
             f"{e['degradation_cost']:.4f}/kWh, storage cost {e['esu_cost_per_day']:.4f}/day"
         )
+
+
+def _nash_cell(s: Mapping[str, Any]) -> str:
+    """A slot's verdict on the price game: yes, NO (the EVs that gain: lines below the table),
+    or - (not checked)."""
+    if s["nash"] is None:
+        return "-"
+    return "yes" if s["nash"] else "NO"
+
+
+def _dv2g_deviations(d: Mapping[str, Any]) -> None:
+    """Whether the prices are a Nash equilibrium of the EVs' price game; each EV that gains by a
+    unilateral price change, with its best deviation and gain (pivotal: Bertrand-Edgeworth)."""
+    check = d["nash_check"]
+    if not check["checked"]:
+        typer.echo(f"Nash check of the prices: not done ({check['reason']})")
+        return
+    verdict = "every slot" if d["nash"] else "NOT in every slot (docs/dv2g.md#nash)"
+    typer.echo(
+        f"Nash equilibrium of the price game (no EV gains by a unilateral price change on "
+        f"{check['even_points']} + own and rivals' prices): {verdict}"
+    )
+    for s in d["slots"]:
+        for e in s["evs"]:
+            if e["id"] in s["deviating"]:
+                typer.echo(
+                    f"  slot {s['slot']}: EV {e['id']}{' (pivotal)' if e['pivotal'] else ''} "
+                    f"gains {e['deviation_gain']:.6g} by moving its price {e['price']:.6g} -> "
+                    f"{e['best_deviation_price']:.6g}"
+                )
 
 
 def dv2g_not_converged(d: Mapping[str, Any]) -> None:

@@ -483,6 +483,8 @@ RIVAL_PRICES = 8
 DEVIATION_WORK = 300_000_000
 #: Cells (rows x EVs x grids) per chunk of deviation rows (bounds the memory).
 DEVIATION_CHUNK = 4_000_000
+#: Evenly spaced prices within one even step either side of the best grid point (refinement).
+REFINE_POINTS = 17
 #: The tolerance's part relative to the slot's revenue scale (max xi x its supply).
 NASH_RTOL = 1e-9
 
@@ -545,6 +547,38 @@ def deviation_prices(
     return out
 
 
+def _deviation_gains(
+    eq: Equilibrium,
+    market: tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray],
+    slot: IntArray,
+    ev: IntArray,
+    moved: FloatArray,
+    options: GameOptions,
+) -> tuple[FloatArray, BoolArray]:
+    """``market`` = (supply, need, xi, kappa, floor). EV ``ev[i]`` of slot ``slot[i]`` alone at
+    price ``moved[i, k]``, the grids answering with Algorithm 1 (:func:`respond`): its welfare
+    there less at ``eq``, (rows, K); and per slot whether Algorithm 1 converged at every move.
+    Vectorised over all (slot, EV, price) rows, in chunks of :data:`DEVIATION_CHUNK` cells."""
+    supply, need, xi, kappa, floor = market
+    k_count = moved.shape[1]
+    tt, mm, x_all = np.repeat(slot, k_count), np.repeat(ev, k_count), moved.ravel()
+    here = ev_welfare(eq.price, floor, eq.sold)
+    gain = np.empty(x_all.size)
+    converged = np.ones(supply.shape[0], dtype=bool)
+    chunk = max(1, DEVIATION_CHUNK // max(1, supply.shape[1] * max(1, xi.shape[1])))
+    for start in range(0, x_all.size, chunk):
+        part = slice(start, min(x_all.size, start + chunk))
+        t, m, x = tt[part], mm[part], x_all[part]
+        idx = np.arange(t.size)
+        price = eq.price[t]
+        price[idx, m] = x
+        f, sel = respond(price, supply[t], need[t], xi[t], kappa, options)
+        sold = np.minimum(sel.q[idx, m] * f.total[idx, m], supply[t, m])
+        gain[part] = ev_welfare(x, floor[t, m], sold) - here[t, m]
+        converged[t[~sel.converged]] = False
+    return gain.reshape(slot.size, k_count), converged
+
+
 def deviations(
     eq: Equilibrium,
     supply: FloatArray,
@@ -555,16 +589,19 @@ def deviations(
     options: GameOptions,
 ) -> Deviations:
     """Is the equilibrium a Nash equilibrium of the EVs' price game (issue 15)? Every seller
-    alone moves its price to each point of :func:`deviation_prices`, the grids answer with
-    Algorithm 1 (:func:`respond`), and its welfare (:func:`ev_welfare`) there is compared with
-    its welfare at ``eq``; vectorised over all (slot, EV, price) rows, in chunks.
+    alone moves its price to each point of :func:`deviation_prices`, then to
+    :data:`REFINE_POINTS` evenly spaced within one even step either side of its best point; the
+    grids answer with Algorithm 1 as in the game, and its welfare (:func:`ev_welfare`) there is
+    compared with its welfare at ``eq``. Pivotal: a gaining EV that the other EVs priced no
+    higher cannot replace (their supply is below the grids' full demand P_m at its price).
 
     The tolerance of EV m: 2 tol2 x max xi x B_s,m (eq. 40 clears only to tol2, which a move of
-    the price can gain) plus :data:`NASH_RTOL` x max xi x the slot's supply."""
+    the price can gain) plus :data:`NASH_RTOL` x max xi x the slot's supply. A day whose check
+    would exceed :data:`DEVIATION_WORK` is not checked (``skipped`` says why)."""
     active = supply > 0
     t_count, m_count = supply.shape
     grid = deviation_prices(eq.price, active, floor, xi)
-    k_count = grid.shape[2]
+    k_count = grid.shape[2] + REFINE_POINTS
     slot, ev = np.nonzero(active)
     rows = slot.size * k_count
     work = rows * m_count * (xi.shape[1] + LEVEL_STEPS)
@@ -573,29 +610,23 @@ def deviations(
             f"{rows} deviation rows x {m_count} EVs x ({xi.shape[1]} grids + {LEVEL_STEPS}) = "
             f"{work:.3g} cells, above the check's limit {DEVIATION_WORK:.3g}"
         )
-    tt = np.repeat(slot, k_count)
-    mm = np.repeat(ev, k_count)
-    moved = grid[slot, ev].ravel()
-    here = ev_welfare(eq.price, floor, eq.sold)
-    gain = np.empty(rows)
-    converged = np.ones(t_count, dtype=bool)
-    chunk = max(1, DEVIATION_CHUNK // max(1, m_count * max(1, xi.shape[1])))
-    for start in range(0, rows, chunk):
-        part = slice(start, min(rows, start + chunk))
-        t, m, x = tt[part], mm[part], moved[part]
-        idx = np.arange(t.size)
-        price = eq.price[t]
-        price[idx, m] = x
-        f, sel = respond(price, supply[t], need[t], xi[t], kappa, options)
-        sold = np.minimum(sel.q[idx, m] * f.total[idx, m], supply[t, m])
-        gain[part] = ev_welfare(x, floor[t, m], sold) - here[t, m]
-        converged[t[~sel.converged]] = False
-    per = gain.reshape(slot.size, k_count)
-    best = per.argmax(axis=1)
+    market = (supply, need, xi, kappa, floor)
+    coarse = grid[slot, ev]
+    gain, converged = _deviation_gains(eq, market, slot, ev, coarse, options)
+    pick = np.arange(slot.size)
+    centre = coarse[pick, gain.argmax(axis=1)]
+    low, high = price_bounds(floor, xi)
+    step = (high - low)[slot, ev] / (DEVIATION_POINTS - 1)
+    fine = centre[:, None] + step[:, None] * np.linspace(-1.0, 1.0, REFINE_POINTS)
+    fine = np.clip(fine, low[slot, ev][:, None], high[slot, ev][:, None])
+    fine_gain, fine_converged = _deviation_gains(eq, market, slot, ev, fine, options)
+    tried = np.concatenate([coarse, fine], axis=1)
+    gain = np.concatenate([gain, fine_gain], axis=1)
+    best = gain.argmax(axis=1)
     best_gain = np.zeros((t_count, m_count))
     best_price = eq.price.copy()
-    best_gain[slot, ev] = per[np.arange(slot.size), best]
-    best_price[slot, ev] = grid[slot, ev, best]
+    best_gain[slot, ev] = gain[pick, best]
+    best_price[slot, ev] = tried[pick, best]
     top = xi.max(axis=1, initial=0.0)[:, None]
     tolerance = top * (2.0 * options.tol2 * supply + NASH_RTOL * supply.sum(axis=1, keepdims=True))
     gains = active & (best_gain > tolerance)
@@ -603,13 +634,12 @@ def deviations(
     cheaper = active[:, None, :] & (eq.price[:, None, :] <= eq.price[:, :, None])
     cheaper &= ~np.eye(m_count, dtype=bool)[None]
     cover = np.where(cheaper, supply[:, None, :], 0.0).sum(axis=2)
-    points = np.where(active, k_count, 0).astype(np.int64)
     return Deviations(
         price=best_price,
         gain=best_gain,
         tolerance=tolerance,
         nash=~gains.any(axis=1),
         pivotal=gains & (cover < f.total),
-        points=points,
-        egt_converged=converged,
+        points=np.where(active, k_count, 0).astype(np.int64),
+        egt_converged=converged & fine_converged,
     )
