@@ -12,11 +12,15 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
+from evtrade.cli import render
 from evtrade.errors import MechanismError
+from evtrade.market import dv2g_game
 from evtrade.market.dv2g_game import (
     Equilibrium,
     GameOptions,
     best_responses,
+    deviation_prices,
+    deviations,
     ev_welfare,
     first_bid,
     followers,
@@ -155,31 +159,45 @@ def test_a_loop_stopped_early_says_so() -> None:
     assert len(eq.residuals) == 3 and eq.residuals[-1, 0] > GameOptions().tol2
 
 
+def _gains_at(
+    eq: Equilibrium,
+    t: int,
+    m: int,
+    moves: FloatArray,
+    market: tuple[FloatArray, ...],
+    options: GameOptions,
+) -> FloatArray:
+    """``market`` = (supply, need, xi, kappa, floor). How much EV m's welfare ((varpi - omega) x
+    sold) rises in slot t when it alone moves its price to each of ``moves``, the grids answering
+    with Algorithm 1 at the new prices (one slot, one EV at a time: independent of the
+    vectorised check)."""
+    supply, need, xi, kappa, floor = market
+    k = len(moves)
+    price = np.repeat(eq.price[t : t + 1], k, axis=0)
+    price[:, m] = moves
+    rows = np.repeat(supply[t : t + 1], k, axis=0)
+    f, sel = respond(price, rows, np.repeat(need[t : t + 1], k, axis=0),
+                     np.repeat(xi[t : t + 1], k, axis=0), kappa, options)  # fmt: skip
+    sold = np.minimum(sel.q * f.total, rows)[:, m]
+    here = ev_welfare(eq.price[t, m], floor[t, m], eq.sold[t, m])
+    gain: FloatArray = ev_welfare(moves, floor[t, m], sold) - here
+    return gain
+
+
 def _deviation_gains(
     eq: Equilibrium, t: int, market: tuple[FloatArray, ...], options: GameOptions
 ) -> dict[int, float]:
-    """``market`` = (supply, need, xi, kappa, floor). Per seller of slot t: the most its welfare
-    ((varpi - omega) x sold) rises when it alone moves its price to any of 25 points across
-    [omega, max xi] or 1 %, 5 % and 20 % either way, the grids answering with Algorithm 1 at the
-    new prices."""
-    supply, need, xi, kappa, floor = market
+    """Per seller of slot t: the most its welfare rises when it alone moves its price to any of
+    25 points across [omega, max xi] or 1 %, 5 % and 20 % either way (:func:`_gains_at`)."""
+    supply, _, xi, _, floor = market
     low, high = price_bounds(floor, xi)
     gains: dict[int, float] = {}
     for m in np.flatnonzero(supply[t] > 0).tolist():
-        here = eq.price[t, m]
-        local = here * np.array([0.8, 0.95, 0.99, 1.01, 1.05, 1.2])
+        local = eq.price[t, m] * np.array([0.8, 0.95, 0.99, 1.01, 1.05, 1.2])
         moves = np.clip(
             np.concatenate([np.linspace(low[t, m], high[t, m], 25), local]), low[t, m], high[t, m]
         )
-        k = len(moves)
-        price = np.repeat(eq.price[t : t + 1], k, axis=0)
-        price[:, m] = moves
-        rows = np.repeat(supply[t : t + 1], k, axis=0)
-        f, sel = respond(price, rows, np.repeat(need[t : t + 1], k, axis=0),
-                         np.repeat(xi[t : t + 1], k, axis=0), kappa, options)  # fmt: skip
-        sold = np.minimum(sel.q * f.total, rows)[:, m]
-        moved = ev_welfare(moves, floor[t, m], sold)
-        gains[m] = float(moved.max() - ev_welfare(here, floor[t, m], eq.sold[t, m]))
+        gains[m] = float(_gains_at(eq, t, m, moves, market, options).max())
     return gains
 
 
@@ -244,20 +262,27 @@ def _pivotal_at_floor(eq: Equilibrium, t: int, m: int, supply: FloatArray, total
 def test_random_days_no_ev_gains_by_a_unilateral_price_change(seed: int) -> None:
     """One floor for all and needs that do not bind (the grids' demand elastic): no EV raises
     its welfare (revenue less degradation cost) by any price on the deviation grid, except an EV
-    at its floor that is pivotal (Bertrand-Edgeworth, test below), which is skipped and counted."""
+    at its floor that is pivotal (Bertrand-Edgeworth, test below); those are never hidden: the
+    result's Nash check reports each of them as pivotal and its slot as not a Nash
+    equilibrium."""
     rng = np.random.default_rng(100 + seed)
     price0, supply, need, xi, kappa, floor = _random_day(rng, seed % 2 == 0, True)
     eq = stackelberg(price0, supply, need, xi, kappa, floor, OPTIONS)
     assert eq.converged.all()
+    dev = deviations(eq, supply, need, xi, kappa, floor, OPTIONS)
     total = followers(eq.price, xi, kappa, need).total
     checked = 0
     for t in range(supply.shape[0]):
         gains = _deviation_gains(eq, t, (supply, need, xi, kappa, floor), OPTIONS)
         for m, gain in gains.items():
-            if eq.price[t, m] <= floor[t, m] and _pivotal_at_floor(eq, t, m, supply, total[t, m]):
+            # the check's own grid (finer, refined) finds at least about as much as this one
+            assert dev.gain[t, m] >= 0.99 * gain - 1e-12, (t, m, dev.gain[t, m], gain)
+            if gain <= _gain_tolerance(xi.max(), supply[t, m], OPTIONS.tol2):
+                checked += 1
                 continue
-            checked += 1
-            assert gain <= _gain_tolerance(xi.max(), supply[t, m], OPTIONS.tol2), (t, m, gain)
+            assert eq.price[t, m] <= floor[t, m]
+            assert _pivotal_at_floor(eq, t, m, supply, total[t, m])
+            assert dev.pivotal[t, m] and not dev.nash[t], (t, m, gain)
     assert checked > 0
 
 
@@ -278,6 +303,10 @@ def test_a_pivotal_ev_at_its_floor_gains_by_raising_its_price() -> None:
     assert _pivotal_at_floor(eq, 0, 0, supply, total[0, 0])
     gains = _deviation_gains(eq, 0, (supply, need, xi, kappa, floor), OPTIONS)
     assert gains[0] > 0.01  # 0.049: well above the tolerance of the loop
+    dev = deviations(eq, supply, need, xi, kappa, floor, OPTIONS)
+    assert not dev.nash[0] and dev.pivotal[0].tolist() == [True, False]
+    assert dev.gain[0, 0] >= gains[0] - 1e-12 and dev.gain[0, 1] <= dev.tolerance[0, 1]
+    assert 0.15 < dev.price[0, 0] < 0.19  # EV 0's best answer to EV 1 at the floor: ~0.169
 
 
 def test_the_example_day_converges_and_no_ev_gains_by_a_deviation() -> None:
@@ -309,7 +338,8 @@ def test_first_bid_keeps_the_first_prices() -> None:
 
 
 @pytest.mark.parametrize(
-    ("field", "value"), [("step1", 0.0), ("tol2", 1.5), ("max_iter1", 0), ("max_iter2", True)]
+    ("field", "value"),
+    [("step1", 0.0), ("tol2", 1.5), ("max_iter1", 0), ("max_iter2", True), ("nash_check", "yes")],
 )
 def test_bad_options_are_refused(field: str, value: Any) -> None:
     with pytest.raises(MechanismError, match=field):
@@ -393,3 +423,143 @@ def test_the_json_alone_verifies_the_equilibrium() -> None:
         assert c["final_residual"] == c["residuals"][-1] <= tol2
         assert c["egt_final_residual"] == c["egt_residuals"][-1] < record["options"]["tol1"]
         assert len(c["residuals"]) == c["iterations"] + 1
+
+
+def _scenario_day(rng: np.random.Generator) -> dict[str, Any]:
+    """A small seeded scenario (4 slots, 2-5 EVs with their own storage costs, so different
+    floors, 1-3 grids), scarce or abundant by chance."""
+    t, m, n = 4, int(rng.integers(2, 6)), int(rng.integers(1, 4))
+    evs = [
+        {
+            "id": f"e{i}",
+            "production_kw": rng.uniform(0.5, 4.0, t).round(3).tolist(),
+            "consumption_kw": rng.uniform(0.2, 1.5, t).round(3).tolist(),
+            "esu": {
+                "capacity_kwh": 1.0,
+                "level_kwh": 1.0,
+                "min_level_kwh": 0.0,
+                "unit_cost": round(float(rng.uniform(200, 400)), 1),
+            },
+        }
+        for i in range(m)
+    ]
+    need = float(rng.choice([0.3, 3.0, 30.0]))
+    grids = [
+        {
+            "id": f"g{j}",
+            "production_kw": [0.0] * t,
+            "consumption_kw": (rng.uniform(0.2, 1.0, t) * need).round(3).tolist(),
+            "xi": round(float(rng.uniform(0.3, 0.6)), 3),
+            "kappa": round(float(rng.uniform(0.02, 0.2)), 3),
+        }
+        for j in range(n)
+    ]
+    return {"slots": {"count": t}, "evs": evs, "grids": grids}
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_jsons_nash_check_agrees_with_a_brute_force_recomputation(seed: int) -> None:
+    """On small random days: the JSON's ``deviation_gain`` is at least the gain at every point
+    of the documented deviation grid, recomputed one EV at a time; replaying the reported
+    ``best_deviation_price`` gives the reported gain; ``nash`` holds iff no EV's gain exceeds its
+    ``deviation_tolerance``; ``deviating`` and ``pivotal`` name exactly the flagged EVs."""
+    result = run_dv2g(dv2g_from_dict(_scenario_day(np.random.default_rng(seed))), OPTIONS)
+    record = dv2g_to_dict(result)
+    eq = result.equilibrium
+    floor = np.broadcast_to(result.floor, eq.price.shape).copy()
+    market = (result.supply, result.need, result.xi, result.kappa, floor)
+    grid = deviation_prices(eq.price, result.supply > 0, floor, result.xi)
+    index = {ident: m for m, ident in enumerate(result.ev_ids)}
+    verdicts = []
+    for s in record["slots"]:
+        t, gaining = s["slot"], []
+        for e in s["evs"]:
+            m = index[e["id"]]
+            brute = _gains_at(eq, t, m, grid[t, m], market, OPTIONS)
+            assert e["deviation_gain"] >= brute.max() - 1e-12, (t, e["id"])
+            replay = _gains_at(eq, t, m, np.array([e["best_deviation_price"]]), market, OPTIONS)
+            assert replay[0] == pytest.approx(e["deviation_gain"], rel=1e-9, abs=1e-12)
+            if e["deviation_gain"] > e["deviation_tolerance"]:
+                gaining.append(e["id"])
+            assert not e["pivotal"] or e["id"] in gaining
+        assert s["deviating"] == gaining
+        assert set(s["pivotal"]) == {e["id"] for e in s["evs"] if e["pivotal"]}
+        assert s["nash"] is (not gaining) and s["nash_egt_converged"]
+        verdicts.append(s["nash"])
+    assert record["nash"] is all(verdicts) and record["nash_check"]["checked"]
+
+
+def test_the_example_day_is_a_nash_equilibrium_in_every_slot() -> None:
+    """examples/dv2g.json with the CLI's options: the JSON says every slot's prices resist
+    every unilateral deviation on the grid, and the table says so."""
+    record = dv2g_to_dict(run_dv2g(load_dv2g(EXAMPLE)))
+    assert record["nash"] is True
+    trading = [s for s in record["slots"] if s["evs"]]
+    assert trading and all(s["nash"] is True and not s["pivotal"] for s in trading)
+    gains = [e["deviation_gain"] - e["deviation_tolerance"] for s in trading for e in s["evs"]]
+    assert max(gains) <= 0
+
+
+def _pivotal_day() -> dict[str, Any]:
+    """The smallest pivotal case as a scenario: EV big (3 kWh) and EV small (0.5 kWh), no
+    storage (floor 0); slot 0: the grid's demand at the floor (2.5 kWh) below the supply but
+    above small's; slot 1: the grid at its need (1 kWh)."""
+    return {
+        "slots": {"count": 2},
+        "esu": {"capacity_kwh": 0},
+        "evs": [
+            {"id": "big", "production_kw": [4, 4], "consumption_kw": [1, 1]},
+            {"id": "small", "production_kw": [1.5, 1.5], "consumption_kw": [1, 1]},
+        ],
+        "grids": [
+            {"id": "g", "production_kw": [0, 0], "consumption_kw": [20, 1], "xi": 0.5,
+             "kappa": 0.2},
+        ],
+    }  # fmt: skip
+
+
+def test_the_pivotal_case_reports_no_nash_equilibrium_naming_the_ev(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Clearing prices at the floor, converged, but EV big gains by raising its price: the JSON
+    says ``nash`` false and names it pivotal in both slots; the table says NO and names it."""
+    record = dv2g_to_dict(run_dv2g(dv2g_from_dict(_pivotal_day())))
+    assert record["converged"] and record["nash"] is False
+    for s in record["slots"]:
+        assert s["nash"] is False and s["pivotal"] == ["big"] == s["deviating"]
+        big = s["evs"][0]
+        assert big["price"] == 0.0 and big["deviation_gain"] > 0.02 and big["pivotal"]
+        assert big["best_deviation_price"] > 0.05
+    render.dv2g_day(record)
+    out = capsys.readouterr().out
+    assert "NOT in every slot" in out
+    assert "slot 0: EV big (pivotal) gains" in out and "slot 1: EV big (pivotal) gains" in out
+
+
+def test_a_nash_check_not_run_says_so(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``nash_check`` off, or a day beyond the check's work limit: ``nash`` is null (never
+    true) in the JSON, with the reason, and the table says it was not done."""
+    off = dv2g_to_dict(run_dv2g(dv2g_from_dict(_pivotal_day()), GameOptions(nash_check=False)))
+    assert off["nash"] is None and off["nash_check"] == {
+        "checked": False,
+        "reason": "nash_check is off",
+    }
+    assert all(s["nash"] is None and s["evs"][0]["deviation_gain"] is None for s in off["slots"])
+    monkeypatch.setattr(dv2g_game, "DEVIATION_WORK", 0)
+    big = dv2g_to_dict(run_dv2g(dv2g_from_dict(_pivotal_day())))
+    assert big["nash"] is None and "above the check's limit" in big["nash_check"]["reason"]
+    render.dv2g_day(big)
+    assert "Nash check of the prices: not done (" in capsys.readouterr().out
+
+
+def test_a_day_without_sellers_prints() -> None:
+    """No EV has a surplus in any slot: the JSON still has every slot (no game, converged,
+    trivially a Nash equilibrium), not an internal error."""
+    day = _pivotal_day()
+    for ev in day["evs"]:
+        ev["production_kw"] = [0, 0]
+    record = dv2g_to_dict(run_dv2g(dv2g_from_dict(day)))
+    assert record["converged"] and record["nash"] is True
+    assert all(not s["evs"] and s["convergence"]["residuals"] == [0.0] for s in record["slots"])

@@ -304,7 +304,7 @@ def price_bounds(floor: FloatArray, xi: FloatArray) -> tuple[FloatArray, FloatAr
 def _columns(rows: list[list[float]]) -> FloatArray:
     """Per-slot histories of unequal length as one (longest, T) array, each padded with its last
     entry (a slot without a game: 0)."""
-    longest = max((len(r) for r in rows), default=1)
+    longest = max(1, max((len(r) for r in rows), default=1))  # a day without sellers: one row
     out = np.zeros((longest, len(rows)))
     for t, r in enumerate(rows):
         if r:
