@@ -653,7 +653,7 @@ def _dv2g_deviations(d: Mapping[str, Any]) -> None:
     if not check["checked"]:
         typer.echo(f"Nash check of the prices: not done ({check['reason']})")
         return
-    verdict = "every slot" if d["nash"] else "NOT in every slot (docs/dv2g.md#nash)"
+    verdict = "every slot" if d["nash"] else "NOT in every slot (docs/dv2g.md#nash-check)"
     typer.echo(
         f"Nash equilibrium of the price game (no EV gains by a unilateral price change on "
         f"{check['even_points']} + own and rivals' prices): {verdict}"

@@ -50,9 +50,9 @@ stops the slot as not converged.
 **Is it a Nash equilibrium of the price game?** (:func:`deviations`, issue 15). The clearing
 prices are not always one: an EV at its floor that the cheaper EVs cannot replace (pivotal,
 Bertrand-Edgeworth) gains by raising its price, and then the EVs undercut each other in an
-Edgeworth cycle with no pure equilibrium (docs/dv2g.md#nash). The loop keeps the clearing prices
-of eq. 40; :func:`deviations` searches every EV's unilateral deviations on a grid and reports the
-best one, its gain and the slot's verdict, so the result never claims what it is not.
+Edgeworth cycle with no pure equilibrium (docs/dv2g.md#nash-check). The loop keeps the clearing
+prices of eq. 40; :func:`deviations` searches every EV's unilateral deviations on a grid and
+reports the best one, its gain and the slot's verdict, so the result never claims what it is not.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ class GameOptions:
     utility scale), ``tol1``, ``max_iter1``; Algorithm 2's ``tol2`` (eq. 40, relative to each
     EV's supply) and ``max_iter2``; ``q_floor`` the least selection probability (strictly inside
     the simplex); ``nash_check``: after the loop, search each EV's unilateral price deviations
-    (:func:`deviations`, docs/dv2g.md#nash)."""
+    (:func:`deviations`, docs/dv2g.md#nash-check)."""
 
     step1: float = 1.0
     tol1: float = 1e-7
