@@ -269,7 +269,7 @@ def test_random_days_no_ev_gains_by_a_unilateral_price_change(seed: int) -> None
     price0, supply, need, xi, kappa, floor = _random_day(rng, seed % 2 == 0, True)
     eq = stackelberg(price0, supply, need, xi, kappa, floor, OPTIONS)
     assert eq.converged.all()
-    dev = deviations(eq, supply, need, xi, kappa, floor, OPTIONS)
+    dev = deviations(eq, (supply, need, xi, kappa, floor), OPTIONS)
     total = followers(eq.price, xi, kappa, need).total
     checked = 0
     for t in range(supply.shape[0]):
@@ -303,7 +303,7 @@ def test_a_pivotal_ev_at_its_floor_gains_by_raising_its_price() -> None:
     assert _pivotal_at_floor(eq, 0, 0, supply, total[0, 0])
     gains = _deviation_gains(eq, 0, (supply, need, xi, kappa, floor), OPTIONS)
     assert gains[0] > 0.01  # 0.049: well above the tolerance of the loop
-    dev = deviations(eq, supply, need, xi, kappa, floor, OPTIONS)
+    dev = deviations(eq, (supply, need, xi, kappa, floor), OPTIONS)
     assert not dev.nash[0] and dev.pivotal[0].tolist() == [True, False]
     assert dev.gain[0, 0] >= gains[0] - 1e-12 and dev.gain[0, 1] <= dev.tolerance[0, 1]
     assert 0.15 < dev.price[0, 0] < 0.19  # EV 0's best answer to EV 1 at the floor: ~0.169

@@ -470,6 +470,8 @@ def ev_welfare(price: FloatArray, floor: FloatArray, sold: FloatArray) -> FloatA
     return (price - floor) * sold
 
 
+#: A slot market as :func:`stackelberg` takes it: (supply, need, xi, kappa, floor).
+Market = tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]
 #: Evenly spaced deviation prices per EV across [omega_m, max(omega_m, max_n xi_n)].
 DEVIATION_POINTS = 32
 #: Relative moves of an EV's own price (0: the equilibrium price itself, a check of the replay).
@@ -549,7 +551,7 @@ def deviation_prices(
 
 def _deviation_gains(
     eq: Equilibrium,
-    market: tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray],
+    market: Market,
     slot: IntArray,
     ev: IntArray,
     moved: FloatArray,
@@ -579,16 +581,9 @@ def _deviation_gains(
     return gain.reshape(slot.size, k_count), converged
 
 
-def deviations(
-    eq: Equilibrium,
-    supply: FloatArray,
-    need: FloatArray,
-    xi: FloatArray,
-    kappa: FloatArray,
-    floor: FloatArray,
-    options: GameOptions,
-) -> Deviations:
-    """Is the equilibrium a Nash equilibrium of the EVs' price game (issue 15)? Every seller
+def deviations(eq: Equilibrium, market: Market, options: GameOptions) -> Deviations:
+    """Is ``eq`` played on ``market`` (supply, need, xi, kappa, floor as in :func:`stackelberg`)
+    a Nash equilibrium of the EVs' price game (issue 15)? Every seller
     alone moves its price to each point of :func:`deviation_prices`, then to
     :data:`REFINE_POINTS` evenly spaced within one even step either side of its best point; the
     grids answer with Algorithm 1 as in the game, and its welfare (:func:`ev_welfare`) there is
@@ -598,6 +593,7 @@ def deviations(
     The tolerance of EV m: 2 tol2 x max xi x B_s,m (eq. 40 clears only to tol2, which a move of
     the price can gain) plus :data:`NASH_RTOL` x max xi x the slot's supply. A day whose check
     would exceed :data:`DEVIATION_WORK` is not checked (``skipped`` says why)."""
+    supply, need, xi, kappa, floor = market
     active = supply > 0
     t_count, m_count = supply.shape
     grid = deviation_prices(eq.price, active, floor, xi)
@@ -610,7 +606,6 @@ def deviations(
             f"{rows} deviation rows x {m_count} EVs x ({xi.shape[1]} grids + {LEVEL_STEPS}) = "
             f"{work:.3g} cells, above the check's limit {DEVIATION_WORK:.3g}"
         )
-    market = (supply, need, xi, kappa, floor)
     coarse = grid[slot, ev]
     gain, converged = _deviation_gains(eq, market, slot, ev, coarse, options)
     pick = np.arange(slot.size)

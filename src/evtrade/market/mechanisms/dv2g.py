@@ -112,7 +112,8 @@ def run_dv2g(scenario: Dv2gScenario, params: GameOptions | None = None) -> Dv2gR
     xi = scenario.grid_xi.T.copy().reshape(t_count, len(scenario.grids))
     kappa = np.asarray(scenario.grid_kappa, dtype=float)
     eq = stackelberg(price0, supply, need, xi, kappa, floor, options)
-    nash = deviations(eq, supply, need, xi, kappa, floor, options) if options.nash_check else None
+    market = (supply, need, xi, kappa, floor)
+    nash = deviations(eq, market, options) if options.nash_check else None
     base_price, base_sel, base_demand = first_bid(price0, supply, need, xi, kappa, floor, options)
     return Dv2gResult(
         ev_ids=tuple(ev.id for ev in scenario.evs),
