@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from eth_account import Account
 from hexbytes import HexBytes
 
@@ -22,6 +23,9 @@ from tests.ledger_world import PARAMS
 ROOT = Path(__file__).resolve().parents[1]
 
 
+# Slow (`make test-slow`): by default test_service_faults SIGKILLs a service on the embedded chain
+# mid-transaction and reopens the same chain, which keeps its history and state.
+@pytest.mark.slow
 def test_sigkill_mid_round_then_reopen_and_finish(tmp_path: Path) -> None:
     data, out = tmp_path / "chain", tmp_path / "out"
     out.mkdir()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
@@ -21,6 +22,9 @@ from evtrade.settlement.views import RoundParams, SealedBid
 N = 20  # per side
 
 
+# Slow (`make test-slow`): by default test_ledger_contracts'
+# test_reveal_sealed_is_one_transaction_and_skips_bad_entries proves the one-transaction reveal.
+@pytest.mark.slow
 def test_forty_sealed_bids_are_all_revealed_in_one_transaction(tmp_path: Path) -> None:
     chain = EmbeddedChain(tmp_path / "chain")  # block_time=1: blocks follow the wall clock
     try:

@@ -241,7 +241,10 @@ def money_and_energy(client: Any, cars: list[str]) -> tuple[float, float, float,
     )
 
 
-@pytest.mark.parametrize("when", ["sent", "mined"])
+# "mined" runs by default: SIGKILL with the reveal (then the settlement) on chain but unread, and
+# the restarted service neither loses nor doubles. "sent" (the transaction dies unmined and is
+# sent again) is slow, as is test_service_restart's plain kill in the bid window (`make test-slow`).
+@pytest.mark.parametrize("when", [pytest.param("sent", marks=pytest.mark.slow), "mined"])
 def test_sigkill_during_reveal_and_during_settlement_loses_and_doubles_nothing(
     tmp_path: Path, when: str
 ) -> None:

@@ -18,6 +18,9 @@ from tests.service_process import (
 )
 
 
+# Slow (`make test-slow`): test_service_faults' SIGKILL test ("mined") runs by default and kills
+# the service later in the same round (during the reveal, then the settlement) with the same checks.
+@pytest.mark.slow
 def test_kill_mid_round_then_restart(tmp_path: Path) -> None:
     service = Service(tmp_path / "svc", t_limit=20, t_reveal=3)
     service.start()
