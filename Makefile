@@ -18,7 +18,7 @@ WEB := .tools/web/node_modules
 VENDOR := src/evtrade/service/static/vendor
 VENDORED := $(VENDOR)/.versions
 
-.PHONY: demo serve test fuzz lint typecheck figures bench clean vendor axe
+.PHONY: demo serve test test-slow fuzz lint typecheck figures bench clean vendor axe
 
 $(STAMP): pyproject.toml | $(VENDORED)
 	$(PYTHON) -m venv $(VENV)
@@ -80,6 +80,11 @@ typecheck: $(STAMP)
 
 test: lint typecheck vendor $(ANVIL) $(AXE) $(CHROMIUM)
 	$(BIN)/pytest -q -m "not slow" --durations=15
+
+# The tests marked `slow`, which `make test` leaves out: long experiment runs, and variants of what
+# a cheaper test in `make test` already proves (each marker says which). CI runs `make test` only.
+test-slow: $(STAMP) vendor $(ANVIL) $(AXE) $(CHROMIUM)
+	$(BIN)/pytest -q -m slow --durations=15
 
 # Fuzzers at full length (schemathesis against a live service, hypothesis over market files).
 # `make test` runs the same tests (marker `fuzz`) with a short budget.
