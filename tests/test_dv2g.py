@@ -248,6 +248,10 @@ def test_random_days_converge_to_the_equilibrium_in_every_slot(seed: int) -> Non
     _assert_evolutionary_equilibrium(eq.selection.q, f, supply, 1e-6)
     _assert_clears(eq, supply, floor, OPTIONS.tol2)
     assert_allclose(eq.sold, np.minimum(eq.demand, supply) * (supply > 0))
+    # where the clearing prices are not a Nash equilibrium, the gain comes from pivotality
+    dev = deviations(eq, (supply, need, xi, kappa, floor), OPTIONS)
+    gaining = (supply > 0) & (dev.gain > dev.tolerance)
+    assert (dev.pivotal == gaining).all() and (dev.nash == ~gaining.any(axis=1)).all()
 
 
 def _pivotal_at_floor(eq: Equilibrium, t: int, m: int, supply: FloatArray, total: float) -> bool:
