@@ -52,6 +52,25 @@ def test_json_per_slot(tmp_path: Path) -> None:
     assert record["slots"][1]["evs"] == []  # no sellers at night
 
 
+@pytest.mark.parametrize(
+    ("ev_kw", "grid_kw"),
+    [([0, 0], [1, 3]), ([6, 5], [0, 0])],
+    ids=["no-seller-all-day", "no-buyer-all-day"],
+)
+def test_a_day_without_trade_runs(tmp_path: Path, ev_kw: list[float], grid_kw: list[float]) -> None:
+    """No EV with a surplus in any slot (a winter night; an internal error once), or no grid
+    short: the day runs, converged, nothing sold."""
+    data = _set(("evs", 0, "production_kw"), ev_kw)
+    data["evs"][1]["production_kw"] = ev_kw
+    for g in data["grids"]:
+        g["consumption_kw"] = grid_kw
+    result = runner.invoke(app, ["dv2g", str(_write(tmp_path, data)), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert record["converged"] and all(s["sold_kwh"] == 0 for s in record["slots"])
+    assert runner.invoke(app, ["dv2g", str(_write(tmp_path, data))]).exit_code == 0
+
+
 def test_table(tmp_path: Path) -> None:
     result = runner.invoke(app, ["dv2g", str(_write(tmp_path, DAY))])
     assert result.exit_code == 0, result.output
