@@ -481,6 +481,7 @@ def test_the_jsons_nash_check_agrees_with_a_brute_force_recomputation(seed: int)
             m = index[e["id"]]
             brute = _gains_at(eq, t, m, grid[t, m], market, OPTIONS)
             assert e["deviation_gain"] >= brute.max() - 1e-12, (t, e["id"])
+            assert e["deviation_points"] == grid.shape[2] + dv2g_game.REFINE_POINTS
             replay = _gains_at(eq, t, m, np.array([e["best_deviation_price"]]), market, OPTIONS)
             assert replay[0] == pytest.approx(e["deviation_gain"], rel=1e-9, abs=1e-12)
             if e["deviation_gain"] > e["deviation_tolerance"]:

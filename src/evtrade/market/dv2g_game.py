@@ -596,16 +596,16 @@ def deviations(eq: Equilibrium, market: Market, options: GameOptions) -> Deviati
     supply, need, xi, kappa, floor = market
     active = supply > 0
     t_count, m_count = supply.shape
-    grid = deviation_prices(eq.price, active, floor, xi)
-    k_count = grid.shape[2] + REFINE_POINTS
-    slot, ev = np.nonzero(active)
-    rows = slot.size * k_count
+    k_count = DEVIATION_POINTS + len(OWN_STEPS) + RIVAL_PRICES * len(RIVAL_STEPS) + REFINE_POINTS
+    rows = int(active.sum()) * k_count
     work = rows * m_count * (xi.shape[1] + LEVEL_STEPS)
-    if work > DEVIATION_WORK:
+    if work > DEVIATION_WORK:  # decided before any (T, M, K) array is built (K at most k_count)
         return Deviations.skip(
             f"{rows} deviation rows x {m_count} EVs x ({xi.shape[1]} grids + {LEVEL_STEPS}) = "
             f"{work:.3g} cells, above the check's limit {DEVIATION_WORK:.3g}"
         )
+    grid = deviation_prices(eq.price, active, floor, xi)
+    slot, ev = np.nonzero(active)
     coarse = grid[slot, ev]
     gain, converged = _deviation_gains(eq, market, slot, ev, coarse, options)
     pick = np.arange(slot.size)
@@ -635,6 +635,6 @@ def deviations(eq: Equilibrium, market: Market, options: GameOptions) -> Deviati
         tolerance=tolerance,
         nash=~gains.any(axis=1),
         pivotal=gains & (cover < f.total),
-        points=np.where(active, k_count, 0).astype(np.int64),
+        points=np.where(active, tried.shape[1], 0).astype(np.int64),
         egt_converged=converged & fine_converged,
     )
