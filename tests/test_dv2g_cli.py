@@ -153,6 +153,11 @@ BAD_VALUES: list[tuple[tuple[str | int, ...], Any, str]] = [
     ((*EV0, "consumption_kw"), {"daily_kwh": 3, "variation": 2}, "'consumption_kw.variation'"),
     ((*EV0, "esu"), 3, "ev 'e1' (evs[0]): field 'esu' must be an object"),
     ((*EV0, "esu"), {"capacity_kwh": 5, "level_kwh": 6}, "ev 'e1' (evs[0]) esu: field 'level"),
+    (
+        ("esu",),
+        {"capacity_kwh": 2},
+        "'level_kwh' (5) must lie in [min_level_kwh, capacity_kwh] = [1, 2]",
+    ),
     ((*G0, "id"), "e1", "grid 'e1' (grids[0]): field 'id' duplicates an ev id"),
     ((*G0, "xi"), [0.5], "grid 'g1' (grids[0]): field 'xi' has 1 entries"),
     ((*G0, "xi"), None, "field 'xi' must be a number"),

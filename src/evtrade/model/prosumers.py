@@ -112,7 +112,12 @@ class Esu:
         level = check_bounded(w, "level_kwh", self.level_kwh, 0.0, MAX_ENERGY, "kWh")
         low = check_bounded(w, "min_level_kwh", self.min_level_kwh, 0.0, MAX_ENERGY, "kWh")
         if cap > 0 and not low <= level <= cap:
-            _fail(w, f"field 'level_kwh' ({level:g}) must lie in [min_level_kwh, capacity_kwh]")
+            _fail(
+                w,
+                f"field 'level_kwh' ({level:g}) must lie in [min_level_kwh, capacity_kwh] = "
+                f"[{low:g}, {cap:g}] (defaults: level_kwh {Esu.level_kwh:g}, min_level_kwh "
+                f"{Esu.min_level_kwh:g})",
+            )
         limits = {
             "charge_max_kw": (0.0, MAX_POWER_KW, "kW"),
             "discharge_max_kw": (0.0, MAX_POWER_KW, "kW"),
