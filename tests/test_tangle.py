@@ -379,3 +379,20 @@ def test_reported_measures_follow_from_the_ledger(
     assert d["left_behind_fraction"] == pytest.approx(left, abs=1e-15)
     assert d["theory_tips_urts"] == 2 * rate * delay
     assert d["duration"] == arrival[-1]
+
+
+@pytest.mark.parametrize(("rate", "delay"), [(5.0, 3.0), (2.0, 1.0)])
+def test_alpha_leaves_more_behind_at_other_lambda_h(rate: float, delay: float) -> None:
+    """As at (20, 1): a larger alpha leaves more transactions behind and keeps more tips
+    (measured at alpha 0, 0.5, 2: 0.0001 / 0.012 / 0.025 left behind at (5, 3))."""
+
+    def one(alpha: float) -> TangleResult:
+        selection: TipSelection = "mcmc" if alpha == 0 else "weighted"
+        p = TangleParams(rate, delay, selection, alpha, transactions=10_000)
+        return simulate(p, np.random.default_rng(2))
+
+    runs = [one(a) for a in (0.0, 0.5, 2.0)]
+    left = [r.left_behind_fraction for r in runs]
+    tips = [r.tips_mean for r in runs]
+    assert left[0] < left[1] < left[2] and left[2] > 10 * max(left[0], 1e-4)
+    assert tips[0] < tips[1] < tips[2]
