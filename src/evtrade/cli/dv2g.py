@@ -22,7 +22,8 @@ ScenarioArgument = Annotated[
 def dv2g(scenario: ScenarioArgument, output: FormatOption = OutputFormat.table) -> None:
     """Play a DV2G day: per slot, the EVs' prices at the Stackelberg equilibrium (grids select
     EVs by replicator dynamics, EVs update prices), selection probabilities, supply and demand,
-    welfare, convergence, and the first-bid auction baseline.
+    welfare, convergence, whether any EV gains by a unilateral price change (the Nash check),
+    and the first-bid auction baseline.
 
     A bad scenario file is a one-line error naming the participant and field (exit code 1); a
     key the scenario ignores is a warning on stderr.
