@@ -66,8 +66,12 @@ MIN_RATE = 1e-9
 MAX_SCALE = 1e9
 #: Points of the tip-count series kept in a result (evenly spaced arrivals).
 SERIES_POINTS = 1000
-#: The first fraction of arrivals left out of ``tips_mean`` (warm-up from the genesis).
+#: The first fraction of arrivals left out of ``tips_mean`` (warm-up from the genesis) ...
 WARM_UP = 0.2
+#: ... and at least those of the first WARM_UP_DELAYS h, at most half of all: the tip count relaxes
+#: from the genesis over several h (URTS at lambda h = 1000: 0.66 of 2 lambda h after 2h, 0.92
+#: after 6h, 0.98 after 8h), so 20 % of a 10,000-transaction run (2h there) read 10 % low.
+WARM_UP_DELAYS = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,10 +136,12 @@ class TangleResult:
     """A run's measures and its parameters.
 
     ``tips`` is the tip count at up to :data:`SERIES_POINTS` evenly spaced arrivals
-    (``tips_times`` their times); ``tips_mean`` the mean over all arrivals after the first
-    :data:`WARM_UP` of them; ``first_approval_mean`` and ``confirmation_latency_mean`` the means
-    over the transactions that got one (NaN if none); ``left_behind_fraction`` over the
-    transactions old enough to judge (:attr:`TangleParams.settle`).
+    (``tips_times`` their times); ``tips_mean`` the mean over all arrivals from
+    ``tips_mean_from`` on (the warm-up: :data:`WARM_UP` of the arrivals, or those of the first
+    :data:`WARM_UP_DELAYS` h if more, at most half); ``first_approval_mean`` and
+    ``confirmation_latency_mean`` the means over the transactions that got one (NaN if none);
+    ``left_behind_fraction`` over the transactions old enough to judge
+    (:attr:`TangleParams.settle`).
     """
 
     params: TangleParams
@@ -149,6 +155,7 @@ class TangleResult:
     left_behind_fraction: float
     duration: float
     ledger: TangleLedger = field(repr=False, compare=False)
+    tips_mean_from: float = 0.0
 
 
 def check_params(p: TangleParams) -> None:
@@ -258,7 +265,8 @@ def _summarise(params: TangleParams, seed: int | None, engine: Engine) -> Tangle
     arrival = engine.arrival
     series = engine.tips_series
     take = np.unique(np.linspace(0, n - 1, min(n, SERIES_POINTS)).astype(np.int64))
-    warm = int(WARM_UP * n)
+    settling = int(np.searchsorted(arrival[1:], WARM_UP_DELAYS * params.delay, "left"))
+    warm = min(max(int(WARM_UP * n), settling), n // 2)
     approved = ~np.isnan(engine.first_approval)
     first = (engine.first_approval - arrival)[approved]
     confirmed = ~np.isnan(engine.confirmed)
@@ -292,6 +300,7 @@ def _summarise(params: TangleParams, seed: int | None, engine: Engine) -> Tangle
         left_behind_fraction=left / judged_n if judged_n else math.nan,
         duration=end,
         ledger=ledger,
+        tips_mean_from=float(arrival[warm + 1]),
     )
 
 
@@ -324,6 +333,7 @@ def result_to_dict(result: TangleResult) -> dict[str, object]:
         "checkpoint": p.interval,
         "theory_tips_urts": 2.0 * p.rate * p.delay,
         "tips_mean": result.tips_mean,
+        "tips_mean_from": result.tips_mean_from,
         "tips": list(result.tips),
         "tips_times": list(result.tips_times),
         "first_approval_mean": _finite_or_none(result.first_approval_mean),
