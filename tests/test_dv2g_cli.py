@@ -217,7 +217,7 @@ def test_directory_is_one_line(tmp_path: Path) -> None:
         (3000, 700, "3000 EVs x 700 grids x 24 slots = 50400000 cells is more than the limit of "
          "50000000"),
         # (EVs + grids) x slots bounds the JSON, one entry each: 10,500 EVs over 24 slots would
-        # print ~75 MB and hold ~800 MB while building it.
+        # print ~75 MB and hold ~1 GB while building it.
         (10_500, 2, "(10500 EVs + 2 grids) x 24 slots = 252048 prosumer-slots is more than the "
          "limit of 250000 (one result entry each)"),
     ],
