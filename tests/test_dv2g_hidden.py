@@ -6,7 +6,8 @@ utilities (eq. 24, 25), the selection's fixed point (Algorithm 1, eq. 33) and th
 under a unilateral price change are recomputed in this file from their definitions
 (docs/dv2g.md, "Readings of the ambiguous equations"). The scenarios vary in size, scarce and
 abundant supply, with and without storage, explicit and generated (pvlib / demandlib) profiles,
-per-slot and constant xi, given and default first prices.
+per-slot and constant xi, given and default first prices. The JSON's Nash verdict is checked
+both ways: no gain where it says ``nash: true``, the stated gain where it names an EV.
 """
 
 from __future__ import annotations
