@@ -446,13 +446,7 @@ def record_day(
     run = record_times(
         times, rng, delay=delay, tip_selection=tip_selection, alpha=alpha, checkpoint=checkpoint
     )
-    # Means over the trades only: the ledger's row 0 is the genesis, issued at midnight, whose
-    # first approval and confirmation wait for the day's first trade.
-    led = run.ledger
-    latency = (led.confirmed - led.arrival)[1:]
-    first = (led.first_approval - led.arrival)[1:]
-    done = ~np.isnan(latency)
-    approved = ~np.isnan(first)
+    done = ~np.isnan(run.ledger.confirmed[1:])  # row 0 is the genesis
     span = float(times[-1] - times[0])
     return DayOnTangle(
         slot=t_idx,
@@ -462,8 +456,8 @@ def record_day(
         times=times,
         trades=int(times.size),
         confirmed=int(done.sum()),
-        confirmation_latency_mean=float(latency[done].mean()) if done.any() else float("nan"),
-        first_approval_mean=float(first[approved].mean()) if approved.any() else float("nan"),
+        confirmation_latency_mean=run.confirmation_latency_mean,
+        first_approval_mean=run.first_approval_mean,
         throughput_per_s=times.size / span if span > 0 else float("nan"),
         tangle=run,
     )

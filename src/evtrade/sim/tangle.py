@@ -268,9 +268,11 @@ def _summarise(params: TangleParams, seed: int | None, engine: Engine) -> Tangle
     settling = int(np.searchsorted(arrival[1:], WARM_UP_DELAYS * params.delay, "left"))
     warm = min(max(int(WARM_UP * n), settling), n // 2)
     approved = ~np.isnan(engine.first_approval)
-    first = (engine.first_approval - arrival)[approved]
     confirmed = ~np.isnan(engine.confirmed)
-    latency = (engine.confirmed - arrival)[confirmed]
+    # Means over the issued transactions: row 0, the genesis, is not one (on a sparse day its
+    # first approval waits for the day's first trade).
+    first = (engine.first_approval - arrival)[1:][approved[1:]]
+    latency = (engine.confirmed - arrival)[1:][confirmed[1:]]
     end = float(arrival[-1])
     judged = arrival <= end - params.settle
     judged_n = int(judged.sum())
