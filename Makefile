@@ -78,8 +78,10 @@ typecheck: $(STAMP)
 	$(BIN)/mypy --strict src
 	$(BIN)/mypy tests
 
+# Two workers, each file on one worker (its fixtures start once): most tests wait on a service,
+# a chain or a browser, so two files at once fit the 2-core machine.
 test: lint typecheck vendor $(ANVIL) $(AXE) $(CHROMIUM)
-	$(BIN)/pytest -q -m "not slow" --durations=15
+	$(BIN)/pytest -q -m "not slow" -n 2 --dist loadfile --durations=15
 
 # The tests marked `slow`, which `make test` leaves out: long experiment runs, and variants of what
 # a cheaper test in `make test` already proves (each marker says which). CI runs `make test` only.
