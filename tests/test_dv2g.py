@@ -568,3 +568,146 @@ def test_a_day_without_sellers_prints() -> None:
     record = dv2g_to_dict(run_dv2g(dv2g_from_dict(day)))
     assert record["converged"] and record["nash"] is True
     assert all(not s["evs"] and s["convergence"]["residuals"] == [0.0] for s in record["slots"])
+
+
+#: Slots of A's fuzzed days (/work/notes/A_fuzz_dv2g.py seeds 43, 171, 49, 232) whose demand
+#: falls across the sellers' supply between two adjacent floats of the price: (supply, floor,
+#: xi, kappa, need), one slot each. xi / kappa >= 1e12 makes one ulp of the price worth up to
+#: 119 kWh of demand (seed 43); a 1e-12 kWh supply makes one ulp of 0.3 worth 5e-4 of it (171).
+STEEP = {
+    "xi 1e9, kappa 1e-9": ([19.736], [0.0], [1e9], [1e-9], [23.831992]),
+    "supply 1e-12 kWh": ([1e-12], [0.0], [0.3, 1e-6], [0.1, 1.0], [0.9968374000048, 0.0043334]),
+    "two floors, kappa 1e-9": (
+        [0.004975, 0.001975],
+        [0.0, 0.10273972602739725],
+        [1000.0],
+        [1e-9],
+        [99.992688],
+    ),
+    "an EV above max xi": (
+        [0.001208, 0.005385],
+        [82191.78082191781, 0.0],
+        [1000.0, 1e-6],
+        [1e-9, 1e9],
+        [0.99999839999876, 0.9984894000016],
+    ),
+}
+
+
+def _steep(name: str, **options: Any) -> tuple[Equilibrium, dv2g_game.Market]:
+    supply, floor, xi, kappa, need = (np.array(v, dtype=float) for v in STEEP[name])
+    market = (supply[None], need[None], xi[None], kappa, floor[None])
+    eq = stackelberg(floor[None] + 1.0, *market, GameOptions(tol1=1e-10, **options))
+    return eq, market
+
+
+def _full_demand(price: float, xi: FloatArray, kappa: FloatArray, need: FloatArray) -> float:
+    """The grids' total demand at one price, eq. 21 written out (clip((xi - p) / kappa, 0, G))."""
+    return float(np.clip((xi - price) / kappa, 0.0, need).sum())
+
+
+@pytest.mark.parametrize("name", sorted(STEEP))
+def test_a_price_one_ulp_wide_clears_to_the_floats_resolution(name: str) -> None:
+    """eq. 40 cannot be met: at the price level the EVs off their floors are short (every one
+    sells its whole supply, the grids rationed), one float above it demand falls below supply.
+    Converged, flagged ``resolution``, the bracket one ulp wide and the sign change real."""
+    eq, (supply, need, xi, kappa, floor) = _steep(name)
+    assert eq.converged.all() and eq.resolution.all() and eq.egt_converged.all()
+    lo, hi = float(eq.level[0]), float(eq.level_above[0])
+    assert hi == np.nextafter(lo, np.inf)
+    at_level = (floor[0] <= lo) & (supply[0] > 0)
+    assert (eq.price[0][at_level] == lo).all()
+    assert (eq.demand[0][at_level] >= supply[0][at_level]).all()
+    assert_allclose(eq.sold[0][at_level], supply[0][at_level], rtol=0)
+    # the others sit at their floors with supply left over (eq. 40's alternative)
+    assert (eq.demand[0][~at_level] <= supply[0][~at_level]).all()
+    assert (eq.price[0][~at_level] == floor[0][~at_level]).all()
+    # independently: the demand reaching the level's EVs crosses their supply within the ulp
+    # (the EVs above the level get nothing while the level's EVs are short: Q falls on them)
+    short = supply[0][at_level].sum()
+    assert (
+        _full_demand(lo, xi[0], kappa, need[0]) > short >= _full_demand(hi, xi[0], kappa, need[0])
+    )
+    assert eq.excess_above[0] <= 0
+    # the reported residual is the relative excess at the level, and it is what the loop saw
+    assert eq.residuals[eq.iterations[0], 0] == pytest.approx(
+        ((eq.demand[0] - supply[0]) / supply[0])[at_level].max(), rel=1e-12
+    )
+    assert eq.residuals[eq.iterations[0], 0] > GameOptions().tol2
+    assert_allclose(eq.selection.q.sum(axis=1), 1.0, rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", sorted(STEEP))
+def test_a_price_one_ulp_wide_is_a_nash_equilibrium(name: str) -> None:
+    """Moving by the one ulp gains at most an ulp's revenue: within the check's tolerance."""
+    eq, market = _steep(name)
+    dev = deviations(eq, market, GameOptions(tol1=1e-10))
+    assert dev.nash.all() and dev.egt_converged.all()
+
+
+def test_a_steep_slot_stopped_early_is_not_converged() -> None:
+    """The ulp criterion needs the bracket one ulp wide: at the iteration cap it is not."""
+    eq, _ = _steep("xi 1e9, kappa 1e-9", max_iter2=20)
+    assert not eq.converged[0] and not eq.resolution[0] and eq.iterations[0] == 20
+    assert np.isnan(eq.level_above[0]) and np.isnan(eq.excess_above[0])
+
+
+@pytest.mark.parametrize("name", sorted(MARKETS))
+def test_smooth_markets_clear_by_eq40_not_by_resolution(name: str) -> None:
+    eq = _equilibrium(name)
+    assert not eq.resolution.any() and np.isnan(eq.level_above).all()
+
+
+def test_the_json_says_a_slot_cleared_to_the_price_resolution() -> None:
+    """A's seed 43: slots 1 and 2 (grid g1: xi 1e9, kappa 1e-9) clear to one ulp; the JSON says
+    so and gives the next float and the excess there, slot 0 (no game) does not."""
+    day = {
+        "slots": {"count": 3, "hours": 8.0},
+        "esu": {"capacity_kwh": 0.0},
+        "evs": [
+            {
+                "id": "e0",
+                "production_kw": [1.672, 1.671, 0.024],
+                "consumption_kw": [1.854, 5.029, 3.211],
+            },
+            {
+                "id": "e2",
+                "production_kw": [0.0, 0.715, 3.027],
+                "consumption_kw": [1.824, 2.487, 0.56],
+            },
+            {
+                "id": "e3",
+                "production_kw": [0.497, 3.235, 0.0],
+                "consumption_kw": [1.733, 1.923, 0.0],
+            },
+        ],
+        "grids": [
+            {
+                "id": "g0",
+                "production_kw": [0.0, 0.0, 2.731],
+                "consumption_kw": [4.808, 4.579, 0.0],
+                "xi": 1.0,
+                "kappa": 1.0,
+            },
+            {
+                "id": "g1",
+                "production_kw": [0.0, 0.0, 0.0],
+                "consumption_kw": [3.399, 5.273, 2.979],
+                "xi": 1e9,
+                "kappa": 1e-9,
+            },
+        ],
+    }
+    record = dv2g_to_dict(run_dv2g(dv2g_from_dict(day)))
+    assert record["converged"]
+    flags = [s["convergence"]["price_resolution"] for s in record["slots"]]
+    assert flags == [False, True, True]
+    for s in record["slots"][1:]:
+        c = s["convergence"]
+        assert c["price_above"] == np.nextafter(s["price_level"], np.inf)
+        assert c["excess_above_kwh"] <= 0
+        assert c["final_residual"] == c["residuals"][-1] > record["options"]["tol2"]
+        assert all(
+            e["sold_kwh"] == e["supply_kwh"] for e in s["evs"] if e["price"] == s["price_level"]
+        )
+    assert "price_above" not in record["slots"][0]["convergence"]

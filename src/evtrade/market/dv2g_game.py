@@ -173,9 +173,13 @@ def uniform_start(active: BoolArray) -> FloatArray:
 
 
 def _rationed_share(c: FloatArray, f: Followers) -> FloatArray:
-    """r in (0, 1] with r A - r^2 B = c (the smaller root, written without cancellation)."""
+    """r in (0, 1] with r A - r^2 B = c (the smaller root, written without cancellation); 1
+    where no root lies below 1 (W <= c: not rationed; no division, so no overflow where A ~ 0)."""
     disc = np.sqrt(np.maximum(f.a * f.a - 4.0 * f.b * c, 0.0))
-    return np.maximum(2.0 * c / np.maximum(f.a + disc, TINY), TINY)
+    den, num = f.a + disc, 2.0 * np.asarray(c, dtype=float)
+    r = np.ones(np.broadcast_shapes(den.shape, num.shape))
+    np.divide(num, den, out=r, where=den > num)
+    return np.maximum(r, TINY)
 
 
 def selection_fixed_point(
@@ -293,6 +297,9 @@ class Equilibrium:
     egt_iterations: IntArray
     egt_converged: BoolArray
     level: FloatArray
+    resolution: BoolArray
+    level_above: FloatArray
+    excess_above: FloatArray
 
 
 def price_bounds(floor: FloatArray, xi: FloatArray) -> tuple[FloatArray, FloatArray]:
@@ -378,8 +385,12 @@ def stackelberg(
     hi = np.maximum(lo, xi.max(axis=1, initial=0.0))
     level = lo.copy()
     state = _Loop.start(np.clip(price0, low, high), active)
-    iterations = np.zeros(supply.shape[0], dtype=np.int64)
+    t_count = supply.shape[0]
+    iterations = np.zeros(t_count, dtype=np.int64)
     converged: BoolArray = np.logical_not(sellers)
+    resolution = np.zeros(t_count, dtype=bool)
+    hi_played = np.zeros(t_count, dtype=bool)  # the bracket's upper end was played (excess <= 0)
+    excess_above = np.full(t_count, np.nan)
     run = sellers.copy()
     while run.any():
         rows = np.flatnonzero(run)
@@ -393,15 +404,30 @@ def stackelberg(
         residual = np.where(act & ~at_floor, relative, 0.0).max(axis=1, initial=0.0)
         state.record(rows, f, sel, residual)
         done = (residual <= options.tol2) & sel.converged
-        converged[rows] = done
         # eq. 38's direction for the EVs at the common price (they share its sign), as bisection
         at_level = act & (floor[rows] <= level[rows, None])
-        up = np.where(at_level, excess, 0.0).sum(axis=1) > 0
+        level_excess = np.where(at_level, excess, 0.0).sum(axis=1)
+        up = level_excess > 0
         lo[rows] = np.where(up, level[rows], lo[rows])
         hi[rows] = np.where(up, hi[rows], level[rows])
-        room = hi[rows] - lo[rows] > 4.0 * np.finfo(float).eps * np.maximum(hi[rows], TINY)
-        go = ~done & room & (iterations[rows] < options.max_iter2)
-        level[rows] = np.where(go, 0.5 * (lo[rows] + hi[rows]), level[rows])
+        hi_played[rows] |= ~up
+        excess_above[rows] = np.where(up, excess_above[rows], level_excess)
+        mid = 0.5 * (lo[rows] + hi[rows])
+        room = (mid > lo[rows]) & (mid < hi[rows])
+        # No float between p_lo and p_hi: eq. 40 is out of reach; cleared to the price's
+        # resolution if this round played p_lo (excess demand, every EV at the level sells its
+        # whole supply), p_hi was played (excess supply) and every other EV meets eq. 40.
+        others = ~act | at_level | at_floor | (relative <= options.tol2)
+        sold_out = ~at_level | (excess >= -options.tol2 * supply[rows])
+        ulp = ~room & (hi[rows] > lo[rows]) & up & hi_played[rows] & sel.converged
+        ulp &= ~done & (others & sold_out).all(axis=1)
+        converged[rows] = done | ulp
+        resolution[rows] = ulp
+        # at one ulp, play the end not yet (or not last) played: p_hi, then p_lo, then stop
+        last = ~room & (hi[rows] > lo[rows]) & ~(up & hi_played[rows])
+        go = ~done & ~ulp & (room | last) & (iterations[rows] < options.max_iter2)
+        ahead = np.where(room, mid, np.where(up, hi[rows], lo[rows]))
+        level[rows] = np.where(go, ahead, level[rows])
         iterations[rows] += go
         run[rows] = go
     selection = Selection(
@@ -424,6 +450,9 @@ def stackelberg(
         egt_iterations=state.egt_iterations,
         egt_converged=state.egt_converged,
         level=level,
+        resolution=resolution,
+        level_above=np.where(resolution, hi, np.nan),
+        excess_above=np.where(resolution, excess_above, np.nan),
     )
 
 

@@ -207,6 +207,19 @@ def _nash_dict(dev: Deviations | None, slots: list[dict[str, Any]]) -> dict[str,
     }
 
 
+def _resolution_dict(eq: Equilibrium, t: int) -> dict[str, Any]:
+    """``price_resolution``: the slot cleared to the price's float resolution (eq. 40 out of
+    reach, docs/dv2g.md#algorithm-2-a-safeguarded-root-finder); then ``price_above``, the next
+    float above ``price_level``, and ``excess_above_kwh``, the EVs' excess there (<= 0)."""
+    if not eq.resolution[t]:
+        return {"price_resolution": False}
+    return {
+        "price_resolution": True,
+        "price_above": float(eq.level_above[t]),
+        "excess_above_kwh": float(eq.excess_above[t]),
+    }
+
+
 def _deviation_dict(result: Dv2gResult, t: int) -> dict[str, Any]:
     """One slot's Nash check: ``nash``, the EVs that gain by a deviation (``deviating``), those of
     them pivotal, Algorithm 1's convergence at every deviation; None where it did not run."""
@@ -298,6 +311,7 @@ def _slot_dict(
         "convergence": {
             "iterations": int(eq.iterations[t]),
             "converged": bool(eq.converged[t]),
+            **_resolution_dict(eq, t),
             "residuals": _floats(eq.residuals[: int(eq.iterations[t]) + 1, t]),
             "final_residual": float(eq.residuals[int(eq.iterations[t]), t]),
             "egt_iterations": int(eq.egt_iterations[t]),
