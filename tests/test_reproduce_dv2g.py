@@ -29,7 +29,8 @@ COLUMNS = {
     "fig8": {"loop", "iteration", "ev", "probability", "price"},
     "fig10_prices": {"ev", "floor", "first_bid_price", "stackelberg_price"},
     "fig10_welfare": {"hour", "first_bid_grid_welfare", "stackelberg_grid_welfare",
-                      "first_bid_ev_revenue", "stackelberg_ev_revenue"},
+                      "first_bid_ev_revenue", "stackelberg_ev_revenue", "nash", "deviating",
+                      "pivotal"},
     "convergence": {"hour", "iteration", "residual", "converged", "egt_iterations"},
     "tangle_day": {"hour", "ev", "grid", "kwh", "time_s", "confirmation_latency_s"},
     "tangle_tips": {"tip_selection", "time", "tips"},
@@ -96,6 +97,18 @@ def _check_outputs(out: Path) -> dict[str, Any]:
     _check_simplex(rows["fig8"], "loop", "iteration")
     its = sorted({r["iteration"] for r in trace})
     assert its[0] == 0 and all(b > a for a, b in itertools.pairwise(its))
+    # Algorithm 2 is a bisection on one common price: from round 1 on, every seller above its
+    # floor charges the same price (the round's bracket midpoint)
+    for k in its[1:]:
+        above = {r["price"] for r in trace if r["iteration"] == k and r["price"] > r["floor"]}
+        assert len(above) <= 1, (k, above)
+    # the traced slot is one whose price moves, with the most sellers among those
+    hour = trace[0]["slot"]
+    conv = {r["hour"]: r for r in rows["convergence"]}
+    sellers = {h: sum(1 for r in ev5 if r["hour"] == h and r["export_kw"] > 0) for h in conv}
+    moving = [h for h in conv if conv[h]["iterations"] > 0 and conv[h]["converged"] == "True"]
+    assert hour in moving and sellers[hour] == max(sellers[h] for h in moving)
+    assert its[-1] == conv[hour]["iterations"]
     for r in rows["fig10_prices"]:
         assert r["stackelberg_price"] >= r["floor"] - 1e-12
         assert r["first_bid_price"] >= r["floor"] - 1e-12
@@ -110,8 +123,19 @@ def _check_outputs(out: Path) -> dict[str, Any]:
     summary: dict[str, Any] = json.loads((out / "summary.json").read_text())
     assert set(summary) == {"dv2g", "tangle"}
     claims = {"fig10_stackelberg_vs_first_bid", "fig8_selection", "fig9_supply_demand_rises",
-              "fig7_prices_settle", "convergence", "day_on_tangle"}  # fmt: skip
+              "fig7_prices_settle", "convergence", "nash", "day_on_tangle"}  # fmt: skip
     assert claims <= set(summary["dv2g"])
+    # the Nash verdict of the day: the per-slot verdicts of the CSV, counted
+    nash = summary["dv2g"]["nash"]
+    verdicts = [r["nash"] for r in rows["fig10_welfare"]]
+    assert nash["checked"] is True and nash["slots_played"] == len(verdicts)
+    assert nash["nash_slots"] == verdicts.count("True")
+    assert set(nash["deviating"]) == {
+        str(int(r["hour"])) for r in rows["fig10_welfare"] if r["nash"] == "False"
+    }
+    assert nash["pivotal_occurs"] == any(r["pivotal"] for r in rows["fig10_welfare"])
+    f7 = summary["dv2g"]["fig7_prices_settle"]
+    assert f7["slot"] == hour and f7["price_updates"] == its[-1]
     f10 = summary["dv2g"]["fig10_stackelberg_vs_first_bid"]
     assert f10["stackelberg_welfare"] == pytest.approx(
         sum(

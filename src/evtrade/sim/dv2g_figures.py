@@ -8,10 +8,15 @@ variation; :mod:`evtrade.model.prosumers`), the same community as ``examples/dv2
 paper's prices are "based on the actual prices of electricity in the USA" without numbers: the
 grids' xi are 0.45-0.55 per kWh and the EVs' first prices 0.18-0.27.
 
-The iteration figures (7, 8, 9, 11) follow one slot (:func:`trace_slot`): the state after k of
-Algorithm 2's price updates is the equilibrium of a run stopped at ``max_iter2 = k``, and
-Algorithm 1's path at the first prices is the first-bid selection stopped at ``max_iter1 = k``,
-so the traces use only the games' public entry points.
+The iteration figures (7, 8, 9, 11) follow one slot (:func:`trace_slot`). Algorithm 2 is a
+bisection on the EVs' common price (:func:`evtrade.market.dv2g_game.stackelberg`): its round k is
+played at the k-th midpoint of the bracket [lowest floor, max xi], and the state after round k is
+a run stopped at ``max_iter2 = k``; iteration 0 is the paper's start varpi(1), the EVs' first
+prices and the grids' answer (the first-bid state; the bisection's own round 0, at the lowest
+floor, is not shown). Inside Algorithm 2 the grids' selection is Algorithm 1's closed-form fixed
+point, so the replicator takes no step there; Fig. 8's replicator path is Algorithm 1 as printed,
+eq. 32 from the uniform start at the first prices (the first-bid selection stopped at
+``max_iter1 = k``). The traces use only the games' public entry points.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from evtrade.market.dv2g_game import (
     purchases,
     stackelberg,
 )
-from evtrade.market.mechanisms.dv2g import Dv2gResult, run_dv2g
+from evtrade.market.mechanisms.dv2g import Dv2gResult, dv2g_to_dict, run_dv2g
 from evtrade.model.prosumers import Dv2gScenario, dv2g_from_dict
 from evtrade.sim.figures import Figure, Record, table
 from evtrade.sim.tangle import TangleResult, TipSelection, record_times
@@ -174,16 +179,20 @@ def fig6_rows(seed: int, quick: bool) -> list[Record]:
 
 
 def trace_slot(result: Dv2gResult) -> int:
-    """The slot the iteration figures follow: of the slots with sellers and buyers, the converged
-    one with the most price updates (ties: the most sellers), else the busiest."""
+    """The slot the iteration figures follow: of the slots with sellers and buyers whose price
+    moves (Algorithm 2 converged after at least one update: supply short of the grids' demand at
+    the floor), the one with the most sellers (ties: the most updates), as the paper's figures
+    follow several EVs; else the converged playing slot, else any playing one, by the same key."""
     eq = result.equilibrium
     playing = (result.supply > 0).any(axis=1) & (result.need.sum(axis=1) > 0)
     if not playing.any():
         return 0
     sellers = (result.supply > 0).sum(axis=1)
-    pool = playing & eq.converged if (playing & eq.converged).any() else playing
+    pool = playing
+    for narrower in (playing & eq.converged, playing & eq.converged & (eq.iterations > 0)):
+        pool = narrower if narrower.any() else pool
     keys = [
-        (int(eq.iterations[t]), int(sellers[t])) if pool[t] else (-1, -1) for t in range(len(pool))
+        (int(sellers[t]), int(eq.iterations[t])) if pool[t] else (-1, -1) for t in range(len(pool))
     ]
     return int(max(range(len(keys)), key=lambda t: keys[t]))
 
@@ -204,9 +213,9 @@ def _slot_inputs(day: Day, slot: int) -> tuple[FloatArray, ...]:
 
 @cache
 def stackelberg_trace(seed: int) -> list[Record]:
-    """Per price update k of Algorithm 2 in :func:`trace_slot`'s slot (k = 0: the EVs' first
-    prices and the grids' answer, the first-bid state; k >= 1: a run stopped at ``max_iter2 = k``),
-    per seller: price,
+    """Per round k of Algorithm 2 in :func:`trace_slot`'s slot (k = 0: the EVs' first prices
+    and the grids' answer, the first-bid state; k >= 1: the k-th bracket midpoint of the
+    bisection, a run stopped at ``max_iter2 = k``), per seller: price,
     selection Q, supply, demand, R = supply / demand (eq. 19), the grids' utility u_m and
     average u_bar, the EV's net utility (varpi - omega) x sold, the loop's residual (eq. 40)."""
     day = paper_day(seed)
@@ -345,10 +354,13 @@ def fig10_price_rows(seed: int, quick: bool) -> list[Record]:
 
 def fig10_welfare_rows(seed: int, quick: bool) -> list[Record]:
     """Per slot: the grids' welfare (u_bar, eq. 18), the EVs' revenue and the energy sold, first
-    bid against Stackelberg, and whether Algorithm 2 converged."""
+    bid against Stackelberg, whether Algorithm 2 converged, and the Nash check's verdict on the
+    clearing prices (``nash``, the ``deviating`` and ``pivotal`` EVs, space separated, as in
+    ``evtrade dv2g --format json``; empty where the check did not run)."""
     r = paper_day(seed).result
     eq = r.equilibrium
     base_sold = np.minimum(r.baseline_demand, r.supply)
+    verdict = dv2g_to_dict(r)["slots"]
     rows: list[Record] = []
     for t in range(r.supply.shape[0]):
         if not (r.supply[t] > 0).any():
@@ -363,6 +375,9 @@ def fig10_welfare_rows(seed: int, quick: bool) -> list[Record]:
                 "first_bid_sold_kwh": float(base_sold[t].sum()),
                 "stackelberg_sold_kwh": float(eq.sold[t].sum()),
                 "converged": bool(eq.converged[t]),
+                "nash": verdict[t]["nash"],
+                "deviating": " ".join(verdict[t]["deviating"] or ()),
+                "pivotal": " ".join(verdict[t]["pivotal"] or ()),
             }
         )
     return rows
@@ -569,14 +584,14 @@ def _plot_fig7(rows: Sequence[Record], axes: Any) -> None:
     ax2.plot(its, ubar, "s--", color="tab:red", label="grids' welfare u_bar")
     ax2.set_ylabel("grids' welfare u_bar")
     for ax in axes:
-        ax.set_xlabel(f"Stackelberg iteration (hour {rows[0]['slot']})")
+        ax.set_xlabel(f"Algorithm 2 round: bisection midpoint (hour {rows[0]['slot']})")
         ax.grid(alpha=0.3)
 
 
 def _plot_fig8(rows: Sequence[Record], axes: Any) -> None:
     for ax, loop, label in (
-        (axes[0], "egt", "replicator step (Algorithm 1, first prices)"),
-        (axes[1], "stackelberg", "price update (Algorithm 2)"),
+        (axes[0], "egt", "replicator step, eq. 32 from uniform (Algorithm 1, first prices)"),
+        (axes[1], "stackelberg", "Algorithm 2 round: bisection midpoint (0: first prices)"),
     ):
         sub = [r for r in rows if r["loop"] == loop]
         for ev, (xs, ys) in _series(sub, "ev", "probability", "iteration").items():
@@ -605,7 +620,7 @@ def _plot_fig9(rows: Sequence[Record], panels: Any) -> None:
         axes.plot(xs, ys, "o-", label=ev)
     axes.axhline(1.0, color="grey", lw=0.8)
     axes.set_yscale("log")  # an EV the grids dropped starts at R of 1e7 and more
-    axes.set_xlabel(f"Stackelberg iteration (hour {rows[0]['slot']})")
+    axes.set_xlabel(f"Algorithm 2 round: bisection midpoint (hour {rows[0]['slot']})")
     axes.set_ylabel("supply / demand R_m (eq. 19, log scale)")
     axes.grid(alpha=0.3)
     axes.legend()
@@ -618,7 +633,7 @@ def _plot_fig11(rows: Sequence[Record], axes: Any) -> None:
         c=[r["price"] for r in rows],
         cmap="viridis",
     )
-    axes[0].set_xlabel("Stackelberg iteration")
+    axes[0].set_xlabel("Algorithm 2 round (0: first prices)")
     axes[0].set_ylabel("selection probability Q")
     axes[0].figure.colorbar(sc, ax=axes[0], label="price")
     sc = axes[1].scatter(
@@ -667,7 +682,7 @@ def _plot_convergence(rows: Sequence[Record], axes: Any) -> None:
     for hour, (xs, ys) in _series(rows, "hour", "residual", "iteration").items():
         axes[0].plot(xs, np.maximum(ys, 1e-12), "o-", ms=3, lw=1, label=f"hour {hour}")
     axes[0].set_yscale("log")  # a slot settled at once shows one point (its residual, or 1e-12)
-    axes[0].set_xlabel("Stackelberg iteration")
+    axes[0].set_xlabel("Algorithm 2 round (bisection)")
     axes[0].set_ylabel("residual (eq. 40, relative)")
     axes[0].legend(fontsize=6, ncol=2)
     last = {r["hour"]: r for r in rows}
@@ -795,6 +810,41 @@ def _fig9_claims(rows: Sequence[Record]) -> dict[str, Any]:
     return {"ratio_first_last": ratio, "holds": rises}
 
 
+def _fig7_claims(rows: Sequence[Record]) -> dict[str, Any]:
+    """Algorithm 2's rounds in the traced slot: the mean price and the EVs' mean net utility at
+    the first prices (iteration 0) and at the last round, the last round's residual (eq. 40)."""
+    last = max(r["iteration"] for r in rows)
+
+    def mean(key: str, k: int) -> float:
+        return float(np.mean([r[key] for r in rows if r["iteration"] == k]))
+
+    end = [r["price"] for r in rows if r["iteration"] == last]
+    return {
+        "slot": rows[0]["slot"],
+        "sellers": len(end),
+        "price_updates": last,
+        "mean_price_first_last": [mean("price", 0), mean("price", last)],
+        "common_price": end[0] if max(end) - min(end) <= 1e-12 * max(end) else None,
+        "ev_net_utility_first_last": [mean("ev_net_utility", 0), mean("ev_net_utility", last)],
+        "final_residual": next(r["residual"] for r in rows if r["iteration"] == last),
+    }
+
+
+def _nash_claims(rows: Sequence[Record]) -> dict[str, Any]:
+    """The Nash check over the slots with sellers (``fig10_welfare`` rows): how many are a Nash
+    equilibrium of the price game, the slots that are not with their deviating EVs, and whether
+    the pivotal (Bertrand-Edgeworth) case occurs; ``checked`` false where the check did not run."""
+    checked = [r for r in rows if r["nash"] is not None]
+    return {
+        "checked": len(checked) == len(rows),
+        "slots_played": len(rows),
+        "nash_slots": sum(bool(r["nash"]) for r in checked),
+        "deviating": {str(r["hour"]): r["deviating"] for r in checked if not r["nash"]},
+        "pivotal": {str(r["hour"]): r["pivotal"] for r in checked if r["pivotal"]},
+        "pivotal_occurs": any(r["pivotal"] for r in checked),
+    }
+
+
 def claims(results: Mapping[str, Sequence[Record]]) -> dict[str, Any]:
     """What the runs say about the paper's claims (docs/dv2g.md#reproducing-the-paper), from the
     figures' records only."""
@@ -837,10 +887,8 @@ def claims(results: Mapping[str, Sequence[Record]]) -> dict[str, Any]:
         },
         "fig8_selection": _fig8_claims(results["fig8"]),
         "fig9_supply_demand_rises": _fig9_claims(trace),
-        "fig7_prices_settle": {
-            "slot": trace[0]["slot"],
-            "price_updates": max(r["iteration"] for r in trace),
-        },
+        "fig7_prices_settle": _fig7_claims(trace),
+        "nash": _nash_claims(welfare),
         "convergence": {
             "slots_played": len(conv),
             "stackelberg_converged": sum(r["converged"] for r in conv.values()),
