@@ -173,13 +173,12 @@ def uniform_start(active: BoolArray) -> FloatArray:
 
 
 def _rationed_share(c: FloatArray, f: Followers) -> FloatArray:
-    """r in (0, 1] with r A - r^2 B = c (the smaller root, written without cancellation); 1
-    where no root lies below 1 (W <= c: not rationed; no division, so no overflow where A ~ 0)."""
+    """r in (0, 1] with r A - r^2 B = c (the smaller root, written without cancellation),
+    capped at 1 where no root lies below 1 (W <= c: not rationed), so A ~ 0 cannot overflow."""
     disc = np.sqrt(np.maximum(f.a * f.a - 4.0 * f.b * c, 0.0))
-    den, num = f.a + disc, 2.0 * np.asarray(c, dtype=float)
-    r = np.ones(np.broadcast_shapes(den.shape, num.shape))
-    np.divide(num, den, out=r, where=den > num)
-    return np.maximum(r, TINY)
+    num = 2.0 * c
+    den = np.maximum(f.a + disc, num)  # no root below 1 (A ~ 0 too): num / num
+    return np.maximum(num / np.maximum(den, TINY, out=den), TINY)
 
 
 def selection_fixed_point(
