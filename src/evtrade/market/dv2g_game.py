@@ -44,8 +44,12 @@ cannot overshoot, so it cannot chatter across the tie as a fixed gain sigma2 did
 is the sign of the excess of the EVs at the common price (they share it: a tie fills them at one
 rate; when the common price is rationed, all of them are). The level starts at the lowest floor.
 The stopping rule (40), relative: |D_m - B_s,m| <= ``tol2`` B_s,m for every EV, or its price at
-its floor with D_m <= B_s,m, and Algorithm 1 converged. A bracket shrunk to rounding without (40)
-stops the slot as not converged.
+its floor with D_m <= B_s,m, and Algorithm 1 converged. Where the demand is so steep that no
+float meets (40) (e.g. xi / kappa >= 1e12, or a 1e-12 kWh supply), the bracket is bisected to
+one ulp and both ends played: the slot is converged, flagged ``resolution``, if at p_lo
+(reported) every EV at the level sells its whole supply, at p_hi their excess is <= 0, every
+other EV meets (40) and Algorithm 1 converged; the residual is the excess at p_lo. Otherwise, or
+at ``max_iter2``, the slot stops as not converged.
 
 **Is it a Nash equilibrium of the price game?** (:func:`deviations`, issue 15). The clearing
 prices are not always one: an EV at its floor that the cheaper EVs cannot replace (pivotal,
@@ -283,7 +287,9 @@ class Equilibrium:
     what each EV sells (min(D_m, B_s,m)), the grids' welfare (u_bar), the common price level p
     (``level``, (T,)), the outer loop's ``iterations`` (T,), ``residuals`` ((iterations, T): max
     relative excess of an EV off its floor, eq. 40), ``converged`` (T,), and Algorithm 1's total
-    iterations per slot (``egt_iterations``) and whether its last run converged."""
+    iterations per slot (``egt_iterations``) and whether its last run converged. ``resolution``
+    (T,): converged at the price's float resolution (module docstring), then ``level_above`` the
+    next float above ``level`` and ``excess_above`` the level EVs' excess there (nan elsewhere)."""
 
     price: FloatArray
     selection: Selection
