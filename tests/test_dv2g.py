@@ -661,41 +661,22 @@ def test_smooth_markets_clear_by_eq40_not_by_resolution(name: str) -> None:
 def test_the_json_says_a_slot_cleared_to_the_price_resolution() -> None:
     """A's seed 43: slots 1 and 2 (grid g1: xi 1e9, kappa 1e-9) clear to one ulp; the JSON says
     so and gives the next float and the excess there, slot 0 (no game) does not."""
+    evs = {  # id: (production_kw, consumption_kw)
+        "e0": ([1.672, 1.671, 0.024], [1.854, 5.029, 3.211]),
+        "e2": ([0.0, 0.715, 3.027], [1.824, 2.487, 0.56]),
+        "e3": ([0.497, 3.235, 0.0], [1.733, 1.923, 0.0]),
+    }
+    grids = {  # id: (production_kw, consumption_kw, xi, kappa)
+        "g0": ([0.0, 0.0, 2.731], [4.808, 4.579, 0.0], 1.0, 1.0),
+        "g1": ([0.0, 0.0, 0.0], [3.399, 5.273, 2.979], 1e9, 1e-9),
+    }
     day = {
         "slots": {"count": 3, "hours": 8.0},
         "esu": {"capacity_kwh": 0.0},
-        "evs": [
-            {
-                "id": "e0",
-                "production_kw": [1.672, 1.671, 0.024],
-                "consumption_kw": [1.854, 5.029, 3.211],
-            },
-            {
-                "id": "e2",
-                "production_kw": [0.0, 0.715, 3.027],
-                "consumption_kw": [1.824, 2.487, 0.56],
-            },
-            {
-                "id": "e3",
-                "production_kw": [0.497, 3.235, 0.0],
-                "consumption_kw": [1.733, 1.923, 0.0],
-            },
-        ],
+        "evs": [{"id": k, "production_kw": p, "consumption_kw": c} for k, (p, c) in evs.items()],
         "grids": [
-            {
-                "id": "g0",
-                "production_kw": [0.0, 0.0, 2.731],
-                "consumption_kw": [4.808, 4.579, 0.0],
-                "xi": 1.0,
-                "kappa": 1.0,
-            },
-            {
-                "id": "g1",
-                "production_kw": [0.0, 0.0, 0.0],
-                "consumption_kw": [3.399, 5.273, 2.979],
-                "xi": 1e9,
-                "kappa": 1e-9,
-            },
+            {"id": k, "production_kw": p, "consumption_kw": c, "xi": x, "kappa": kp}
+            for k, (p, c, x, kp) in grids.items()
         ],
     }
     record = dv2g_to_dict(run_dv2g(dv2g_from_dict(day)))
