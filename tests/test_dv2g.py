@@ -658,28 +658,31 @@ def test_smooth_markets_clear_by_eq40_not_by_resolution(name: str) -> None:
     assert not eq.resolution.any() and np.isnan(eq.level_above).all()
 
 
+#: A's fuzz seed 43: slots 1 and 2 (grid g1: xi 1e9, kappa 1e-9) clear only to one ulp.
+_STEEP_EVS = {  # id: (production_kw, consumption_kw)
+    "e0": ([1.672, 1.671, 0.024], [1.854, 5.029, 3.211]),
+    "e2": ([0.0, 0.715, 3.027], [1.824, 2.487, 0.56]),
+    "e3": ([0.497, 3.235, 0.0], [1.733, 1.923, 0.0]),
+}
+_STEEP_GRIDS = {  # id: (production_kw, consumption_kw, xi, kappa)
+    "g0": ([0.0, 0.0, 2.731], [4.808, 4.579, 0.0], 1.0, 1.0),
+    "g1": ([0.0, 0.0, 0.0], [3.399, 5.273, 2.979], 1e9, 1e-9),
+}
+STEEP_DAY: dict[str, Any] = {
+    "slots": {"count": 3, "hours": 8.0},
+    "esu": {"capacity_kwh": 0.0},
+    "evs": [{"id": k, "production_kw": p, "consumption_kw": c} for k, (p, c) in _STEEP_EVS.items()],
+    "grids": [
+        {"id": k, "production_kw": p, "consumption_kw": c, "xi": x, "kappa": kp}
+        for k, (p, c, x, kp) in _STEEP_GRIDS.items()
+    ],
+}
+
+
 def test_the_json_says_a_slot_cleared_to_the_price_resolution() -> None:
     """A's seed 43: slots 1 and 2 (grid g1: xi 1e9, kappa 1e-9) clear to one ulp; the JSON says
     so and gives the next float and the excess there, slot 0 (no game) does not."""
-    evs = {  # id: (production_kw, consumption_kw)
-        "e0": ([1.672, 1.671, 0.024], [1.854, 5.029, 3.211]),
-        "e2": ([0.0, 0.715, 3.027], [1.824, 2.487, 0.56]),
-        "e3": ([0.497, 3.235, 0.0], [1.733, 1.923, 0.0]),
-    }
-    grids = {  # id: (production_kw, consumption_kw, xi, kappa)
-        "g0": ([0.0, 0.0, 2.731], [4.808, 4.579, 0.0], 1.0, 1.0),
-        "g1": ([0.0, 0.0, 0.0], [3.399, 5.273, 2.979], 1e9, 1e-9),
-    }
-    day = {
-        "slots": {"count": 3, "hours": 8.0},
-        "esu": {"capacity_kwh": 0.0},
-        "evs": [{"id": k, "production_kw": p, "consumption_kw": c} for k, (p, c) in evs.items()],
-        "grids": [
-            {"id": k, "production_kw": p, "consumption_kw": c, "xi": x, "kappa": kp}
-            for k, (p, c, x, kp) in grids.items()
-        ],
-    }
-    record = dv2g_to_dict(run_dv2g(dv2g_from_dict(day)))
+    record = dv2g_to_dict(run_dv2g(dv2g_from_dict(STEEP_DAY)))
     assert record["converged"]
     flags = [s["convergence"]["price_resolution"] for s in record["slots"]]
     assert flags == [False, True, True]

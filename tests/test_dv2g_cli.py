@@ -255,3 +255,14 @@ def test_unknown_keys_warn_and_the_day_runs(tmp_path: Path) -> None:
         "warning: grid 'g2' production_kw: unknown key 'varation' ignored "
         "(did you mean 'variation'?)",
     ]
+
+
+def test_table_says_a_slot_cleared_only_to_the_float_resolution(tmp_path: Path) -> None:
+    """The table's Stackelberg iterations name the two slots of the steep day that clear to one
+    ulp of the price, and only those; nothing is said to have failed."""
+    from tests.test_dv2g import STEEP_DAY
+
+    result = runner.invoke(app, ["dv2g", str(_write(tmp_path, STEEP_DAY))], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert result.stdout.count("(to float resolution)") == 2
+    assert "NOT converged" not in result.output

@@ -606,7 +606,7 @@ def dv2g_day(d: Mapping[str, Any]) -> None:
             fmt(s["sold_kwh"], 3),
             fmt(s["welfare"]),
             fmt(fb["grid_welfare"] + fb["ev_revenue"]),
-            f"{c['iterations']}{'' if c['converged'] else ' (NOT converged)'}",
+            f"{c['iterations']}{_convergence_note(c)}",
             str(c["egt_iterations"]),
             _nash_cell(s),
         )
@@ -666,6 +666,13 @@ def _dv2g_deviations(d: Mapping[str, Any]) -> None:
                     f"gains {e['deviation_gain']:.6g} by moving its price {e['price']:.6g} -> "
                     f"{e['best_deviation_price']:.6g}"
                 )
+
+
+def _convergence_note(c: Mapping[str, Any]) -> str:
+    """'' for a slot cleared by eq. 40; say when it is not, or only to the price's float step."""
+    if not c["converged"]:
+        return " (NOT converged)"
+    return " (to float resolution)" if c["price_resolution"] else ""
 
 
 def dv2g_not_converged(d: Mapping[str, Any]) -> None:
