@@ -48,9 +48,10 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         yield svc
 
 
-# Slow (`make test-slow`): the same walk runs by default by role and label
-# (test_webapp_driver_browser, issue 13); axe-core and the 390 px width in test_webapp_a11y, on the
-# demo's settled round in test_webapp_demo; the dashboard in test_webapp_dashboard.
+# Slow (`make test-slow`): the same walk runs by default by role and label, with axe-core in each
+# of its states (test_webapp_driver_browser, issue 13); every page's axe scan and the 390 px width
+# in test_webapp_a11y, the demo's settled round in test_webapp_demo; the dashboard in
+# test_webapp_dashboard.
 @pytest.mark.slow
 def test_whole_flow_by_clicking(service: Service) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,7 @@ from tests.test_service_browser import (  # noqa: F401  (service: the module's f
     FLAGS,
     service,
 )
+from tests.test_webapp_a11y import accessibility_problems
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -60,6 +61,14 @@ def test_driver_flow_by_role_and_label(service: Service) -> None:  # noqa: F811
             expect(page.locator("#history")).to_contain_text("top-up of")
             expect(page.locator("#history")).to_contain_text("confirmed")
 
+        # axe-core in every state of the flow: serious or critical violations fail the test.
+        problems: list[str] = []
+
+        def scan(where: str, on: Page) -> None:
+            found = accessibility_problems(on)
+            if found:
+                problems.append(f"{where}:\n{found}")
+
         page = browser.new_page(viewport={"width": 1100, "height": 1600})
         page.set_default_timeout(90_000)
         unlock(page, buyer, "buyer", 100)
@@ -74,6 +83,7 @@ def test_driver_flow_by_role_and_label(service: Service) -> None:  # noqa: F811
         expect(status).to_contain_text("pending")
         expect(status).to_contain_text("waiting for replies")
         page.screenshot(path=str(SHOTS / "buyer-pending.png"), full_page=True)
+        scan("buyer, request pending", page)
 
         # Each seller replies; its page shows "replied" and no Reply form for the round, at once
         # and without a reload.
@@ -91,6 +101,7 @@ def test_driver_flow_by_role_and_label(service: Service) -> None:  # noqa: F811
             expect(sp.locator(".reply-status")).to_contain_text("pending")
             seller_pages.append(sp)
         seller_pages[0].screenshot(path=str(SHOTS / "seller-replied.png"), full_page=True)
+        scan("seller, reply sealed", seller_pages[0])
 
         # After the window the RSU reveals the bids: offers priced, with what accepting gives.
         expect(status).to_contain_text("priced")
@@ -101,6 +112,7 @@ def test_driver_flow_by_role_and_label(service: Service) -> None:  # noqa: F811
         for sp in seller_pages:
             expect(sp.locator(".reply-status")).to_contain_text("priced")
         page.screenshot(path=str(SHOTS / "buyer-offers.png"), full_page=True)
+        scan("buyer, offers to accept", page)
         accept.click()
         expect(status).to_contain_text("completed")
         expect(status).to_contain_text("bought 12.000 kWh")
@@ -113,16 +125,20 @@ def test_driver_flow_by_role_and_label(service: Service) -> None:  # noqa: F811
         assert sum("completed" in t for t in texts) == 1, texts
         assert sum("buyer chose another offer" in t for t in texts) == 1, texts
         seller_pages[0].screenshot(path=str(SHOTS / "seller-after-choice.png"), full_page=True)
+        scan("seller, after the buyer's choice", seller_pages[0])
 
         page.get_by_role("button", name="Collect").click()
         expect(page.locator("#collect-result")).to_contain_text(re.compile(r"Received \d"))
         expect(page.locator("#history")).to_contain_text("refund of the escrow")
         expect(page.locator("#bought")).to_have_text("12.000")
         page.screenshot(path=str(SHOTS / "buyer-collected.png"), full_page=True)
+        scan("buyer, trade completed and collected", page)
 
         winner = seller_pages[[("completed" in t) for t in texts].index(True)]
         winner.get_by_role("button", name="Withdraw").click()
         expect(winner.locator("#collect-result")).to_contain_text(re.compile(r"Received \d"))
         expect(winner.locator("#history")).to_contain_text("withdraw")
         winner.screenshot(path=str(SHOTS / "seller-withdrawn.png"), full_page=True)
+        scan("seller, withdrawn", winner)
         browser.close()
+    assert not problems, "\n".join(problems)
