@@ -60,8 +60,6 @@ class Dv2gResult:
     equilibrium: Equilibrium
     baseline_price: FloatArray
     baseline_demand: FloatArray
-    baseline_q: FloatArray
-    baseline_welfare: FloatArray
     baseline_selection: Selection
     xi: FloatArray
     kappa: FloatArray
@@ -77,6 +75,16 @@ class Dv2gResult:
     def need(self) -> FloatArray:
         """G_n per slot, (T, N)."""
         return self.grid_balance.buy_kwh.T
+
+    @property
+    def baseline_q(self) -> FloatArray:
+        """The grids' selection Q at the first bids, (T, M)."""
+        return self.baseline_selection.q
+
+    @property
+    def baseline_welfare(self) -> FloatArray:
+        """The grids' welfare u_bar at the first bids, (T,)."""
+        return self.baseline_selection.u_bar
 
 
 def initial_prices(scenario: Dv2gScenario, floor: FloatArray) -> FloatArray:
@@ -128,8 +136,6 @@ def run_dv2g(scenario: Dv2gScenario, params: GameOptions | None = None) -> Dv2gR
         equilibrium=eq,
         baseline_price=base_price,
         baseline_demand=base_demand,
-        baseline_q=base_sel.q,
-        baseline_welfare=base_sel.u_bar,
         baseline_selection=base_sel,
         xi=xi,
         kappa=kappa,
