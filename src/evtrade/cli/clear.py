@@ -79,15 +79,12 @@ def clear(
         grid_sell=grid_sell,
     )
     record = result.to_dict()
-    # Refuses NaN / Infinity: a result that is not finite is reported, never printed.
-    text = render.json_text(record, finite=True)
-    # After the work: a command that fails says one line, the error.
-    for line in loaded.warnings:
-        render.warning(line)
-    if output is OutputFormat.json:
-        render.echo(text)
-    else:
-        render.clearing(record, all_pairs=all_pairs)
+    render.result(
+        record,
+        as_json=output is OutputFormat.json,
+        table=lambda: render.clearing(record, all_pairs=all_pairs),
+        warnings=loaded.warnings,
+    )
 
 
 def montecarlo(

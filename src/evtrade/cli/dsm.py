@@ -39,12 +39,9 @@ def schedule(
     """
     result = get("dsm").run(load_day(scenario), DsmParams(optimum=optimum))
     record = schedule_to_dict(result)
-    # Refuses NaN / Infinity: a result that is not finite is reported, never printed.
-    text = render.json_text(record, finite=True)
-    if output is OutputFormat.json:
-        render.echo(text)
-    else:
-        render.day_schedule(record)
+    render.result(
+        record, as_json=output is OutputFormat.json, table=lambda: render.day_schedule(record)
+    )
     if not record["equilibrium"]["converged"]:
         render.not_converged(record["equilibrium"])
 

@@ -30,14 +30,11 @@ def dv2g(scenario: ScenarioArgument, output: FormatOption = OutputFormat.table) 
     """
     loaded = load_dv2g_with_warnings(scenario)
     record = dv2g_to_dict(get("dv2g").run(loaded.scenario))
-    # Refuses NaN / Infinity: a result that is not finite is reported, never printed.
-    text = render.json_text(record, finite=True)
-    # After the work: a command that fails says one line, the error.
-    for line in loaded.warnings:
-        render.warning(line)
-    if output is OutputFormat.json:
-        render.echo(text)
-    else:
-        render.dv2g_day(record)
+    render.result(
+        record,
+        as_json=output is OutputFormat.json,
+        table=lambda: render.dv2g_day(record),
+        warnings=loaded.warnings,
+    )
     if not record["converged"]:
         render.dv2g_not_converged(record)

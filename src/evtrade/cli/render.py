@@ -43,6 +43,26 @@ def json_text(data: Any, *, finite: bool = False) -> str:
     return json.dumps(data, indent=2, allow_nan=not finite)
 
 
+def result(
+    record: Mapping[str, Any],
+    *,
+    as_json: bool,
+    table: Callable[[], None],
+    warnings: Sequence[str] = (),
+) -> None:
+    """A command's result once its work is done: the input file's ``warnings`` on stderr, then
+    ``record`` as JSON or its ``table``. The JSON text is made first: a record that is not finite
+    (NaN, Infinity) is refused (a ``ValueError``, one line at the boundary) before anything is
+    printed, so a command that fails says one line, the error."""
+    text = json_text(record, finite=True)
+    for line in warnings:
+        warning(line)
+    if as_json:
+        echo(text)
+    else:
+        table()
+
+
 def echo(text: str) -> None:
     """One line (or block) on stdout."""
     typer.echo(text)
